@@ -1,0 +1,3 @@
+from labwork.cli import main
+
+main()

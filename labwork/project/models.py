@@ -1,0 +1,123 @@
+"""Project files as pydantic models (DESIGN.md §2). Secrets are never stored: fields ending in
+`_env` name an environment variable that holds them."""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def check_name(value: str, what: str = "name") -> str:
+    if not NAME_RE.match(value):
+        raise ValueError(f"{what} {value!r} must be 1-64 letters, digits, '_', '-' or '.', "
+                         "starting with a letter or digit")
+    return value
+
+
+class ProjectSection(Strict):
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v.strip() or len(v) > 100 or any(c in v for c in "/\\\n"):
+            raise ValueError("project name must be 1-100 characters without '/', '\\' or newlines")
+        return v
+
+
+class DefaultsSection(Strict):
+    runconfig: str = "local"
+
+
+class ProjectFile(Strict):
+    """labwork.toml"""
+
+    project: ProjectSection
+    defaults: DefaultsSection = Field(default_factory=DefaultsSection)
+
+
+class LocalTarget(Strict):
+    type: Literal["local"] = "local"
+    description: str | None = None
+
+
+class SparkTarget(Strict):
+    type: Literal["spark"] = "spark"
+    master: str = "local[*]"
+    via: Literal["kernel", "livy"] = "kernel"
+    description: str | None = None
+
+    @field_validator("master")
+    @classmethod
+    def _master(cls, v: str) -> str:
+        if not re.match(r"^(local(\[(\*|\d+)(,\d+)?\])?|spark://.+|yarn|k8s://.+|mesos://.+)$", v):
+            raise ValueError("master must be local, local[N], local[*], spark://HOST:PORT, yarn or k8s://URL")
+        return v
+
+
+class LivyTarget(Strict):
+    type: Literal["livy"] = "livy"
+    url: str
+    auth: Literal["none", "basic", "kerberos"] = "none"
+    username: str | None = None
+    password_env: str | None = None
+    description: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError("url must start with http:// or https:// and name a host")
+        return v.rstrip("/")
+
+
+class DockerTarget(Strict):
+    type: Literal["docker"] = "docker"
+    image: str
+    description: str | None = None
+
+
+class RemoteTarget(Strict):
+    type: Literal["remote"] = "remote"
+    host: str
+    user: str | None = None
+    port: int = Field(default=22, ge=1, le=65535)
+    key_file: str | None = None
+    python: str = "python3"
+    description: str | None = None
+
+
+ComputeTarget = Annotated[LocalTarget | SparkTarget | LivyTarget | DockerTarget | RemoteTarget,
+                          Field(discriminator="type")]
+TARGET_KINDS = ("local", "spark", "livy", "docker", "remote")
+
+
+class EnvironmentSection(Strict):
+    """`requirements` unset means the interpreter labwork runs in."""
+
+    requirements: str | None = None
+    python: str | None = None  # interpreter used to build the venv; default: the current one
+
+
+class RunConfig(Strict):
+    target: str
+    framework: Literal["python", "pyspark", "spark"] = "python"
+    environment: EnvironmentSection = Field(default_factory=EnvironmentSection)
+    env: dict[str, str] = Field(default_factory=dict)
+    spark: dict[str, str] = Field(default_factory=dict)
+    history: bool = False  # run history on by default in this run configuration's kernels
+    description: str | None = None
+
+    @field_validator("spark", mode="before")
+    @classmethod
+    def _stringify(cls, v: object) -> object:
+        if isinstance(v, dict):
+            return {str(k): str(val).lower() if isinstance(val, bool) else str(val) for k, val in v.items()}
+        return v

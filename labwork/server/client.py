@@ -1,0 +1,71 @@
+"""The CLI's way to the control plane: found through LABWORK_HOME, started when absent."""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import httpx
+
+from labwork import errors
+from labwork.server.auth import load_or_create_token
+from labwork.server.daemon import running, start_background
+from labwork.settings import Settings, load_settings
+
+_BY_STATUS = {400: errors.ConfigError, 403: errors.Forbidden, 404: errors.NotFound,
+              409: errors.Conflict, 503: errors.Unavailable}
+_BY_NAME = {cls.__name__: cls for cls in (errors.LabworkError, errors.ConfigError, errors.NotFound,
+                                          errors.Conflict, errors.Forbidden, errors.Unavailable)}
+
+
+class ControlClient:
+    def __init__(self, base_url: str, token: str, timeout: float = 120.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout,
+                                  headers={"Authorization": f"Bearer {token}"})
+
+    def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
+                **kwargs: Any) -> Any:
+        """Send a request; error answers become the matching LabworkError."""
+        try:
+            r = self._http.request(method, path, json=json, params=params, **kwargs)
+        except httpx.HTTPError as exc:
+            raise errors.Unavailable(f"control plane at {self.base_url} did not answer: {exc}") from exc
+        if r.status_code >= 400:
+            try:
+                body = r.json()
+            except ValueError:
+                body = {"msg": r.text}
+            msg = body.get("msg") or body.get("detail") or r.text
+            cls = _BY_NAME.get(body.get("error", ""), _BY_STATUS.get(r.status_code, errors.LabworkError))
+            exc = cls.__new__(cls)
+            errors.LabworkError.__init__(exc, str(msg), where=body.get("where"), hint=body.get("hint"),
+                                         details=body.get("details"))
+            raise exc
+        if not r.content:
+            return None
+        ctype = r.headers.get("content-type", "")
+        return r.json() if "json" in ctype else r.text
+
+    def stream(self, method: str, path: str, **kwargs: Any):
+        return self._http.stream(method, path, **kwargs)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def connect(settings: Settings | None = None, *, autostart: bool = True, quiet: bool = False) -> ControlClient:
+    """A client for this LABWORK_HOME's control plane, starting one in the background if needed."""
+    settings = settings or load_settings()
+    info = running(settings)
+    if info is None:
+        if not autostart:
+            raise errors.Unavailable(f"no control plane runs for {settings.home}",
+                                     hint="start one with 'labwork serve'")
+        if not quiet:
+            print(f"labwork: no control plane runs for {settings.home}; starting one in the background "
+                  f"(log: {settings.logs_dir / 'control.log'})", file=sys.stderr)
+        info = start_background(settings)
+        if not quiet:
+            print(f"labwork: control plane started at {info['url']}", file=sys.stderr)
+    return ControlClient(info["url"], load_or_create_token(settings.token_file))

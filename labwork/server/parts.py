@@ -1,0 +1,23 @@
+"""Every part of the control plane plugs in here, one `attach(app, ctx)` each.
+
+A part includes its routers, stores its long-lived objects in `ctx.parts` and appends start-up and
+shut-down hooks to `ctx.startup` / `ctx.shutdown`.
+"""
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from labwork.server.context import Context
+
+
+def attach_parts(app: FastAPI, ctx: Context) -> None:
+    from labwork.server.routes import projects
+    projects.attach(app, ctx)
+    from labwork.notebooks import service as notebooks
+    notebooks.attach(app, ctx)
+    from labwork.history import service as history
+    history.attach(app, ctx)
+    from labwork.gateway import mount as gateway
+    gateway.attach(app, ctx)
+    from labwork.dashboard import pages as dashboard
+    dashboard.attach(app, ctx)

@@ -1,0 +1,43 @@
+"""/api/projects: registration and project files as the dashboard and CLI see them."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from pydantic import BaseModel, ConfigDict
+
+from labwork.project.describe import describe_project
+from labwork.project.registry import get_project_row, list_projects, register_project
+from labwork.server.auth import require_token
+from labwork.server.context import Context
+
+router = APIRouter(prefix="/api/projects", tags=["projects"], dependencies=[Depends(require_token)])
+
+
+class RegisterBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str
+
+
+def _ctx(request: Request) -> Context:
+    return request.app.state.ctx
+
+
+@router.get("")
+def projects(request: Request) -> list[dict[str, Any]]:
+    return list_projects(_ctx(request).store)
+
+
+@router.post("", status_code=201)
+def register(body: RegisterBody, request: Request) -> dict[str, Any]:
+    return register_project(_ctx(request).store, body.path)
+
+
+@router.get("/{ref}")
+def project(ref: str, request: Request) -> dict[str, Any]:
+    row = get_project_row(_ctx(request).store, ref)
+    return row | describe_project(row["path"])
+
+
+def attach(app: FastAPI, ctx: Context) -> None:
+    app.include_router(router)
