@@ -93,6 +93,9 @@ class Settings(Strict):
         return self.home / "control.json"
 
 
+_SECTIONS = {"gateway", "history"}
+
+
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     """LABWORK_PORT=1 -> {"port": "1"}; LABWORK_GATEWAY__MASTER=x -> {"gateway": {"master": x}}."""
     out: dict[str, Any] = {}
@@ -102,7 +105,9 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
             continue
         path = key[len(ENV_PREFIX):].lower().split("__")
         if path[0] not in known:
-            continue  # other LABWORK_* variables (LABWORK_TOKEN, kernel context) are not settings
+            continue  # other LABWORK_* variables (LABWORK_URL, kernel context) are not settings
+        if len(path) == 1 and path[0] in _SECTIONS:
+            continue  # LABWORK_HISTORY=1 is the kernel's history default, not the [history] section
         node = out
         for part in path[:-1]:
             node = node.setdefault(part, {})

@@ -13,9 +13,11 @@ from labwork.settings import load_settings
 def serve(host: Annotated[Optional[str], typer.Option(help="address to bind (default 127.0.0.1)")] = None,
           port: Annotated[Optional[int], typer.Option(help="port (default 8790; 0 = any free)")] = None,
           db: Annotated[Optional[str], typer.Option(help="SQLAlchemy URL, e.g. postgresql+psycopg://...")] = None,
-          home: Annotated[Optional[Path], typer.Option(help="state folder (default LABWORK_HOME)")] = None) -> None:
+          home: Annotated[Optional[Path], typer.Option(help="state folder (default LABWORK_HOME)")] = None,
+          sample: Annotated[Optional[list[Path]], typer.Option(help="register this project folder at start")] = None) -> None:
     """Run the control plane (API, dashboard, Spark gateway) in the foreground."""
-    serve_control_plane(load_settings(flags={"host": host, "port": port, "db": db, "home": home}))
+    serve_control_plane(load_settings(flags={"host": host, "port": port, "db": db, "home": home}),
+                        projects=[str(p) for p in sample or []])
 
 
 def register(app: typer.Typer) -> None:

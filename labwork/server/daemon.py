@@ -79,8 +79,8 @@ def running(settings: Settings, timeout: float = 2.0) -> dict[str, Any] | None:
     return info if r.status_code == 200 else None
 
 
-def serve(settings: Settings) -> None:
-    """Run the control plane in this process until interrupted."""
+def serve(settings: Settings, projects: list[str] | None = None) -> None:
+    """Run the control plane in this process until interrupted; `projects` are registered first."""
     import uvicorn
 
     from labwork.server.app import create_app
@@ -99,11 +99,15 @@ def serve(settings: Settings) -> None:
     url = f"http://{host_for_url}:{port}"
     app = create_app(settings, url=url)
     token = app.state.ctx.token
+    from labwork.project.registry import register_project
+    registered = [register_project(app.state.ctx.store, folder) for folder in projects or []]
     settings.control_file.write_text(json.dumps({"url": url, "pid": os.getpid(), "port": port,
                                                  "host": settings.host, "started": time.time()}))
     print(f"labwork control plane for {settings.home}", flush=True)
     print(f"  dashboard: {url}/?token={token}", flush=True)
     print(f"  API docs:  {url}/api/docs (token required)", flush=True)
+    for row in registered:
+        print(f"  project {row['name']}: {url}/projects/{row['id']}/jupyter?token={token}", flush=True)
     try:
         uvicorn.run(app, host=settings.host, port=port, log_level="warning", access_log=False)
     finally:

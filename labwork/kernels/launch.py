@@ -1,0 +1,98 @@
+"""Entry point of every labwork Python kernel: `python -m labwork.kernels.launch -f CONN`.
+
+Runs in the run configuration's environment, which may not have labwork's dependencies: only the
+standard library and ipykernel here. It records the launch with the control plane (in the
+background, never delaying the kernel), preloads the `labwork` extension and, for PySpark run
+configurations, makes `spark` and `sc` before the first cell.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+SPARK_LINES = [
+    "from labwork.kernels.spark_startup import start_spark as _labwork_start_spark",
+    "spark, sc = _labwork_start_spark()",
+    "del _labwork_start_spark",
+]
+
+
+def _kernel_id(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        conn = argv[i + 1] if arg == "-f" and i + 1 < len(argv) else (arg[3:] if arg.startswith("-f=") else None)
+        if conn:
+            name = Path(conn).stem
+            return name[len("kernel-"):] if name.startswith("kernel-") else name
+    return None
+
+
+def _control_url(home: str) -> str | None:
+    url = os.environ.get("LABWORK_URL")
+    if url:
+        return url
+    try:
+        return json.loads((Path(home) / "control.json").read_text())["url"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def record_launch(argv: list[str]) -> threading.Thread | None:
+    """Tell the control plane which notebook started with which configuration (best effort)."""
+    home = os.environ.get("LABWORK_HOME")
+    project = os.environ.get("LABWORK_PROJECT_DIR")
+    if not home or not project:
+        return None
+
+    def send() -> None:
+        try:
+            url = _control_url(home)
+            token = (Path(home) / "token").read_text().strip()
+            notebook = os.environ.get("JPY_SESSION_NAME")
+            if notebook and os.path.isabs(notebook) and notebook.startswith(project.rstrip("/") + "/"):
+                notebook = os.path.relpath(notebook, project)
+            raw_cfg = os.environ.get("LABWORK_SERVER_CONFIG")
+            body = {"project_path": project, "server_id": _int(os.environ.get("LABWORK_SERVER_ID")),
+                    "kernel_id": _kernel_id(argv), "notebook": notebook,
+                    "runconfig": os.environ.get("LABWORK_RUNCONFIG", ""),
+                    "server_config": json.loads(raw_cfg) if raw_cfg else {}}
+            req = urllib.request.Request(f"{url}/api/kernels/launched", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": f"Bearer {token}"}, method="POST")
+            urllib.request.urlopen(req, timeout=5).close()
+        except Exception as exc:  # noqa: BLE001 - never break a kernel over bookkeeping
+            print(f"labwork: could not record the kernel launch: {exc}", file=sys.stderr)
+
+    thread = threading.Thread(target=send, name="labwork-launch-record", daemon=True)
+    thread.start()
+    return thread
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    record_launch(argv)
+    unprepared = os.environ.get("LABWORK_UNPREPARED")
+    if unprepared:
+        from labwork.kernels.unprepared import UnpreparedKernel
+        from ipykernel.kernelapp import IPKernelApp
+        IPKernelApp.launch_instance(argv=argv, kernel_class=UnpreparedKernel)
+        return
+    extra = ["--IPKernelApp.extensions=labwork"]
+    if os.environ.get("LABWORK_FRAMEWORK") in ("pyspark", "spark"):
+        extra += [f"--IPKernelApp.exec_lines={line}" for line in SPARK_LINES]
+    from ipykernel.kernelapp import IPKernelApp
+    IPKernelApp.launch_instance(argv=argv + extra)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""Makes `spark` and `sc` in a PySpark run configuration's kernel, before the first cell."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+
+def start_spark(conf: dict[str, str] | None = None) -> tuple[Any, Any]:
+    """A SparkSession with master and properties from the target and the server configuration."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise ImportError("pyspark is not installed in this run configuration's environment; "
+                          "add it to the requirements or install labwork[spark]") from exc
+    conf = conf if conf is not None else json.loads(os.environ.get("LABWORK_SPARK_CONF") or "{}")
+    builder = SparkSession.builder
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark, spark.sparkContext

@@ -1,0 +1,156 @@
+"""Kernel specs made from a project's run configurations, one per run configuration.
+
+Pure functions from (project, settings, server configuration) to kernel.json-style dicts, so the
+Jupyter `KernelSpecManager` subclass, the CLI and tests share them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from labwork.kernels.environments import environment_for, labwork_shim
+from labwork.project.files import Project
+from labwork.project.models import LivyTarget, RunConfig, SparkTarget
+from labwork.settings import Settings
+
+PREFIX = "labwork-"
+RESOURCES = Path(__file__).parent / "resources"
+UMASK_PROPERTY = "spark.hadoop.fs.permissions.umask-mode"
+
+
+def kernel_name(rc_name: str) -> str:
+    return PREFIX + rc_name.lower()
+
+
+def server_spark_conf(server_config: dict[str, Any] | None) -> dict[str, str]:
+    """Spark properties from the Jupyter server's configuration (resources + extra properties)."""
+    if not server_config:
+        return {UMASK_PROPERTY: "007"}
+    from labwork.notebooks.config import ServerConfig, spark_conf
+    return spark_conf(ServerConfig.model_validate(server_config))
+
+
+def spark_conf_for(project: Project, rc: RunConfig, server_config: dict[str, Any] | None) -> dict[str, str]:
+    """Server configuration, then the run configuration's `[spark]`, then the target's master."""
+    conf = {UMASK_PROPERTY: "007"} | server_spark_conf(server_config) | dict(rc.spark)
+    target = project.target_of(rc)
+    conf["spark.master"] = target.master if isinstance(target, SparkTarget) else conf.get("spark.master", "local[*]")
+    conf.setdefault("spark.app.name", f"{project.name} {rc.target}")
+    conf.setdefault("spark.ui.showConsoleProgress", "false")
+    if conf["spark.master"].startswith("local"):  # keep a laptop's driver off the network
+        conf.setdefault("spark.driver.host", "127.0.0.1")
+        conf.setdefault("spark.driver.bindAddress", "127.0.0.1")
+    return conf
+
+
+def _uses_livy(project: Project, rc: RunConfig) -> bool:
+    target = project.target_of(rc)
+    return rc.framework in ("pyspark", "spark") and (
+        isinstance(target, LivyTarget) or (isinstance(target, SparkTarget) and target.via == "livy"))
+
+
+def kernel_spec(project: Project, rc_name: str, settings: Settings,
+                server_config: dict[str, Any] | None = None, control_url: str | None = None) -> dict[str, Any]:
+    """kernel.json for one run configuration."""
+    rc = project.runconfig(rc_name)
+    display = f"{project.name} {rc_name}"
+    base_env = {
+        "LABWORK_HOME": str(settings.home),
+        "LABWORK_PROJECT_DIR": str(project.root),
+        "LABWORK_PROJECT": project.name,
+        "LABWORK_RUNCONFIG": rc_name,
+        "LABWORK_HISTORY": "1" if rc.history else "0",
+    }
+    if control_url:
+        base_env["LABWORK_URL"] = control_url
+    if _uses_livy(project, rc):
+        return _sparkmagic_spec(project, rc_name, rc, settings, server_config, control_url, display, base_env)
+    env = environment_for(project, rc_name, settings)
+    launch_env = dict(base_env) | dict(rc.env)
+    launch_env["LABWORK_FRAMEWORK"] = rc.framework
+    if rc.framework in ("pyspark", "spark"):
+        launch_env["LABWORK_SPARK_CONF"] = json.dumps(spark_conf_for(project, rc, server_config))
+    python = env.python
+    if not env.prepared:
+        python = sys.executable
+        launch_env["LABWORK_UNPREPARED"] = (
+            f"The environment of run configuration '{rc_name}' is not prepared. "
+            f"Run: labwork experiment prepare --runconfig {rc_name}  (in {project.root})")
+    elif not env.is_current:
+        launch_env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(labwork_shim(settings)), os.environ.get("PYTHONPATH", "")) if p)
+    return {
+        "argv": [python, "-m", "labwork.kernels.launch", "-f", "{connection_file}"],
+        "display_name": display if env.prepared else f"{display} (not prepared)",
+        "language": "python",
+        "interrupt_mode": "signal",
+        "env": launch_env,
+        "metadata": {"labwork": {"project": str(project.root), "runconfig": rc_name,
+                                 "framework": rc.framework, "target": rc.target,
+                                 "prepared": env.prepared},
+                     "debugger": True},
+    }
+
+
+def _sparkmagic_spec(project: Project, rc_name: str, rc: RunConfig, settings: Settings,
+                     server_config: dict[str, Any] | None, control_url: str | None, display: str,
+                     base_env: dict[str, str]) -> dict[str, Any]:
+    from labwork.gateway.sparkmagic_kernels import sparkmagic_kernel_spec
+
+    target = project.target_of(rc)
+    conf = spark_conf_for(project, rc, server_config)
+    conf.pop("spark.master", None)  # the Livy server decides the master
+    conf["spark.labwork.project"] = str(project.root)
+    conf["spark.labwork.runconfig"] = rc_name
+    conf["spark.labwork.history"] = "true" if rc.history else "false"
+    session_conf: dict[str, Any] = {"conf": conf}
+    for key, prop in (("driverMemory", "spark.driver.memory"), ("executorMemory", "spark.executor.memory"),
+                      ("driverCores", "spark.driver.cores"), ("executorCores", "spark.executor.cores"),
+                      ("numExecutors", "spark.executor.instances")):
+        if prop in conf:
+            value = conf.pop(prop)
+            session_conf[key] = int(value) if key.endswith(("Cores", "Executors")) else value
+    if isinstance(target, LivyTarget):
+        url = target.url
+        auth = {"none": "None", "basic": "Basic_Access", "kerberos": "Kerberos"}[target.auth]
+        username = target.username
+        password = os.environ.get(target.password_env or "", "") or None
+    else:
+        from labwork.server.auth import load_or_create_token
+        url = (control_url or os.environ.get("LABWORK_URL") or f"http://127.0.0.1:{settings.port}") + "/livy"
+        auth, username, password = "Basic_Access", "labwork", load_or_create_token(settings.token_file)
+    conf_dir = settings.home / "kernels" / _slug(project) / rc_name
+    spec = sparkmagic_kernel_spec(display_name=display, language="scala" if rc.framework == "spark" else "python",
+                                  conf_dir=conf_dir, livy_url=url, auth=auth, username=username,
+                                  password=password, session_conf=session_conf)
+    spec.setdefault("env", {}).update(base_env)
+    spec.setdefault("metadata", {})["labwork"] = {"project": str(project.root), "runconfig": rc_name,
+                                                  "framework": rc.framework, "target": rc.target,
+                                                  "prepared": True, "livy": url}
+    return spec
+
+
+def _slug(project: Project) -> str:
+    import hashlib
+    return hashlib.sha1(str(project.root).encode()).hexdigest()[:12]
+
+
+def project_kernel_specs(project: Project, settings: Settings, server_config: dict[str, Any] | None = None,
+                         control_url: str | None = None) -> dict[str, dict[str, Any]]:
+    """Every run configuration's spec; one that cannot be made is skipped, never the rest."""
+    out: dict[str, dict[str, Any]] = {}
+    for rc_name in sorted(project.runconfigs):
+        try:
+            out[kernel_name(rc_name)] = kernel_spec(project, rc_name, settings, server_config, control_url)
+        except Exception as exc:  # a broken run configuration must not hide the others
+            project.problems.append(exc if hasattr(exc, "message") else _as_error(exc, project, rc_name))
+    return out
+
+
+def _as_error(exc: Exception, project: Project, rc_name: str):  # noqa: ANN202
+    from labwork.errors import ConfigError
+    return ConfigError(f"cannot make a kernel: {exc}", where=str(project.config_dir / "runconfig" / f"{rc_name}.toml"),
+                       details={"name": rc_name})

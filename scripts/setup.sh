@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Set up .venv for labwork on a fresh Debian machine: system packages, Java check, pip install.
+# Usage: scripts/setup.sh [run|test]   (test also installs chromium for the browser tests)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+purpose="${1:-run}"
+VENV="${VENV:-.venv}"
+PY="${PYTHON:-python3}"
+
+say() { printf 'labwork setup: %s\n' "$*" >&2; }
+
+# Python 3.11+
+if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+  say "Python 3.11 or newer is needed as '$PY' (set PYTHON=/path/to/python3.11)"; exit 1
+fi
+
+# Java 17+ for PySpark
+java_major() { java -version 2>&1 | awk -F'"' '/version/ {split($2, v, "."); print (v[1] == "1" ? v[2] : v[1]); exit}'; }
+if ! command -v java >/dev/null 2>&1; then
+  say "Java 17 or newer is needed for Spark and was not found."
+  say "  install it with: apt-get install -y openjdk-17-jre-headless   (or set JAVA_HOME and PATH)"; exit 1
+fi
+jm="$(java_major)"
+if [ -z "$jm" ] || [ "$jm" -lt 17 ]; then
+  say "Java 17 or newer is needed for Spark; found Java ${jm:-unknown} ($(command -v java))."
+  say "  install it with: apt-get install -y openjdk-17-jre-headless"; exit 1
+fi
+
+# Debian packages: libkrb5-dev (sparkmagic -> requests-kerberos -> gssapi builds against it),
+# chromium for the browser tests.
+need=()
+dpkg -s libkrb5-dev >/dev/null 2>&1 || need+=(libkrb5-dev)
+if [ "$purpose" = test ]; then
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing Debian packages: ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    say "these Debian packages are needed: ${need[*]}"
+    say "  install them with: sudo apt-get install -y ${need[*]}"; exit 1
+  fi
+fi
+
+# The virtual environment, reinstalled when pyproject.toml changes.
+[ -x "$VENV/bin/python" ] || { say "creating $VENV"; "$PY" -m venv "$VENV"; }
+stamp="$VENV/.labwork-installed-$(sha1sum pyproject.toml | cut -c1-12)"
+if [ ! -f "$stamp" ]; then
+  say "installing labwork and its dependencies into $VENV (first time takes a few minutes)"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -e ".[all]"
+  rm -f "$VENV"/.labwork-installed-*
+  touch "$stamp"
+fi
