@@ -35,7 +35,9 @@ _register()
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except LabworkError as exc:
         from labwork.cli.output import err_console
         err_console.print(f"[bold red]error:[/] {exc.where + ': ' if exc.where else ''}{exc.message}",

@@ -1,10 +1,301 @@
-"""Stub: this part attaches its routes and hooks to the control plane here."""
+"""Run history in the control plane: the ingestion and query routes, orphaned spools, and the
+gateway's statement hook.
+
+Routes (all need the token; see docs/history.md for shapes):
+
+    POST   /api/history/records                 records from kernels (exactly once by record id)
+    GET    /api/runs                            runs, newest first, paged and filtered
+    GET    /api/runs/{run}                      one run with entries, values and artifacts
+    DELETE /api/runs/{run}                      remove a run and its stored files
+    GET    /api/runs/{run}/values/{name}        a logged value's series
+    PUT    /api/runs/{run}/artifacts/{path}     upload a file (raw body) as outputs/...
+    GET    /api/runs/{run}/artifacts/{path}     download the newest upload of a path
+"""
 from __future__ import annotations
 
-from fastapi import FastAPI
+import asyncio
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
 
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict
+
+from labwork.errors import ConfigError, LabworkError
+from labwork.history import queries
+from labwork.server.auth import require_token
 from labwork.server.context import Context
 
+log = logging.getLogger("labwork.history")
+
+SWEEP_EVERY_S = 30.0
+
+router = APIRouter(tags=["run history"], dependencies=[Depends(require_token)])
+
+
+def _ctx(request: Request) -> Context:
+    return request.app.state.ctx
+
+
+def max_upload_bytes(ctx: Context) -> int:
+    return int(ctx.settings.history.max_upload_mb * 1024 * 1024)
+
+
+class RecordsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    records: list[dict[str, Any]]
+
+
+@router.post("/api/history/records")
+def post_records(body: RecordsBody, request: Request) -> dict[str, int]:
+    """Store records sent by a kernel, in order; ids already stored are counted as duplicates."""
+    return queries.ingest(_ctx(request).store, body.records)
+
+
+@router.get("/api/runs")
+def runs(request: Request, project: str | None = None, notebook: str | None = None,
+         status: str | None = None, since: str | None = None, until: str | None = None,
+         limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    return queries.list_runs(_ctx(request).store, project=project, notebook=notebook, status=status,
+                             since=since, until=until, limit=limit, offset=offset)
+
+
+@router.get("/api/runs/{run_id}")
+def run(run_id: str, request: Request) -> dict[str, Any]:
+    return queries.get_run(_ctx(request).store, run_id)
+
+
+@router.delete("/api/runs/{run_id}")
+def delete_run(run_id: str, request: Request) -> dict[str, Any]:
+    ctx = _ctx(request)
+    return queries.delete_run(ctx.store, ctx.settings.artifacts_dir, run_id)
+
+
+@router.get("/api/runs/{run_id}/values/{name:path}")
+def value_series(run_id: str, name: str, request: Request) -> dict[str, Any]:
+    return queries.value_series(_ctx(request).store, run_id, name)
+
+
+@router.get("/api/runs/{run_id}/artifacts/{path:path}")
+def download(run_id: str, path: str, request: Request) -> FileResponse:
+    ctx = _ctx(request)
+    file, info = queries.artifact_file(ctx.store, ctx.settings.artifacts_dir, run_id, path)
+    return FileResponse(file, filename=Path(info["path"]).name, media_type="application/octet-stream",
+                        headers={"X-Labwork-Sha256": info["sha256"]})
+
+
+@router.put("/api/runs/{run_id}/artifacts/{path:path}")
+async def upload(run_id: str, path: str, request: Request, id: str | None = None,
+                 entry: str | None = None) -> dict[str, Any]:
+    """The raw request body is the file; `path` must be `outputs/...`; `id` makes retries safe."""
+    ctx = _ctx(request)
+    limit = max_upload_bytes(ctx)
+    norm = queries.check_upload_path(path)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise queries.too_large(norm, int(declared), limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise queries.too_large(norm, None, limit)
+        chunks.append(chunk)
+    return await asyncio.to_thread(queries.store_artifact, ctx.store, ctx.settings.artifacts_dir, run_id,
+                                   norm, chunks, artifact_id=id, entry_id=entry, max_bytes=limit)
+
+
+# --- spools of kernels that are gone ----------------------------------------------------------------
+
+def _apply_records(ctx: Context, records: list[dict[str, Any]]) -> None:
+    try:
+        queries.ingest(ctx.store, records)
+    except ConfigError:
+        for rec in records:  # keep the good ones
+            try:
+                queries.ingest(ctx.store, [rec])
+            except ConfigError as exc:
+                log.error("spooled record %s refused: %s", rec.get("id"), exc)
+
+
+def _apply_artifact(ctx: Context, record: dict[str, Any], blob: Path) -> None:
+    def chunks():
+        with open(blob, "rb") as fh:
+            while data := fh.read(1 << 20):
+                yield data
+    try:
+        queries.store_artifact(ctx.store, ctx.settings.artifacts_dir, record["run"], record["path"], chunks(),
+                               artifact_id=record["id"], entry_id=record.get("entry"),
+                               max_bytes=max_upload_bytes(ctx))
+    except LabworkError as exc:
+        log.error("spooled upload %s refused: %s", record.get("path"), exc)
+
+
+def replay_orphans(ctx: Context) -> int:
+    """Store what kernels that are gone left in LABWORK_HOME/spool; returns the record count."""
+    from labwork.history.delivery import orphan_spools, replay_orphan
+
+    total = 0
+    for path in orphan_spools(ctx.settings.spool_dir):
+        try:
+            total += replay_orphan(path, lambda recs: _apply_records(ctx, recs),
+                                   lambda rec, blob: _apply_artifact(ctx, rec, blob))
+        except Exception:
+            log.exception("replaying %s failed; will try again", path)
+    if total:
+        log.info("replayed %d spooled records", total)
+    return total
+
+
+# --- the Spark gateway ------------------------------------------------------------------------------
+
+_FINAL_STATES = {"available", "cancelled", "error", "dead", "killed"}
+
+
+def _conf(session: dict[str, Any]) -> dict[str, str]:
+    conf = session.get("conf") or {}
+    return {str(k): str(v) for k, v in conf.items()} if isinstance(conf, dict) else {}
+
+
+def gateway_run_id(session: dict[str, Any]) -> str:
+    """The run of a gateway session: `spark.labwork.run` when given, else derived from the
+    session's identity (its `uid` if the gateway gives one, else id, name and appId)."""
+    conf = _conf(session)
+    explicit = conf.get("spark.labwork.run")
+    if explicit and queries.RUN_ID.match(explicit):
+        return explicit
+    key = "|".join(str(session.get(k) or "") for k in ("uid", "id", "name", "appId", "created"))
+    key += "|" + conf.get("spark.labwork.project", "") + "|" + conf.get("spark.labwork.notebook", "")
+    return "gw" + hashlib.sha256(key.encode()).hexdigest()[:30]
+
+
+def _history_on(ctx: Context, conf: dict[str, str]) -> bool:
+    """The run configuration's default (`spark.labwork.history`), overridden by an explicit
+    `%labwork history on|off` of a live kernel run of the same notebook (a `%%local` cell)."""
+    on = conf.get("spark.labwork.history", "").lower() == "true"
+    notebook = conf.get("spark.labwork.notebook")
+    if not notebook:
+        return on
+    from sqlalchemy import select
+
+    from labwork.history.tables import RunRow
+    with ctx.store.session() as s:
+        row = s.scalars(select(RunRow).where(RunRow.project_dir == conf["spark.labwork.project"],
+                                             RunRow.notebook == notebook, RunRow.source == "kernel",
+                                             RunRow.ended_at.is_(None))
+                        .order_by(RunRow.started_at.desc()).limit(1)).first()
+        if row is not None and (row.info or {}).get("_switches"):
+            return bool(row.history)
+    return on
+
+
+def _ms(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v / 1000.0 if v > 0 else None
+
+
+def record_gateway_statement(ctx: Context, session: dict[str, Any], statement: dict[str, Any]) -> None:
+    """The gateway's `on_statement` hook: a finished statement of a project's Spark session becomes
+    an entry of that session's run, when history is on for it. Never raises."""
+    try:
+        conf = _conf(session)
+        project_dir = conf.get("spark.labwork.project")
+        if not project_dir:
+            return
+        if str(statement.get("state")) not in _FINAL_STATES:
+            return
+        if not _history_on(ctx, conf):
+            return
+        run_id = gateway_run_id(session)
+        output = statement.get("output") or {}
+        state = str(statement.get("state"))
+        if state in ("cancelled", "cancelling"):
+            status = "interrupted"
+        elif output.get("status") == "error" or state in ("error", "dead", "killed"):
+            status = "error"
+        else:
+            status = "ok"
+        tb = output.get("traceback")
+        if isinstance(tb, list):
+            tb = "".join(str(x) for x in tb)
+        started = _ms(statement.get("started"))
+        ended = _ms(statement.get("completed"))
+        name = conf.get("spark.labwork.name") or Path(project_dir).name
+        sid = statement.get("id")
+        run_record = {"id": f"{run_id}-run", "type": "run", "run": run_id, "source": "gateway",
+                      "project": conf.get("spark.labwork.project_name") or name, "project_dir": project_dir,
+                      "notebook": conf.get("spark.labwork.notebook"),
+                      "runconfig": conf.get("spark.labwork.runconfig"),
+                      "kernel_id": f"livy-session-{session.get('id')}", "history": True,
+                      "info": {"livy_session": session.get("id"), "kind": session.get("kind"),
+                               "appId": session.get("appId"), "name": session.get("name")}}
+        if started is not None:
+            run_record["at"] = started
+        entry = {"id": f"{run_id}-stmt-{sid}", "type": "entry", "run": run_id, "kind": "statement",
+                 "seq": int(sid) + 1 if isinstance(sid, int) or str(sid).isdigit() else 0,
+                 "execution_count": output.get("execution_count"), "code": str(statement.get("code") or ""),
+                 "started": started, "ended": ended, "status": status,
+                 "error_name": output.get("ename") if status == "error" else None,
+                 "error_value": output.get("evalue") if status == "error" else None,
+                 "traceback": tb if status == "error" else None}
+        if ended is not None:
+            entry["at"] = ended
+        with ctx.store.session() as s:
+            from labwork.history.tables import RunRow
+            known = s.get(RunRow, run_id) is not None
+        queries.ingest(ctx.store, ([] if known else [run_record]) + [entry])
+    except Exception:
+        log.exception("recording gateway statement %s failed", statement.get("id"))
+
+
+def end_gateway_session(ctx: Context, session: dict[str, Any]) -> None:
+    """Close a gateway session's run (the gateway may call this when a session is deleted)."""
+    try:
+        run_id = gateway_run_id(session)
+        from labwork.history.tables import RunRow
+        with ctx.store.session() as s:
+            if s.get(RunRow, run_id) is None:
+                return
+        queries.ingest(ctx.store, [{"id": f"{run_id}-end", "type": "end", "run": run_id}])
+    except Exception:
+        log.exception("ending the gateway run of session %s failed", session.get("id"))
+
+
+# --- plugging in ------------------------------------------------------------------------------------
 
 def attach(app: FastAPI, ctx: Context) -> None:
-    """Plug this part into the control plane (routes, ctx.parts, start-up/shut-down hooks)."""
+    """Routes, the orphan-spool sweep (at start-up and every half minute) and `ctx.parts["history"]`."""
+    app.include_router(router)
+    ctx.parts["history"] = {"record_gateway_statement": lambda session, statement:
+                            record_gateway_statement(ctx, session, statement),
+                            "end_gateway_session": lambda session: end_gateway_session(ctx, session),
+                            "replay_orphans": lambda: replay_orphans(ctx)}
+    state: dict[str, Any] = {}
+
+    async def sweep_forever() -> None:
+        while True:
+            try:
+                await asyncio.to_thread(replay_orphans, ctx)
+            except Exception:
+                log.exception("spool sweep failed")
+            await asyncio.sleep(SWEEP_EVERY_S)
+
+    async def start() -> None:
+        state["task"] = asyncio.create_task(sweep_forever())
+
+    async def stop() -> None:
+        task = state.pop("task", None)
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    ctx.startup.append(start)
+    ctx.shutdown.append(stop)

@@ -48,8 +48,10 @@ def record_launch(argv: list[str]) -> threading.Thread | None:
         return None
 
     def send() -> None:
+        url = _control_url(home)
+        if not url:
+            return  # no control plane known: nothing to record with
         try:
-            url = _control_url(home)
             token = (Path(home) / "token").read_text().strip()
             notebook = os.environ.get("JPY_SESSION_NAME")
             if notebook and os.path.isabs(notebook) and notebook.startswith(project.rstrip("/") + "/"):

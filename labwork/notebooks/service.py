@@ -1,10 +1,30 @@
-"""Stub: this part attaches its routes and hooks to the control plane here."""
+"""The notebooks part of the control plane: the server manager, its loop and its routes."""
 from __future__ import annotations
+
+import asyncio
 
 from fastapi import FastAPI
 
+from labwork.notebooks.manager import ServerManager
 from labwork.server.context import Context
 
 
 def attach(app: FastAPI, ctx: Context) -> None:
-    """Plug this part into the control plane (routes, ctx.parts, start-up/shut-down hooks)."""
+    """Create the `ServerManager` (`ctx.parts["servers"]`), adopt servers at start-up, run the
+    deadline loop, and include the routes. Shut-down stops the loop, never the servers."""
+    from labwork.server.routes import notebooks as routes
+
+    manager = ServerManager(ctx)
+    ctx.parts["servers"] = manager
+
+    async def _startup() -> None:
+        manager.loop = asyncio.get_running_loop()
+        await asyncio.to_thread(manager.adopt)
+        manager.start_loop()
+
+    async def _shutdown() -> None:
+        await asyncio.to_thread(manager.stop_loop)
+
+    ctx.startup.append(_startup)
+    ctx.shutdown.append(_shutdown)
+    app.include_router(routes.router)

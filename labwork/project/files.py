@@ -48,21 +48,27 @@ class Project:
         return self.targets[runconfig.target]
 
 
-def describe_validation(exc: ValidationError, path: Path) -> ConfigError:
-    """First error of a pydantic failure, as `path: key 'a.b': expected ..., got ...`."""
-    err = exc.errors()[0]
-    key = ".".join(str(p) for p in err["loc"] if not str(p).endswith("Target") and p not in ("function-after",))
+def _one(err: dict) -> tuple[str, str]:
+    loc = [str(p) for p in err["loc"]]
+    if loc and loc[0] in TARGET_KINDS and err["type"] != "union_tag_invalid":
+        loc = loc[1:]  # drop the discriminator's branch name
+    key = ".".join(loc)
     if err["type"] == "extra_forbidden":
-        msg = f"unknown key '{key}'"
-    elif err["type"] == "missing":
-        msg = f"missing key '{key}'"
-    elif err["type"] == "union_tag_invalid":
-        msg = f"key 'type': expected one of {', '.join(TARGET_KINDS)}, got {err.get('input', {}).get('type')!r}" \
-            if isinstance(err.get("input"), dict) else f"key 'type': expected one of {', '.join(TARGET_KINDS)}"
-        key = "type"
-    else:
-        msg = f"key '{key}': {err['msg'].removeprefix('Value error, ')}, got {err.get('input')!r}"
-    return ConfigError(msg, where=str(path), details={"key": key})
+        return key, f"unknown key '{key}'"
+    if err["type"] == "missing":
+        return key, f"missing key '{key}'"
+    if err["type"] == "union_tag_invalid":
+        got = err.get("input", {}).get("type") if isinstance(err.get("input"), dict) else None
+        return "type", f"key 'type': expected one of {', '.join(TARGET_KINDS)}, got {got!r}"
+    return key, f"key '{key}': {err['msg'].removeprefix('Value error, ')}, got {err.get('input')!r}"
+
+
+def describe_validation(exc: ValidationError, path: Path) -> ConfigError:
+    """Every problem of a pydantic failure, as `path: unknown key 'a'; key 'b': expected ...`."""
+    found = [_one(e) for e in exc.errors()]
+    found.sort(key=lambda kv: not kv[1].startswith("unknown"))  # typos first: they explain the rest
+    return ConfigError("; ".join(msg for _, msg in found[:5]), where=str(path),
+                       details={"key": found[0][0], "keys": [k for k, _ in found]})
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

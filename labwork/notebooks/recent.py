@@ -1,0 +1,101 @@
+"""Kernel launches and the recent-notebooks list built from them.
+
+Every kernel a labwork server starts is recorded (`KernelLaunchRow`): the notebook path (the
+kernel's `JPY_SESSION_NAME`, stored relative to the project), run configuration, the server's
+configuration and the time. `recent_notebooks` gives one entry per notebook, newest first, with the
+configuration it last ran with — what "Open in Jupyter" starts the server with.
+"""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from labwork.errors import ConfigError
+from labwork.notebooks.config import parse_config
+from labwork.store.db import Store
+from labwork.store.tables import KernelLaunchRow, ServerRow
+
+
+def relative_notebook(root: str | Path, notebook: str | None) -> str | None:
+    """A notebook path as given by Jupyter (relative or absolute) relative to the project."""
+    if not notebook:
+        return None
+    root = Path(root).resolve()
+    p = Path(notebook)
+    if p.is_absolute():
+        try:
+            return p.resolve().relative_to(root).as_posix()
+        except ValueError:
+            return p.as_posix()  # outside the project: kept as given, never opened
+    return p.as_posix().lstrip("/")
+
+
+def record_launch(store: Store, project: dict[str, Any], *, runconfig: str, notebook: str | None = None,
+                  server_id: int | None = None, kernel_id: str | None = None,
+                  server_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Store one kernel launch. Without `server_config`, the server's recorded one is used."""
+    if not runconfig:
+        raise ConfigError("'runconfig' is required", where="kernel launch")
+    with store.session() as s:
+        server = s.get(ServerRow, server_id) if server_id else None
+        if server is not None and server.project_id != project["id"]:
+            server = None  # a stale id from another project: keep the launch, drop the link
+        if server_config is None:
+            server_config = dict(server.config) if server is not None else {}
+        config = parse_config(server_config).model_dump(mode="json")
+        row = KernelLaunchRow(project_id=project["id"], server_id=server.id if server else None,
+                              kernel_id=kernel_id, notebook=relative_notebook(project["path"], notebook),
+                              runconfig=runconfig, server_config=config, started_at=datetime.now(UTC))
+        s.add(row)
+        s.flush()
+        return launch_dict(row)
+
+
+def launch_dict(row: KernelLaunchRow) -> dict[str, Any]:
+    return {"id": row.id, "project_id": row.project_id, "server_id": row.server_id,
+            "kernel_id": row.kernel_id, "notebook": row.notebook, "runconfig": row.runconfig,
+            "server_config": row.server_config, "started": _iso(row.started_at)}
+
+
+def recent_notebooks(store: Store, project: dict[str, Any], limit: int = 50) -> list[dict[str, Any]]:
+    """One entry per notebook, newest first: {notebook, runconfig, server_config, last_run,
+    kernel_id, server_id, exists}."""
+    root = Path(project["path"])
+    seen: dict[str, dict[str, Any]] = {}
+    with store.session() as s:
+        rows = s.scalars(select(KernelLaunchRow)
+                         .where(KernelLaunchRow.project_id == project["id"],
+                                KernelLaunchRow.notebook.is_not(None))
+                         .order_by(KernelLaunchRow.started_at.desc(), KernelLaunchRow.id.desc())
+                         .limit(limit * 20))
+        for row in rows:
+            if row.notebook in seen:
+                continue
+            seen[row.notebook] = {"notebook": row.notebook, "runconfig": row.runconfig,
+                                  "server_config": row.server_config, "last_run": _iso(row.started_at),
+                                  "kernel_id": row.kernel_id, "server_id": row.server_id,
+                                  "exists": (root / row.notebook).is_file()}
+            if len(seen) >= limit:
+                break
+    return list(seen.values())
+
+
+def last_config(store: Store, project: dict[str, Any], notebook: str) -> dict[str, Any] | None:
+    """The server configuration `notebook` (relative to the project) last ran with, if any."""
+    with store.session() as s:
+        row = s.scalar(select(KernelLaunchRow)
+                       .where(KernelLaunchRow.project_id == project["id"],
+                              KernelLaunchRow.notebook == notebook)
+                       .order_by(KernelLaunchRow.started_at.desc(), KernelLaunchRow.id.desc()).limit(1))
+        return dict(row.server_config) if row is not None else None
+
+
+def _iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    if dt.tzinfo is None:  # SQLite gives naive datetimes back
+        dt = dt.replace(tzinfo=UTC)
+    return dt.isoformat()

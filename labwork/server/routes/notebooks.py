@@ -1,0 +1,132 @@
+"""/api/servers, /api/projects/{ref}/server, /api/projects/{ref}/notebooks, /api/kernels/launched.
+
+Thin: each route calls one `ServerManager` method or library function (labwork.notebooks).
+Shapes are documented in docs/notebooks.md.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Request
+from fastapi.responses import FileResponse, HTMLResponse
+from pydantic import BaseModel, ConfigDict
+
+from labwork.notebooks.manager import ServerManager
+from labwork.notebooks.preview import list_notebooks, notebook_in_project, render_preview
+from labwork.notebooks.recent import record_launch
+from labwork.project.registry import get_project_row
+from labwork.server.auth import require_token
+
+router = APIRouter(tags=["notebooks"], dependencies=[Depends(require_token)])
+
+# A preview is sanitized; the sandbox also gives it an opaque origin (no access to our cookies).
+PREVIEW_CSP = "sandbox allow-popups allow-popups-to-escape-sandbox; object-src 'none'; base-uri 'none'"
+
+
+def _manager(request: Request) -> ServerManager:
+    return request.app.state.ctx.parts["servers"]
+
+
+class ExtendBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hours: float | None = None  # null = no limit; absent = settings.extend_hours
+
+
+class OpenBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    notebook: str
+
+
+class LaunchBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    project_path: str
+    runconfig: str
+    server_id: int | None = None
+    kernel_id: str | None = None
+    notebook: str | None = None
+    server_config: dict[str, Any] | None = None
+
+
+@router.get("/api/servers")
+def servers(request: Request, all: bool = False) -> list[dict[str, Any]]:
+    """Running servers of every project (`?all=true`: stopped ones too, newest first)."""
+    return _manager(request).list(include_stopped=all)
+
+
+@router.get("/api/projects/{ref}/server")
+def server_status(ref: str, request: Request) -> dict[str, Any]:
+    return _manager(request).status(ref)
+
+
+@router.post("/api/projects/{ref}/server", status_code=201)
+def server_start(ref: str, request: Request,
+                 config: dict[str, Any] | None = Body(default=None, examples=[{
+                     "kind": "spark", "ui": "lab", "hours": 6,
+                     "spark": {"driver_memory": "2g", "properties": "spark.sql.shuffle.partitions=8"}}])
+                 ) -> dict[str, Any]:
+    """Start the project's server with a ServerConfig (kind, ui, hours, spark); waits until it answers."""
+    return _manager(request).start(ref, config)
+
+
+@router.delete("/api/projects/{ref}/server")
+def server_stop(ref: str, request: Request, reason: str = "stopped by the user") -> dict[str, Any]:
+    return _manager(request).stop(ref, reason)
+
+
+@router.post("/api/projects/{ref}/server/extend")
+def server_extend(ref: str, request: Request, body: ExtendBody | None = None) -> dict[str, Any]:
+    manager = _manager(request)
+    hours = manager.settings.extend_hours if body is None or "hours" not in body.model_fields_set \
+        else body.hours
+    return manager.extend(ref, hours)
+
+
+@router.get("/api/projects/{ref}/servers")
+def server_history(ref: str, request: Request) -> list[dict[str, Any]]:
+    """The project's servers, newest first, with `log_kept`."""
+    return _manager(request).history(ref)
+
+
+@router.get("/api/projects/{ref}/server/logs")
+def server_logs(ref: str, request: Request, server_id: int | None = None, offset: int = 0) -> dict[str, Any]:
+    return _manager(request).logs(ref, server_id, offset)
+
+
+@router.get("/api/projects/{ref}/server/logs/download")
+def server_logs_download(ref: str, request: Request, server_id: int | None = None) -> FileResponse:
+    path = _manager(request).log_file(ref, server_id)
+    return FileResponse(path, media_type="text/plain; charset=utf-8", filename=f"jupyter-server-{path.stem}.log")
+
+
+@router.get("/api/projects/{ref}/notebooks")
+def notebooks(ref: str, request: Request) -> list[dict[str, Any]]:
+    return list_notebooks(get_project_row(request.app.state.ctx.store, ref)["path"])
+
+
+@router.get("/api/projects/{ref}/notebooks/recent")
+def notebooks_recent(ref: str, request: Request) -> list[dict[str, Any]]:
+    return _manager(request).recent(ref)
+
+
+@router.post("/api/projects/{ref}/notebooks/open")
+def notebooks_open(ref: str, body: OpenBody, request: Request) -> dict[str, Any]:
+    return _manager(request).open_notebook(ref, body.notebook)
+
+
+@router.get("/api/projects/{ref}/notebooks/preview", response_class=HTMLResponse)
+def notebooks_preview(ref: str, path: str, request: Request) -> HTMLResponse:
+    """Sanitized read-only HTML of a notebook inside the project (no server needed)."""
+    root = get_project_row(request.app.state.ctx.store, ref)["path"]
+    html = render_preview(notebook_in_project(Path(root), path))
+    return HTMLResponse(html, headers={"Content-Security-Policy": PREVIEW_CSP,
+                                       "X-Content-Type-Options": "nosniff"})
+
+
+@router.post("/api/kernels/launched", status_code=201)
+def kernel_launched(body: LaunchBody, request: Request) -> dict[str, Any]:
+    """Called by the kernel launcher: record which notebook ran with which configuration."""
+    store = request.app.state.ctx.store
+    return record_launch(store, get_project_row(store, body.project_path), runconfig=body.runconfig,
+                         notebook=body.notebook, server_id=body.server_id, kernel_id=body.kernel_id,
+                         server_config=body.server_config)
