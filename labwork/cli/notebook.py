@@ -1,6 +1,344 @@
-"""`labwork notebook` commands."""
+"""`labwork notebook` commands: the project's Jupyter server and its notebooks.
+
+Every command takes the project folder as optional first argument (default: the current folder)
+and talks to the control plane (started in the background when none runs), except `preview`.
+"""
 from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
 
 import typer
 
 app = typer.Typer(no_args_is_help=True)
+
+DirArg = Annotated[Optional[Path], typer.Argument(help="project folder (default: the current folder)",
+                                                  show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _client():
+    from labwork.server.client import connect
+    return connect()
+
+
+def _project_id(client, folder: Path | None) -> int:
+    """Register (idempotently) the project holding `folder` and return its id."""
+    from labwork.project.files import find_root
+    root = find_root(folder)
+    return client.request("POST", "/api/projects", json={"path": str(root)})["id"]
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "no limit"
+    seconds = int(seconds)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    if h:
+        return f"{h}h {m:02d}m"
+    return f"{m}m {s:02d}s" if m else f"{s}s"
+
+
+def _config_text(config: dict | None) -> str:
+    if not config:
+        return ""
+    ui = "JupyterLab" if config.get("ui") == "lab" else "classic Notebook"
+    text = f"{config.get('kind')}, {ui}"
+    if config.get("kind") == "spark":
+        sp = config.get("spark", {})
+        text += (f"; driver {sp.get('driver_memory')} x{sp.get('driver_cores')} cores, executors "
+                 f"{sp.get('executors')} x {sp.get('executor_memory')} x{sp.get('executor_cores')} cores")
+        if sp.get("dynamic_allocation"):
+            text += f" (dynamic {sp.get('min_executors')}..{sp.get('max_executors')})"
+        props = sp.get("properties") or {}
+        if props:
+            text += "; " + ", ".join(f"{k}={v}" for k, v in props.items())
+    return text
+
+
+def _can_open_browser() -> bool:
+    """Only where a graphical browser can appear (a console browser would take over the terminal)."""
+    return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _open(url: str, no_browser: bool) -> None:
+    from labwork.cli.output import console
+    if no_browser:
+        return
+    if _can_open_browser():
+        import webbrowser
+        if webbrowser.open(url):
+            return
+    console.print("(no browser to open here: open the URL above yourself)")
+
+
+def _print_status(st: dict[str, Any]) -> None:
+    from labwork.cli.output import console
+    project = st.get("project") or {}
+    console.print(f"project:  {project.get('name')} ({project.get('path')})")
+    if st["state"] == "none":
+        console.print("server:   none yet (start one with 'labwork notebook start')")
+        return
+    console.print(f"server:   {st['id']} [bold]{st['state']}[/]" + (f" on port {st['port']}" if st.get("port") else ""))
+    console.print(f"config:   {_config_text(st.get('config'))}")
+    console.print(f"started:  {st.get('started')}")
+    if st["state"] in ("starting", "running", "stopping"):
+        console.print(f"url:      {st.get('url')}")
+        if st.get("deadline"):
+            console.print(f"deadline: {st['deadline']} ({_duration(st.get('seconds_left'))} left)")
+        else:
+            console.print("deadline: none (no time limit)")
+        kernels = st.get("kernels") or []
+        if kernels:
+            console.print(f"kernels:  {len(kernels)}")
+            for k in kernels:
+                console.print(f"  {k.get('name')}  {k.get('state')}  {k.get('notebook') or ''}  (id {k.get('id')})")
+        else:
+            console.print("kernels:  none")
+    else:
+        console.print(f"stopped:  {st.get('stopped')}")
+        console.print(f"reason:   {st.get('stop_reason')}")
+    console.print(f"log:      {st.get('log_path')}")
+
+
+def _spark_options(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+# ---------------------------------------------------------------------------------- commands
+@app.command("start")
+def start(
+    folder: DirArg = None,
+    config: Annotated[str, typer.Option("--config", help="python or spark")] = "python",
+    classic: Annotated[bool, typer.Option("--classic", help="the classic Notebook UI (Notebook 7's /tree)")] = False,
+    hours: Annotated[Optional[float], typer.Option("--hours", help="time limit in hours (default 6)")] = None,
+    no_limit: Annotated[bool, typer.Option("--no-limit", help="no time limit")] = False,
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="do not open a browser")] = False,
+    driver_memory: Annotated[Optional[str], typer.Option(help="Spark driver memory, e.g. 2g")] = None,
+    driver_cores: Annotated[Optional[int], typer.Option(help="Spark driver cores")] = None,
+    executor_memory: Annotated[Optional[str], typer.Option(help="Spark executor memory, e.g. 4g")] = None,
+    executor_cores: Annotated[Optional[int], typer.Option(help="Spark executor cores")] = None,
+    executors: Annotated[Optional[int], typer.Option(help="Spark executors (initial count when dynamic)")] = None,
+    dynamic_allocation: Annotated[Optional[bool], typer.Option("--dynamic-allocation/--no-dynamic-allocation",
+                                                               help="Spark dynamic allocation")] = None,
+    min_executors: Annotated[Optional[int], typer.Option(help="dynamic allocation minimum")] = None,
+    max_executors: Annotated[Optional[int], typer.Option(help="dynamic allocation maximum")] = None,
+    prop: Annotated[Optional[list[str]], typer.Option("--property", "-P",
+                                                      help="extra Spark property key=value (repeatable)")] = None,
+    properties_file: Annotated[Optional[Path], typer.Option(help="file of key=value Spark property lines")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Start the project's Jupyter server and print its URL with the token."""
+    from labwork.cli.output import console, print_json
+    from labwork.errors import ConfigError
+    from labwork.notebooks.config import parse_properties
+
+    if config not in ("python", "spark"):
+        raise ConfigError(f"expected python or spark, got {config!r}", where="--config")
+    if hours is not None and no_limit:
+        raise ConfigError("give --hours or --no-limit, not both", where="--hours")
+    body: dict[str, Any] = {"kind": config, "ui": "classic" if classic else "lab"}
+    if no_limit:
+        body["hours"] = None
+    elif hours is not None:
+        body["hours"] = hours
+    spark = _spark_options({"driver_memory": driver_memory, "driver_cores": driver_cores,
+                            "executor_memory": executor_memory, "executor_cores": executor_cores,
+                            "executors": executors, "dynamic_allocation": dynamic_allocation,
+                            "min_executors": min_executors, "max_executors": max_executors})
+    props: dict[str, str] = {}
+    if properties_file is not None:
+        try:
+            text = properties_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read: {exc.strerror}", where=str(properties_file)) from exc
+        try:
+            props |= parse_properties(text)
+        except ConfigError as exc:
+            exc.where = str(properties_file)
+            raise
+    for item in prop or []:
+        try:
+            props |= parse_properties(item)
+        except ConfigError as exc:
+            raise ConfigError(f"expected key=value, got {item!r}", where="--property") from exc
+    if props:
+        spark["properties"] = props
+    if spark and config != "spark":
+        raise ConfigError("Spark options need --config spark", where="--" + next(iter(spark)).replace("_", "-"))
+    if spark:
+        body["spark"] = spark
+    client = _client()
+    pid = _project_id(client, folder)
+    st = client.request("POST", f"/api/projects/{pid}/server", json=body)
+    if json:
+        print_json(st)
+        return
+    console.print(f"Jupyter server of [bold]{st['project']['name']}[/] running ({_config_text(st['config'])})")
+    console.print(f"  {st['url']}", soft_wrap=True)
+    console.print("  deadline: " + (f"{st['deadline']} ({_duration(st['seconds_left'])})" if st["deadline"]
+                                    else "none (no time limit)"))
+    _open(st["url"], no_browser)
+
+
+@app.command("stop")
+def stop(folder: DirArg = None, json: JsonOpt = False) -> None:
+    """Stop the project's server (its kernels too)."""
+    from labwork.cli.output import console, print_json
+    client = _client()
+    st = client.request("DELETE", f"/api/projects/{_project_id(client, folder)}/server")
+    if json:
+        print_json(st)
+        return
+    console.print(f"stopped the Jupyter server of {st['project']['name']}: {st['stop_reason']}")
+
+
+@app.command("status")
+def status(folder: DirArg = None, json: JsonOpt = False) -> None:
+    """URL, configuration, start time, time left and kernels of the project's server."""
+    from labwork.cli.output import print_json
+    client = _client()
+    st = client.request("GET", f"/api/projects/{_project_id(client, folder)}/server")
+    if json:
+        print_json(st)
+    else:
+        _print_status(st)
+
+
+@app.command("logs")
+def logs(folder: DirArg = None,
+         follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing until the server stops")] = False,
+         server: Annotated[Optional[int], typer.Option("--server", help="an earlier server's id")] = None) -> None:
+    """The server's output (kept after it stops), with labwork's own lines (deadline, stop reason)."""
+    client = _client()
+    pid = _project_id(client, folder)
+    offset = 0
+    try:
+        while True:
+            params: dict[str, Any] = {"offset": offset}
+            if server is not None:
+                params["server_id"] = server
+            chunk = client.request("GET", f"/api/projects/{pid}/server/logs", params=params)
+            sys.stdout.write(chunk["text"])
+            sys.stdout.flush()
+            offset = chunk["offset"]
+            server = chunk["server_id"]
+            if not chunk["eof"]:
+                continue
+            if not follow or not chunk["active"]:
+                break
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command("list")
+def list_(all_: Annotated[bool, typer.Option("--all", help="stopped servers too")] = False,
+          json: JsonOpt = False) -> None:
+    """The servers of every project."""
+    from labwork.cli.output import console, print_json, print_table
+    rows = _client().request("GET", "/api/servers", params={"all": str(all_).lower()})
+    if json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("no Jupyter server runs" + (" or ran" if all_ else ""))
+        return
+    print_table(["id", "project", "state", "config", "port", "time left", "url"],
+                [(r["id"], (r.get("project") or {}).get("name"), r["state"],
+                  f"{r['config']['kind']}/{r['ui']}", r["port"],
+                  _duration(r["seconds_left"]) if r["state"] == "running" else (r.get("stop_reason") or ""),
+                  r["url"] or "") for r in rows])
+
+
+@app.command("extend")
+def extend(folder: DirArg = None,
+           hours: Annotated[Optional[float], typer.Option("--hours", help="hours to add (default 6)")] = None,
+           no_limit: Annotated[bool, typer.Option("--no-limit", help="remove the time limit")] = False,
+           json: JsonOpt = False) -> None:
+    """Add hours to the server's deadline, or remove the limit."""
+    from labwork.cli.output import console, print_json
+    from labwork.errors import ConfigError
+    if hours is not None and no_limit:
+        raise ConfigError("give --hours or --no-limit, not both", where="--hours")
+    body: dict[str, Any] = {"hours": None} if no_limit else ({"hours": hours} if hours is not None else {})
+    client = _client()
+    st = client.request("POST", f"/api/projects/{_project_id(client, folder)}/server/extend", json=body)
+    if json:
+        print_json(st)
+    elif st["deadline"]:
+        console.print(f"deadline of {st['project']['name']}'s server: {st['deadline']} "
+                      f"({_duration(st['seconds_left'])} left)")
+    else:
+        console.print(f"{st['project']['name']}'s server has no time limit now")
+
+
+@app.command("recent")
+def recent(folder: DirArg = None, json: JsonOpt = False) -> None:
+    """Notebooks run in the project, newest first, with the configuration they last ran with."""
+    from labwork.cli.output import console, print_json, print_table
+    client = _client()
+    rows = client.request("GET", f"/api/projects/{_project_id(client, folder)}/notebooks/recent")
+    if json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("no notebook has run in this project yet")
+        return
+    print_table(["notebook", "last run", "run configuration", "server configuration"],
+                [(r["notebook"] + ("" if r["exists"] else " (missing)"), r["last_run"], r["runconfig"],
+                  _config_text(r["server_config"])) for r in rows])
+
+
+@app.command("open")
+def open_(notebook: Annotated[Path, typer.Argument(help="the notebook (.ipynb) to open")],
+          no_browser: Annotated[bool, typer.Option("--no-browser", help="only print the URL")] = False,
+          json: JsonOpt = False) -> None:
+    """Open NOTEBOOK on the project's server (started with the configuration the notebook last ran
+    with, or the running one) and print its URL."""
+    from labwork.cli.output import console, err_console, print_json
+    from labwork.project.files import find_root
+    path = notebook.expanduser().resolve()
+    root = find_root(path.parent)
+    client = _client()
+    pid = client.request("POST", "/api/projects", json={"path": str(root)})["id"]
+    rel = path.relative_to(root).as_posix() if root in path.parents else str(notebook)
+    out = client.request("POST", f"/api/projects/{pid}/notebooks/open", json={"notebook": rel})
+    if json:
+        print_json(out)
+        return
+    if out["started"]:
+        err_console.print(f"started the Jupyter server of {out['server']['project']['name']} "
+                          f"({_config_text(out['config'])})")
+    if out.get("note"):
+        err_console.print(f"note: {out['note']}")
+    console.print(out["url"], soft_wrap=True)
+    _open(out["url"], no_browser)
+
+
+@app.command("preview")
+def preview(notebook: Annotated[Path, typer.Argument(help="the notebook (.ipynb)")],
+            output: Annotated[Optional[Path], typer.Option("--output", "-o",
+                                                           help="HTML file to write ('-' for stdout)")] = None) -> None:
+    """Render NOTEBOOK as sanitized read-only HTML (its own scripts never run); no server needed."""
+    from labwork.cli.output import err_console
+    from labwork.notebooks.preview import render_preview
+    html = render_preview(notebook)
+    if output is not None and str(output) == "-":
+        sys.stdout.write(html)
+        return
+    if output is None:
+        import tempfile
+        folder = Path(tempfile.gettempdir()) / "labwork-preview"
+        folder.mkdir(exist_ok=True)
+        output = folder / f"{notebook.stem}.html"
+    output.write_text(html, encoding="utf-8")
+    err_console.print(f"wrote {output}")
+    if _can_open_browser():
+        import webbrowser
+        webbrowser.open(output.resolve().as_uri())

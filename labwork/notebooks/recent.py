@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from labwork.errors import ConfigError
 from labwork.notebooks.config import parse_config
 from labwork.store.db import Store
 from labwork.store.tables import KernelLaunchRow, ServerRow
@@ -37,13 +36,11 @@ def record_launch(store: Store, project: dict[str, Any], *, runconfig: str, note
                   server_id: int | None = None, kernel_id: str | None = None,
                   server_config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Store one kernel launch. Without `server_config`, the server's recorded one is used."""
-    if not runconfig:
-        raise ConfigError("'runconfig' is required", where="kernel launch")
     with store.session() as s:
         server = s.get(ServerRow, server_id) if server_id else None
         if server is not None and server.project_id != project["id"]:
             server = None  # a stale id from another project: keep the launch, drop the link
-        if server_config is None:
+        if not server_config:  # none given: the configuration of the server that started the kernel
             server_config = dict(server.config) if server is not None else {}
         config = parse_config(server_config).model_dump(mode="json")
         row = KernelLaunchRow(project_id=project["id"], server_id=server.id if server else None,

@@ -41,7 +41,7 @@ class OpenBody(BaseModel):
 class LaunchBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     project_path: str
-    runconfig: str
+    runconfig: str = ""
     server_id: int | None = None
     kernel_id: str | None = None
     notebook: str | None = None
