@@ -21,6 +21,7 @@ import io
 import json
 import math
 import os
+import signal
 import socket
 import sys
 import threading
@@ -87,6 +88,7 @@ def boot(payload: str) -> None:
         _S["spark"], _S["sc"] = spark, sc
         port = _start_side_channel(cfg.get("secret", ""))
         threading.Thread(target=_watchdog, name="labwork-watchdog", daemon=True).start()
+        _install_handler()
         _S["reply"] = _encode({"ok": True, **_info(), "side_port": port, "pid": os.getpid()})
     except BaseException as exc:  # noqa: BLE001 - reported to the gateway, which marks the session
         _S["reply"] = _encode({"ok": False, "error": f"{type(exc).__name__}: {exc}",
@@ -105,6 +107,30 @@ def _info() -> dict:
             "sparkVersion": sc.version}
 
 
+def _install_handler() -> None:
+    """A shell message type of our own, `labwork_run_request`, that runs a statement without
+    IPython's cell machinery (transformers, history, display hooks): the statement's hot path."""
+    ip = _ipython()
+    kernel = getattr(ip, "kernel", None)
+    if kernel is None:
+        return
+
+    def handler(stream, idents, msg):
+        content = msg.get("content", {})
+        op = content.get("op", "run")
+        if op == "run":
+            out = execute(int(content["id"]), content.get("kind", "pyspark"), content["code"])
+        elif op == "info":
+            out = {"ok": "sc" in _S, **_info(), "pid": os.getpid(), "side_port": _S.get("side_port")}
+        else:
+            out = {"status": "error", "ename": "ValueError", "evalue": f"unknown op {op!r}",
+                   "traceback": []}
+        kernel.session.send(stream, "labwork_run_reply", {"result": out}, parent=msg, ident=idents)
+
+    kernel.shell_handlers["labwork_run_request"] = handler
+    _S["fast_path"] = True
+
+
 def info() -> None:
     _S["reply"] = _encode({"ok": "sc" in _S, **_info(), "pid": os.getpid(),
                            "side_port": _S.get("side_port")})
@@ -120,11 +146,27 @@ class _Incomplete(Exception):
 
 
 def run(statement_id: int, kind: str, code_b64: str) -> None:
-    """Run one statement; the Livy output is left for `reply()`."""
-    result: dict[str, Any]
-    _S["current"] = statement_id
+    """Run one statement; the Livy output is left for `reply()` (and `_S["result"]`)."""
+    _S["result"] = _S["reply"] = None
     try:
         code = base64.b64decode(code_b64).decode("utf-8")
+        result = execute(statement_id, kind, code)
+        _S["reply"] = _encode(result)
+    except BaseException as exc:  # noqa: BLE001
+        _S["reply"] = _encode(_error(type(exc), exc, None, statement_id))
+
+
+def execute(statement_id: int, kind: str, code: str) -> dict:
+    """Run one statement and return its Livy output (or `{"status": "cancelled"}`)."""
+    result: dict[str, Any]
+    _S["current"] = statement_id
+    _S["interrupted"] = False
+    saved_sigint = None
+    try:
+        try:
+            saved_sigint = signal.signal(signal.SIGINT, _on_sigint)
+        except ValueError:  # not the main thread
+            saved_sigint = None
         result = _run(statement_id, kind, code)
     except KeyboardInterrupt:
         result = {"status": "cancelled"}
@@ -132,10 +174,53 @@ def run(statement_id: int, kind: str, code_b64: str) -> None:
         result = _error(type(exc), exc, exc.__traceback__, statement_id)
     finally:
         _S["current"] = None
+        if saved_sigint is not None:
+            try:
+                signal.signal(signal.SIGINT, saved_sigint)
+            except Exception:
+                pass
+    if _S.get("interrupted") and result.get("status") == "error":
+        result = {"status": "cancelled"}
     try:
-        _S["reply"] = _encode(_sanitize(result))
+        result = _sanitize(result)
+        json.dumps(result, allow_nan=False)
     except Exception as exc:  # not JSON-serialisable after all
-        _S["reply"] = _encode(_error(type(exc), exc, None, statement_id))
+        result = _error(type(exc), exc, None, statement_id)
+    return result
+
+
+def _in_py4j(frame) -> bool:
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if "/py4j/" in name or name.endswith("pyspark/errors/exceptions/captured.py"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _on_sigint(signum, frame) -> None:
+    """Cancel: stop the Spark jobs (from another thread, on its own py4j connection), and raise
+    KeyboardInterrupt in the user's code unless the main thread is inside a py4j call (breaking
+    that would leave its connection unusable): the cancelled job makes that call fail at once,
+    and the gateway signals again if the statement still runs."""
+    _S["interrupted"] = True
+    group = _S.get("current")
+    threading.Thread(target=_cancel_jobs, args=(group,), daemon=True).start()
+    if not _in_py4j(frame):
+        raise KeyboardInterrupt
+
+
+def _cancel_jobs(group) -> None:
+    sc = _S.get("sc")
+    if sc is None:
+        return
+    try:
+        if group is not None:
+            sc.cancelJobGroup(str(group))
+        else:
+            sc.cancelAllJobs()
+    except Exception:
+        pass
 
 
 def _run(statement_id: int, kind: str, code: str) -> dict:
@@ -168,11 +253,6 @@ def _run(statement_id: int, kind: str, code: str) -> dict:
         return _error(type(exc), exc, exc.__traceback__, statement_id)
     finally:
         sys.stdout, sys.stderr, sys.displayhook = saved
-        if sc is not None:
-            try:
-                sc.setLocalProperty("spark.jobGroup.id", None)
-            except Exception:
-                pass
     data = dict(result or {})
     text = data.pop("text/plain", "") or ""
     text += out.getvalue() + err.getvalue()

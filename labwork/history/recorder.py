@@ -147,7 +147,7 @@ class Recorder:
         if err is not None:
             err_name = type(err).__name__
             err_value = str(err)
-            if isinstance(err, KeyboardInterrupt):
+            if isinstance(err, KeyboardInterrupt) or err_name == "CancelledError":  # an awaiting cell
                 status = "interrupted"
             elif isinstance(err, SystemExit) and err.code in (None, 0):
                 status = "ok"

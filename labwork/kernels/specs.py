@@ -47,9 +47,15 @@ def spark_conf_for(project: Project, rc: RunConfig, server_config: dict[str, Any
 
 
 def _uses_livy(project: Project, rc: RunConfig) -> bool:
+    """Scala always goes through Livy (no Scala kernel in-process); PySpark when the target says."""
     target = project.target_of(rc)
-    return rc.framework in ("pyspark", "spark") and (
+    if rc.framework == "spark":
+        return True
+    return rc.framework == "pyspark" and (
         isinstance(target, LivyTarget) or (isinstance(target, SparkTarget) and target.via == "livy"))
+
+
+REMOTE_KINDS = ("docker", "remote")
 
 
 def kernel_spec(project: Project, rc_name: str, settings: Settings,
@@ -143,6 +149,8 @@ def project_kernel_specs(project: Project, settings: Settings, server_config: di
     """Every run configuration's spec; one that cannot be made is skipped, never the rest."""
     out: dict[str, dict[str, Any]] = {}
     for rc_name in sorted(project.runconfigs):
+        if project.target_of(project.runconfigs[rc_name]).type in REMOTE_KINDS:
+            continue  # validated, but their kernels come with the remote-kernel provisioners
         try:
             out[kernel_name(rc_name)] = kernel_spec(project, rc_name, settings, server_config, control_url)
         except Exception as exc:  # a broken run configuration must not hide the others

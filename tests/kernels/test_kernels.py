@@ -130,3 +130,10 @@ def test_requirements_outside_the_project_are_refused(kproject: Path) -> None:
     rc.write_text(rc.read_text() + '\n[environment]\nrequirements = "../../etc/passwd"\n')
     with pytest.raises(ConfigError, match="outside the project"):
         environment_for(load_project(kproject), "esc", load_settings())
+
+
+def test_docker_and_remote_targets_make_no_local_kernel(kproject: Path) -> None:
+    attach_target(kproject, "docker", "box", {"image": "python:3.11"})
+    attach_target(kproject, "remote", "gpu", {"host": "gpu1"})
+    specs = LabworkKernelSpecManager().get_all_specs()
+    assert "labwork-box" not in specs and "labwork-gpu" not in specs and "labwork-local" in specs

@@ -1,0 +1,173 @@
+"""What every dashboard page shares: the Jinja2 environment, `render`, filters and small helpers."""
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from labwork import __version__
+from labwork.errors import LabworkError
+
+HERE = Path(__file__).parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+
+# Pages are ours alone: no inline script, no other origins, not framed by others.
+PAGE_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+            "frame-src 'self'; frame-ancestors 'self'; object-src 'none'; base-uri 'none'")
+
+
+def parse_time(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        try:
+            dt = datetime.fromisoformat(str(value))
+        except ValueError:
+            return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def fmt_time(value: Any) -> str:
+    dt = parse_time(value)
+    if dt is None:
+        return "—"
+    return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def fmt_duration(seconds: Any) -> str:
+    if seconds is None:
+        return "—"
+    try:
+        s = float(seconds)
+    except (TypeError, ValueError):
+        return "—"
+    if s < 1:
+        return f"{s * 1000:.0f} ms"
+    if s < 60:
+        return f"{s:.1f} s"
+    s = int(round(s))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    if h:
+        return f"{h} h {m:02d} min"
+    return f"{m} min {sec:02d} s"
+
+
+def fmt_left(seconds: Any) -> str:
+    """Time left before a deadline, as the page's countdown shows it."""
+    if seconds is None:
+        return "no limit"
+    s = max(0, int(seconds))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h} h {m:02d} min {sec:02d} s"
+
+
+def fmt_size(n: Any) -> str:
+    try:
+        n = float(n)
+    except (TypeError, ValueError):
+        return "—"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def fmt_value(v: Any) -> str:
+    if isinstance(v, float):
+        if math.isfinite(v) and v != int(v):
+            return f"{v:.6g}"
+        return f"{v:g}"
+    if isinstance(v, list):
+        inner = ", ".join(fmt_value(x) for x in v[:8])
+        return f"[{inner}{', …' if len(v) > 8 else ''}]"
+    return str(v)
+
+
+def config_summary(cfg: dict[str, Any] | None) -> str:
+    """`Spark · JupyterLab · 6 h · driver 1g × 1, 2 executors 1g × 1` for a ServerConfig dict."""
+    if not cfg:
+        return "—"
+    kind = "Spark" if cfg.get("kind") == "spark" else "Python"
+    ui = "classic Notebook" if cfg.get("ui") == "classic" else "JupyterLab"
+    hours = cfg.get("hours")
+    limit = "no limit" if hours is None else f"{hours:g} h"
+    text = f"{kind} · {ui} · {limit}"
+    sp = cfg.get("spark") or {}
+    if cfg.get("kind") == "spark" and sp:
+        ex = (f"dynamic {sp.get('min_executors')}–{sp.get('max_executors')} executors"
+              if sp.get("dynamic_allocation") else f"{sp.get('executors')} executor(s)")
+        text += (f" · driver {sp.get('driver_memory')} × {sp.get('driver_cores')} core(s), {ex} "
+                 f"{sp.get('executor_memory')} × {sp.get('executor_cores')} core(s)")
+    return text
+
+
+def urlq(value: Any) -> str:
+    return quote(str(value), safe="/")
+
+
+def _env() -> Environment:
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
+                      auto_reload=False, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(time=fmt_time, duration=fmt_duration, left=fmt_left, size=fmt_size,
+                       value=fmt_value, config=config_summary, urlq=urlq)
+    env.globals.update(version=__version__, urlencode=urlencode)
+    return env
+
+
+ENV = _env()
+
+
+def render(request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
+    from labwork.dashboard.auth import csrf_token, set_cookies
+    context.setdefault("error", None)
+    context.setdefault("notice", None)
+    html = ENV.get_template(template).render(request=request, csrf=csrf_token(request), path=request.url.path,
+                                             **context)
+    response = HTMLResponse(html, status_code=status,
+                            headers={"Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff",
+                                     "Referrer-Policy": "same-origin", "Cache-Control": "no-store"})
+    return set_cookies(request, response)
+
+
+def render_fragment(template: str, **context: Any) -> str:
+    return ENV.get_template(template).render(**context)
+
+
+def error_text(exc: LabworkError) -> str:
+    """A LabworkError as one clear sentence (where, message, hint)."""
+    text = exc.message
+    if exc.where:
+        text = f"{exc.where}: {text}"
+    if exc.hint:
+        text += f" (hint: {exc.hint})"
+    return text
+
+
+def http_status(exc: LabworkError) -> int:
+    return exc.http_status if exc.http_status != 503 else 503
+
+
+def message_page(request: Request, title: str, error: str, status: int = 400) -> HTMLResponse:
+    return render(request, "message.html", status=status, title=title, error=error)
+
+
+def ctx_of(request: Request):
+    return request.app.state.ctx
+
+
+def get_project(request: Request, project_id: int) -> dict[str, Any]:
+    """The registered project by id (NotFound otherwise)."""
+    from labwork.project.registry import get_project_row
+    return get_project_row(ctx_of(request).store, int(project_id))

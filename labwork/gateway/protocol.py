@@ -1,0 +1,308 @@
+"""Livy's request bodies, validated field by field, and the small parsers they need.
+
+Every problem is a `LivyError` (an HTTP status and a message naming the field); the app turns it
+into `{"msg": ...}`. Nothing here touches processes.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+VERSION = "0.9.0-labwork"
+
+SESSION_KINDS = {"spark", "pyspark", "sparkr", "sql", "shared"}
+KIND_ALIASES = {"scala": "spark", "python": "pyspark", "python3": "pyspark", "pyspark3": "pyspark",
+                "r": "sparkr"}
+STATEMENT_KINDS = {"spark", "pyspark", "sparkr", "sql"}
+
+SESSION_STATES = ("not_started", "starting", "recovering", "idle", "running", "busy",
+                  "shutting_down", "error", "dead", "killed", "success")
+FINISHED_STATES = {"error", "dead", "killed", "success"}
+STATEMENT_STATES = ("waiting", "running", "available", "cancelling", "cancelled")
+
+
+class LivyError(Exception):
+    def __init__(self, status: int, msg: str) -> None:
+        super().__init__(msg)
+        self.status = status
+        self.msg = msg
+
+
+def bad(msg: str) -> LivyError:
+    return LivyError(400, msg)
+
+
+_TIME = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|m|min|mins|h|hour|hours|d|day|days)?\s*$",
+                   re.IGNORECASE)
+_TIME_UNITS = {"ms": 0.001, "s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60, "mins": 60,
+               "h": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400}
+
+
+def parse_duration(value: Any, what: str = "duration") -> float | None:
+    """'10m' -> 600.0 seconds; a bare number is milliseconds (Spark's getTimeAsMs)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise bad(f"{what}: expected a time string like '10m' or '1h', got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value) / 1000.0
+    m = _TIME.match(str(value))
+    if not m:
+        raise bad(f"{what}: expected a time string like '10m' or '1h', got {value!r}")
+    number, unit = float(m.group(1)), (m.group(2) or "ms").lower()
+    return number * _TIME_UNITS[unit]
+
+
+_SIZE = re.compile(r"^\s*\d+\s*([kmgtp]b?|b)?\s*$", re.IGNORECASE)
+
+
+def check_size(value: Any, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _SIZE.match(value):
+        raise bad(f"{what}: expected a JVM memory size like '512m' or '2g', got {value!r}")
+    return value.strip()
+
+
+def check_int(value: Any, what: str, minimum: int = 0) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise bad(f"{what}: expected an integer, got {value!r}")
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if not isinstance(value, int):
+        raise bad(f"{what}: expected an integer, got {value!r}")
+    if value < minimum:
+        raise bad(f"{what}: must be at least {minimum}, got {value}")
+    return value
+
+
+def check_str(value: Any, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise bad(f"{what}: expected a string, got {value!r}")
+    return value
+
+
+def check_list(value: Any, what: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise bad(f"{what}: expected a list of strings, got {value!r}")
+    return list(value)
+
+
+def check_conf(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise bad(f"conf: expected a map of Spark properties, got {value!r}")
+    out: dict[str, str] = {}
+    for k, v in value.items():
+        if v is None:
+            continue
+        if isinstance(v, bool):
+            v = "true" if v else "false"
+        elif isinstance(v, (dict, list)):
+            raise bad(f"conf.{k}: expected a scalar value, got {v!r}")
+        out[str(k)] = str(v)
+    for refused in ("spark.master", "spark.submit.deployMode"):
+        if refused in out:
+            raise bad(f"conf: '{refused}' is decided by the server and cannot be set")
+    return out
+
+
+def normalize_kind(value: Any, *, what: str = "kind", allowed: set[str] = SESSION_KINDS,
+                   default: str | None = "shared") -> str | None:
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise bad(f"{what}: expected one of {', '.join(sorted(allowed))}, got {value!r}")
+    kind = KIND_ALIASES.get(value.lower(), value.lower())
+    if kind not in allowed:
+        raise bad(f"{what}: unknown kind '{value}' (expected one of {', '.join(sorted(allowed))})")
+    if kind == "sparkr" and not r_available():
+        raise bad(f"{what}: 'sparkr' needs R (Rscript) on the gateway's machine, and it is not "
+                  "installed; use pyspark, spark, sql or shared")
+    return kind
+
+
+def r_available() -> bool:
+    return shutil.which("Rscript") is not None
+
+
+def local_path(uri: str) -> Path | None:
+    """The local file a URI points at, or None for remote schemes (hdfs://, s3a://, ...)."""
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file", "local"):
+        return Path(parsed.path if parsed.scheme else uri).expanduser()
+    if len(parsed.scheme) == 1:  # a Windows drive letter; treat as local
+        return Path(uri)
+    return None
+
+
+def check_paths(uris: list[str], what: str, allowed: list[str]) -> None:
+    roots = [Path(a).expanduser().resolve() for a in allowed]
+    for uri in uris:
+        path = local_path(uri)
+        if path is None:
+            continue
+        resolved = path.resolve()
+        if not any(resolved == r or r in resolved.parents for r in roots):
+            raise bad(f"{what}: local path '{uri}' is not in the gateway's allowed local paths"
+                      + (f" ({', '.join(allowed)})" if allowed else " (none are allowed)"))
+
+
+_COMMON_FIELDS = {"proxyUser", "jars", "pyFiles", "files", "archives", "driverMemory",
+                  "driverCores", "executorMemory", "executorCores", "numExecutors", "queue", "name",
+                  "conf"}
+SESSION_FIELDS = _COMMON_FIELDS | {"kind", "heartbeatTimeoutInSecond", "ttl", "idleTimeout"}
+BATCH_FIELDS = _COMMON_FIELDS | {"file", "className", "args"}
+
+
+@dataclass
+class CreateRequest:
+    kind: str = "shared"
+    proxyUser: str | None = None
+    jars: list[str] = field(default_factory=list)
+    pyFiles: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    archives: list[str] = field(default_factory=list)
+    driverMemory: str | None = None
+    driverCores: int | None = None
+    executorMemory: str | None = None
+    executorCores: int | None = None
+    numExecutors: int | None = None
+    queue: str | None = None
+    name: str | None = None
+    conf: dict[str, str] = field(default_factory=dict)
+    heartbeatTimeoutInSecond: int = 0
+    ttl: str | None = None
+    idleTimeout: str | None = None
+    # batches
+    file: str | None = None
+    className: str | None = None
+    args: list[str] = field(default_factory=list)
+
+    def spark_conf(self) -> dict[str, str]:
+        """Resource fields as Spark properties (the explicit `conf` wins where both are given)."""
+        out: dict[str, str] = {}
+        pairs = [("spark.driver.memory", self.driverMemory), ("spark.driver.cores", self.driverCores),
+                 ("spark.executor.memory", self.executorMemory),
+                 ("spark.executor.cores", self.executorCores),
+                 ("spark.executor.instances", self.numExecutors), ("spark.yarn.queue", self.queue),
+                 ("spark.app.name", self.name)]
+        for key, value in pairs:
+            if value is not None:
+                out[key] = str(value)
+        lists = [("spark.jars", self.jars), ("spark.submit.pyFiles", self.pyFiles),
+                 ("spark.files", self.files), ("spark.archives", self.archives)]
+        for key, values in lists:
+            if values:
+                out[key] = ",".join(values)
+        out.update(self.conf)
+        return out
+
+
+def parse_create(body: Any, *, batch: bool, allowed_paths: list[str],
+                 proxy_user: str | None = None) -> CreateRequest:
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise bad("the request body must be a JSON object")
+    known = BATCH_FIELDS if batch else SESSION_FIELDS
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise bad(f"unknown field '{unknown[0]}' in the request (expected some of: "
+                  f"{', '.join(sorted(known))})")
+    req = CreateRequest()
+    if not batch:
+        req.kind = normalize_kind(body.get("kind")) or "shared"
+        req.heartbeatTimeoutInSecond = check_int(body.get("heartbeatTimeoutInSecond"),
+                                                 "heartbeatTimeoutInSecond") or 0
+        req.ttl = check_str(body.get("ttl"), "ttl")
+        req.idleTimeout = check_str(body.get("idleTimeout"), "idleTimeout")
+        parse_duration(req.ttl, "ttl")
+        parse_duration(req.idleTimeout, "idleTimeout")
+    else:
+        req.file = check_str(body.get("file"), "file")
+        if not req.file:
+            raise bad("file: a batch needs the application file to run")
+        req.className = check_str(body.get("className"), "className")
+        req.args = [str(a) for a in (body.get("args") or [])] if isinstance(
+            body.get("args") or [], list) else check_list(body.get("args"), "args")
+    req.proxyUser = check_str(body.get("proxyUser"), "proxyUser") or proxy_user
+    for name in ("jars", "pyFiles", "files", "archives"):
+        setattr(req, name, check_list(body.get(name), name))
+    req.driverMemory = check_size(body.get("driverMemory"), "driverMemory")
+    req.executorMemory = check_size(body.get("executorMemory"), "executorMemory")
+    req.driverCores = check_int(body.get("driverCores"), "driverCores", 1)
+    req.executorCores = check_int(body.get("executorCores"), "executorCores", 1)
+    req.numExecutors = check_int(body.get("numExecutors"), "numExecutors", 0)
+    req.queue = check_str(body.get("queue"), "queue")
+    name = check_str(body.get("name"), "name")
+    if name is not None:
+        name = name.strip()
+        if not name:
+            name = None
+        elif name.isdigit():
+            raise bad(f"name: '{name}' is all digits, which would clash with session ids")
+        elif "/" in name:
+            raise bad(f"name: '{name}' may not contain '/'")
+    req.name = name
+    req.conf = check_conf(body.get("conf"))
+    for what in ("jars", "pyFiles", "files", "archives"):
+        check_paths(getattr(req, what), what, allowed_paths)
+    if batch and req.file:
+        check_paths([req.file], "file", allowed_paths)
+    return req
+
+
+def parse_statement(body: Any, session_kind: str) -> tuple[str, str]:
+    if not isinstance(body, dict):
+        raise bad("the request body must be a JSON object with 'code'")
+    unknown = sorted(set(body) - {"code", "kind"})
+    if unknown:
+        raise bad(f"unknown field '{unknown[0]}' in the statement (expected code, kind)")
+    code = body.get("code")
+    if not isinstance(code, str):
+        raise bad("code: expected the statement's code as a string")
+    kind = normalize_kind(body.get("kind"), what="kind", allowed=STATEMENT_KINDS, default=None)
+    if kind is None:
+        kind = "pyspark" if session_kind == "shared" else session_kind
+    if session_kind != "shared" and kind != session_kind:
+        raise bad(f"kind: a '{session_kind}' session runs '{session_kind}' statements only "
+                  f"(got '{kind}'); create a 'shared' session to mix kinds")
+    return code, kind
+
+
+def paging(params: dict, default_size: int = 100) -> tuple[int, int]:
+    try:
+        frm = int(params.get("from", 0) or 0)
+        size = int(params.get("size", default_size) or default_size)
+    except ValueError as exc:
+        raise bad("from/size: expected integers") from exc
+    return max(frm, 0), size
+
+
+def log_slice(lines: list[str], params: dict) -> tuple[int, int, list[str]]:
+    """Livy's log paging: no `from` = the last `size` lines (default 100); size < 0 = all."""
+    try:
+        frm = int(params["from"]) if params.get("from") not in (None, "") else -1
+        size = int(params["size"]) if params.get("size") not in (None, "") else 100
+    except ValueError as exc:
+        raise bad("from/size: expected integers") from exc
+    total = len(lines)
+    if size < 0:
+        frm, size = 0, total
+    elif frm < 0:
+        frm = max(0, total - size)
+    return frm, total, lines[frm:frm + size]

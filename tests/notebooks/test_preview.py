@@ -1,0 +1,125 @@
+"""Read-only previews: sanitized (a notebook's own scripts never run), images embedded, no server."""
+from __future__ import annotations
+
+import base64
+import re
+import struct
+import zlib
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from labwork.errors import ConfigError, Forbidden, NotFound
+from labwork.notebooks.preview import list_notebooks, notebook_in_project, render_preview
+
+
+def tiny_png() -> bytes:
+    """A valid 1x1 red PNG."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    raw = b"\x00\xff\x00\x00"
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def hostile_notebook(folder: Path) -> Path:
+    """A notebook with scripts in markdown, HTML and JavaScript outputs, plus two images."""
+    (folder / "pic.png").write_bytes(tiny_png())
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_markdown_cell(
+        "# Title\n\n<script>window.pwned = 'markdown'</script>\n\n"
+        "<img src='nothing.png' onerror=\"window.pwned='onerror'\">"))
+    nb.cells.append(nbformat.v4.new_markdown_cell(
+        "## Pictures\n\n![local picture](pic.png)\n\n[click me](javascript:window.pwned='link')\n\n"
+        "| a | b |\n|---|---|\n| 1 | 2 |"))
+    code = nbformat.v4.new_code_cell("display(stuff)")
+    code.outputs = [
+        nbformat.v4.new_output("display_data", data={
+            "text/html": "<b>bold output</b><script>window.pwned = 'html-output'</script>"}),
+        nbformat.v4.new_output("display_data", data={"application/javascript": "window.pwned = 'js-output'"}),
+        nbformat.v4.new_output("display_data", data={"image/png": base64.b64encode(tiny_png()).decode(),
+                                                     "text/plain": "<Figure>"}),
+        nbformat.v4.new_output("display_data", data={
+            "image/svg+xml": "<svg xmlns='http://www.w3.org/2000/svg' width='4' height='4'>"
+                             "<script>window.pwned='svg'</script><rect width='4' height='4'/></svg>"}),
+        nbformat.v4.new_output("stream", name="stdout", text="printed text\n"),
+    ]
+    nb.cells.append(code)
+    path = folder / "hostile.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_preview_neutralises_scripts_and_embeds_images(tmp_path: Path) -> None:
+    html = render_preview(hostile_notebook(tmp_path))
+    assert "printed text" in html and "bold output" in html
+    # every <script> left is the template's own; none carries the notebook's code
+    for script in re.findall(r"<script\b[^>]*>(.*?)</script>", html, flags=re.S | re.I):
+        assert "pwned" not in script
+    assert not re.search(r"<[^>]+\sonerror\s*=", html, flags=re.I)  # no live event handler attribute
+    assert "javascript:" not in html.lower()
+    assert "pwned" not in html  # script bodies are dropped, not left behind as text
+    # markdown still renders as markup (headings, tables), not as escaped text
+    assert '<h1 id="Title">' in html and "<table>" in html and "&lt;h2" not in html
+    # output image and the markdown's local image are embedded as data URIs, SVG as an <img>
+    assert re.search(r'<img alt="local picture" src="data:image/png;base64,', html)
+    assert html.count("data:image/png;base64,") >= 3  # the template's own CSS has one too
+    assert 'src="data:image/svg+xml;base64,' in html
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian's chromium")
+def test_preview_runs_nothing_in_a_browser(tmp_path: Path) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    out = tmp_path / "preview.html"
+    out.write_text(render_preview(hostile_notebook(tmp_path)), encoding="utf-8")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.route("**/*", lambda route: route.abort() if not route.request.url.startswith(("file:", "data:"))
+                       else route.continue_())  # offline: the template's CDN scripts do not load
+            page.goto(out.as_uri())
+            page.wait_for_timeout(500)
+            assert page.evaluate("typeof window.pwned") == "undefined"
+            assert page.locator("text=printed text").count() == 1
+            assert page.locator("img[src^='data:image/png']").count() >= 2
+            assert page.locator("h1#Title").count() == 1
+        finally:
+            browser.close()
+
+
+def test_preview_errors(tmp_path: Path) -> None:
+    with pytest.raises(NotFound):
+        render_preview(tmp_path / "missing.ipynb")
+    bad = tmp_path / "bad.ipynb"
+    bad.write_text("{ not json")
+    with pytest.raises(ConfigError) as info:
+        render_preview(bad)
+    assert str(bad) in str(info.value)
+    txt = tmp_path / "notes.txt"
+    txt.write_text("hi")
+    with pytest.raises(ConfigError, match="not a notebook"):
+        render_preview(txt)
+
+
+def test_paths_must_stay_inside_the_project(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    root.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(), root / "a.ipynb")
+    outside = tmp_path / "secret.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), outside)
+    (root / "link.ipynb").symlink_to(outside)
+    assert notebook_in_project(root, "a.ipynb") == (root / "a.ipynb").resolve()
+    for escape in ("../secret.ipynb", str(outside), "sub/../../secret.ipynb", "link.ipynb"):
+        with pytest.raises(Forbidden):
+            notebook_in_project(root, escape)
+    with pytest.raises(NotFound):
+        notebook_in_project(root, "nope.ipynb")
+
+
+def test_list_notebooks_skips_hidden_and_checkpoints(tmp_path: Path) -> None:
+    for rel in ("a.ipynb", "sub/b.ipynb", ".ipynb_checkpoints/a-checkpoint.ipynb", ".hidden/c.ipynb"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nbformat.v4.new_notebook(), tmp_path / rel)
+    assert [n["path"] for n in list_notebooks(tmp_path)] == ["a.ipynb", "sub/b.ipynb"]
