@@ -165,12 +165,12 @@ def install_handlers(app) -> None:
             return RedirectResponse(target, status_code=303)
         message = "That token is wrong." if exc.reason == "wrong token" else \
             "Your session has no valid token: log in again."
-        return render(request, "login.html", status=401, error=message, next=clean_url(request)
+        return render(request, "login.html", status_code=401, error=message, next=clean_url(request)
                       if request.method == "GET" else "/")
 
     @app.exception_handler(CsrfRefused)
     async def _csrf(request: Request, exc: CsrfRefused) -> Response:
-        return render(request, "message.html", status=403, title="Request refused",
+        return render(request, "message.html", status_code=403, title="Request refused",
                       error=f"Cross-site request protection refused this action: {exc.reason}. "
                             "Nothing was changed.")
 
@@ -203,7 +203,7 @@ async def login(request: Request) -> Response:
     nxt = safe_next(str(form.get("next") or "/"))
     expected = request.app.state.ctx.token
     if not given or not secrets.compare_digest(given, expected):
-        return render(request, "login.html", status=401, next=nxt,
+        return render(request, "login.html", status_code=401, next=nxt,
                       error="That token is wrong. It is in LABWORK_HOME/token, and in the URL "
                             "'labwork serve' prints.")
     return set_cookies(request, RedirectResponse(nxt, status_code=303), token=expected)

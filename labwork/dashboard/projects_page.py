@@ -34,7 +34,7 @@ def projects_view(request: Request) -> list[dict[str, Any]]:
 
 def _page(request: Request, *, status: int = 200, error: str | None = None, folder: str = "",
           notice: str | None = None) -> Response:
-    return render(request, "projects.html", status=status, projects=projects_view(request), error=error,
+    return render(request, "projects.html", status_code=status, projects=projects_view(request), error=error,
                   folder=folder, notice=notice, section="projects")
 
 

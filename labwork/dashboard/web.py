@@ -26,6 +26,8 @@ PAGE_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-
 def parse_time(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(float(value), UTC)
     if isinstance(value, datetime):
         dt = value
     else:
@@ -129,13 +131,13 @@ def _env() -> Environment:
 ENV = _env()
 
 
-def render(request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
+def render(request: Request, template: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
     from labwork.dashboard.auth import csrf_token, set_cookies
     context.setdefault("error", None)
     context.setdefault("notice", None)
     html = ENV.get_template(template).render(request=request, csrf=csrf_token(request), path=request.url.path,
                                              **context)
-    response = HTMLResponse(html, status_code=status,
+    response = HTMLResponse(html, status_code=status_code,
                             headers={"Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff",
                                      "Referrer-Policy": "same-origin", "Cache-Control": "no-store"})
     return set_cookies(request, response)
@@ -160,7 +162,7 @@ def http_status(exc: LabworkError) -> int:
 
 
 def message_page(request: Request, title: str, error: str, status: int = 400) -> HTMLResponse:
-    return render(request, "message.html", status=status, title=title, error=error)
+    return render(request, "message.html", status_code=status, title=title, error=error)
 
 
 def ctx_of(request: Request):

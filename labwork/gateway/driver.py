@@ -65,7 +65,8 @@ class Driver:
         os.chmod(self.conn_file, 0o600)
         cmd = [python or sys.executable, "-m", "ipykernel_launcher", "-f", str(self.conn_file),
                "--IPKernelApp.capture_fd_output=False", "--HistoryManager.enabled=False",
-               "--IPKernelApp.log_level=WARN", "--Application.log_level=WARN"]
+               # parent_handle=1: no "Ctrl-C will not work" banner (and no parent poller on POSIX)
+               "--IPKernelApp.parent_handle=1", "--IPKernelApp.log_level=ERROR"]
         logf = open(self.log_path, "ab", buffering=0)
         try:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf,
@@ -183,7 +184,7 @@ class Driver:
                 fut.set_result(msg)
 
     async def _request(self, msg: dict, timeout: float | None = None) -> dict:
-        if self.dead.is_set():
+        if self.dead.is_set() or self.client is None:
             raise DriverDied(self.death_reason())
         fut = asyncio.get_running_loop().create_future()
         self._pending[msg["header"]["msg_id"]] = fut

@@ -86,6 +86,7 @@ def boot(payload: str) -> None:
         except Exception:  # pragma: no cover - removed in some future Spark
             pass
         _S["spark"], _S["sc"] = spark, sc
+        _route_warnings()
         port = _start_side_channel(cfg.get("secret", ""))
         threading.Thread(target=_watchdog, name="labwork-watchdog", daemon=True).start()
         _install_handler()
@@ -93,6 +94,21 @@ def boot(payload: str) -> None:
     except BaseException as exc:  # noqa: BLE001 - reported to the gateway, which marks the session
         _S["reply"] = _encode({"ok": False, "error": f"{type(exc).__name__}: {exc}",
                                "traceback": traceback.format_exc()})
+
+
+def _route_warnings() -> None:
+    """Python warnings (pyspark 4 warns on `DataFrame.toJSON`, which both Livy clients call) go to
+    the session log, never into a statement's output: clients parse that output line by line."""
+    real = sys.__stderr__
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        try:
+            real.write(warnings.formatwarning(message, category, filename, lineno, line))
+            real.flush()
+        except Exception:
+            pass
+
+    warnings.showwarning = showwarning
 
 
 def _info() -> dict:
@@ -249,6 +265,9 @@ def _run(statement_id: int, kind: str, code: str) -> dict:
     except _Incomplete:
         return {"status": "error", "execution_count": statement_id, "ename": "Error",
                 "evalue": "incomplete statement", "traceback": []}
+    except _ScalaError as exc:
+        return {"status": "error", "execution_count": statement_id, "ename": "Error",
+                "evalue": str(exc), "traceback": []}
     except BaseException as exc:  # noqa: BLE001
         return _error(type(exc), exc, exc.__traceback__, statement_id)
     finally:
@@ -440,6 +459,7 @@ def _run_sql(code: str) -> dict:
 
 # -- Scala (the REPL classes in pyspark's jars, in this driver's JVM) --------------------------
 def _scala():
+    """The Scala REPL (IMain) in this driver's JVM, sharing its SparkSession; made on first use."""
     interp = _S.get("scala")
     if interp is not None:
         return interp
@@ -448,19 +468,14 @@ def _scala():
     outdir = sc.getConf().get("spark.repl.class.outputDir", None)
     if not outdir:
         raise RuntimeError("this session was not started with Scala support "
-                           "(spark.repl.class.outputDir is not set)")
+                           "(create it with kind 'spark' or 'shared')")
     settings = jvm.scala.tools.nsc.Settings()
     args = jvm.java.util.ArrayList()
-    for a in ["-Yrepl-class-based", "-Yrepl-outdir", outdir,
+    for a in ["-Yrepl-class-based", "-Yrepl-outdir", outdir, "-usejavacp",
               "-classpath", jvm.java.lang.System.getProperty("java.class.path")]:
         args.add(a)
     scala_args = jvm.scala.jdk.javaapi.CollectionConverters.asScala(args).toList()
     settings.processArguments(scala_args, True)
-    settings.usejavacp().v_ = True  # harmless if the setter name differs
-    try:
-        getattr(settings.usejavacp(), "value_$eq")(True)
-    except Exception:
-        pass
     writer = jvm.java.io.StringWriter()
     printer = jvm.java.io.PrintWriter(writer, True)
     reporter = jvm.scala.tools.nsc.interpreter.shell.ReplReporterImpl(settings, printer)
@@ -469,7 +484,8 @@ def _scala():
     mods = getattr(interp, "bind$default$4")()
     interp.bind("spark", "org.apache.spark.sql.SparkSession", _S["spark"]._jsparkSession, mods)
     interp.bind("sc", "org.apache.spark.SparkContext", sc._jsc.sc(), mods)
-    # Console.out is a DynamicVariable: point it at a buffer we read after each statement.
+    # What user code prints (println) goes to scala.Console.out, a DynamicVariable; point it
+    # at a buffer (on the py4j thread that runs this driver's statements).
     buf = jvm.java.io.ByteArrayOutputStream()
     stream = jvm.java.io.PrintStream(buf, True, "UTF-8")
     _S.update(scala=interp, scala_writer=writer, scala_buf=buf, scala_stream=stream)
@@ -478,32 +494,41 @@ def _scala():
     return interp
 
 
+def _console_to(stream) -> None:
+    try:
+        jvm = _S["sc"]._jvm
+        console = jvm.java.lang.Class.forName("scala.Console$")
+        module = console.getField("MODULE$").get(None)
+        for name in ("outVar", "errVar"):
+            field = console.getDeclaredField(name)
+            field.setAccessible(True)
+            getattr(field.get(module), "value_$eq")(stream)
+    except Exception:
+        pass
+
+
 def _run_scala(code: str) -> dict:
     interp = _scala()
     writer, buf, stream = _S["scala_writer"], _S["scala_buf"], _S["scala_stream"]
-    jvm = _S["sc"]._jvm
     writer.getBuffer().setLength(0)
     buf.reset()
-    wrapped = ("scala.Console.withOut(__lwStream) { scala.Console.withErr(__lwStream) { %s } }")
-    del wrapped  # statements must stay top-level so their vals persist; see below
-    console = jvm.scala.Console
-    try:
-        console.withOut  # noqa: B018 - existence check
-    except Exception:
-        pass
+    _console_to(stream)
     res = interp.interpret(code)
     name = str(res.toString()) if res is not None else "Success"
-    text = str(writer.toString())
+    echo = _scala_echo(str(writer.toString()))
     writer.getBuffer().setLength(0)
-    printed = buf.toString("UTF-8")
+    printed = str(buf.toString("UTF-8"))
     buf.reset()
-    text = _scala_echo(text)
     if "Incomplete" in name:
         raise _Incomplete()
     if "Error" in name:
-        lines = text.strip().splitlines() or ["error"]
-        return {"__error__": lines}
-    return {"text/plain": printed + text}
+        lines = [ln for ln in echo.splitlines() if ln.strip()] or ["error"]
+        raise _ScalaError("\n".join(lines))
+    return {"text/plain": printed + echo}
+
+
+class _ScalaError(Exception):
+    pass
 
 
 def _scala_echo(text: str) -> str:

@@ -121,6 +121,9 @@ class KernelContext:
         return self.url or from_file
 
     def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb() * 1024 * 1024)
+
+    def max_upload_mb(self) -> float:
         """history.max_upload_mb from LABWORK_HISTORY__MAX_UPLOAD_MB or LABWORK_HOME/config.toml."""
         mb: float = 100.0
         try:
@@ -136,7 +139,7 @@ class KernelContext:
                 mb = float(env)
             except ValueError:
                 pass
-        return int(mb * 1024 * 1024)
+        return mb
 
     def run_record(self) -> dict:
         return {"source": "kernel" if self.kernel_id_known else "script",

@@ -126,6 +126,16 @@ def _ms(iso: str | None) -> int | None:
     return int(datetime.fromisoformat(iso).timestamp() * 1000)
 
 
+def _artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    """For a SQLite tracking store, keep artifacts beside the database (`<db folder>/mlartifacts/
+    <experiment>`) instead of MLflow's default `./mlartifacts` under whatever folder we run in."""
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri[len("sqlite:///"):]).expanduser()
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", experiment) or "labwork"
+        return (db.resolve().parent / "mlartifacts" / safe).as_uri()
+    return None
+
+
 def _import_mlflow() -> Any:
     try:
         from mlflow.tracking import MlflowClient
@@ -151,7 +161,8 @@ def export_to_mlflow(source: RunSource, tracking_uri: str, runs: list[str] | Non
         exp_name = experiment or run.get("project") or "labwork"
         if exp_name not in experiments:
             exp = client.get_experiment_by_name(exp_name)
-            experiments[exp_name] = exp.experiment_id if exp else client.create_experiment(exp_name)
+            experiments[exp_name] = exp.experiment_id if exp else \
+                client.create_experiment(exp_name, artifact_location=_artifact_location(tracking_uri, exp_name))
         exp_id = experiments[exp_name]
         found = client.search_runs([exp_id], filter_string=f"tags.`labwork.run_id` = '{run['id']}'",
                                    max_results=1)

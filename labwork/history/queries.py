@@ -289,13 +289,14 @@ def run_artifact_dir(artifacts_dir: Path, run_id: str) -> Path:
 
 def store_artifact(store: Store, artifacts_dir: Path, run_ref: str, path: str,
                    chunks: Iterable[bytes], *, artifact_id: str | None = None,
-                   entry_id: str | None = None, max_bytes: int | None = None) -> dict[str, Any]:
+                   entry_id: str | None = None, max_mb: float | None = None) -> dict[str, Any]:
     """Copy an uploaded file into the artifact store (`artifacts_dir/<run>/<artifact id>`).
 
-    The same `artifact_id` twice stores nothing new. Over `max_bytes` is refused and nothing is kept.
+    The same `artifact_id` twice stores nothing new. Over `max_mb` is refused and nothing is kept.
     """
     import uuid
 
+    max_bytes = None if max_mb is None else mb_to_bytes(max_mb)
     norm = check_upload_path(path)
     artifact_id = artifact_id or uuid.uuid4().hex
     if not RUN_ID.match(artifact_id):
@@ -317,7 +318,7 @@ def store_artifact(store: Store, artifacts_dir: Path, run_ref: str, path: str,
             for chunk in chunks:
                 size += len(chunk)
                 if max_bytes is not None and size > max_bytes:
-                    raise too_large(norm, None, max_bytes)
+                    raise too_large(norm, None, max_mb)
                 digest.update(chunk)
                 fh.write(chunk)
         final = folder / artifact_id
@@ -334,10 +335,14 @@ def store_artifact(store: Store, artifacts_dir: Path, run_ref: str, path: str,
     return artifact_dict(row)
 
 
-def too_large(path: str, size: int | None, max_bytes: int) -> Forbidden:
-    limit_mb = max_bytes / (1024 * 1024)
-    got = f"{size / (1024 * 1024):.2f} MB, " if size is not None else ""
-    return Forbidden(f"refused '{path}': {got}over the upload size limit of {limit_mb:g} MB",
+def mb_to_bytes(mb: float) -> int:
+    return int(mb * 1024 * 1024)
+
+
+def too_large(path: str, size: int | None, limit_mb: float) -> Forbidden:
+    got = f"{size:,} bytes is " if size is not None else "it is "
+    return Forbidden(f"refused '{path}': {got}over the upload size limit of {limit_mb:g} MB "
+                     f"(history.max_upload_mb)",
                      hint="raise history.max_upload_mb in LABWORK_HOME/config.toml, or upload a smaller file")
 
 

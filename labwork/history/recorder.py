@@ -210,11 +210,11 @@ class Recorder:
         if not resolved.is_file():
             raise UploadRefused(f"refused '{given}': not a file (upload the files in it one by one)")
         size = resolved.stat().st_size
-        limit = self.ctx.max_upload_bytes()
-        if size > limit:
+        limit_mb = self.ctx.max_upload_mb()
+        if size > int(limit_mb * 1024 * 1024):
             raise UploadRefused(
-                f"refused '{given}': {size / 1048576:.2f} MB is over the upload size limit of "
-                f"{limit / 1048576:g} MB (history.max_upload_mb)")
+                f"refused '{given}': {size:,} bytes is over the upload size limit of "
+                f"{limit_mb:g} MB (history.max_upload_mb)")
         return resolved, "outputs/" + resolved.relative_to(outputs).as_posix(), size
 
     def upload(self, given: str) -> dict[str, Any]:

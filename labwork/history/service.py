@@ -39,8 +39,8 @@ def _ctx(request: Request) -> Context:
     return request.app.state.ctx
 
 
-def max_upload_bytes(ctx: Context) -> int:
-    return int(ctx.settings.history.max_upload_mb * 1024 * 1024)
+def max_upload_mb(ctx: Context) -> float:
+    return float(ctx.settings.history.max_upload_mb)
 
 
 class RecordsBody(BaseModel):
@@ -91,20 +91,21 @@ async def upload(run_id: str, path: str, request: Request, id: str | None = None
                  entry: str | None = None) -> dict[str, Any]:
     """The raw request body is the file; `path` must be `outputs/...`; `id` makes retries safe."""
     ctx = _ctx(request)
-    limit = max_upload_bytes(ctx)
+    limit_mb = max_upload_mb(ctx)
+    limit = queries.mb_to_bytes(limit_mb)
     norm = queries.check_upload_path(path)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise queries.too_large(norm, int(declared), limit)
+        raise queries.too_large(norm, int(declared), limit_mb)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise queries.too_large(norm, None, limit)
+            raise queries.too_large(norm, None, limit_mb)
         chunks.append(chunk)
     return await asyncio.to_thread(queries.store_artifact, ctx.store, ctx.settings.artifacts_dir, run_id,
-                                   norm, chunks, artifact_id=id, entry_id=entry, max_bytes=limit)
+                                   norm, chunks, artifact_id=id, entry_id=entry, max_mb=limit_mb)
 
 
 # --- spools of kernels that are gone ----------------------------------------------------------------
@@ -128,7 +129,7 @@ def _apply_artifact(ctx: Context, record: dict[str, Any], blob: Path) -> None:
     try:
         queries.store_artifact(ctx.store, ctx.settings.artifacts_dir, record["run"], record["path"], chunks(),
                                artifact_id=record["id"], entry_id=record.get("entry"),
-                               max_bytes=max_upload_bytes(ctx))
+                               max_mb=max_upload_mb(ctx))
     except LabworkError as exc:
         log.error("spooled upload %s refused: %s", record.get("path"), exc)
 

@@ -129,9 +129,17 @@ class ServerManager:
             return False
         return pid_alive(row.pid)
 
-    def _exit_code(self, server_id: int) -> int | None:
+    def _exit_code(self, server_id: int, wait: float = 0.0) -> int | None:
+        """The exit code of a server this process started (None when unknown)."""
         proc = self._procs.get(server_id)
-        return proc.poll() if proc is not None else None
+        if proc is None:
+            return None
+        if wait:  # a killed multi-threaded process is a zombie a moment before it can be reaped
+            try:
+                return proc.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                return None
+        return proc.poll()
 
     @staticmethod
     def _answers(row: ServerRow, timeout: float = 2.0) -> bool:
@@ -315,7 +323,7 @@ class ServerManager:
         with self.store.session() as s:
             row = s.get(ServerRow, server_id)
             path = row.log_path
-        code = self._exit_code(server_id)
+        code = self._exit_code(server_id, wait=5.0)
         exit_text = f"exit code {code}" if code is not None else "exit code unknown"
         last = _last_meaningful_line(path)
         reason = f"{why} ({exit_text})" + (f"; last log line: {last}" if last else "")
@@ -368,7 +376,7 @@ class ServerManager:
                 self._terminate(k, grace=3.0)
         else:
             how = "it was no longer running"
-        code = self._exit_code(server_id)
+        code = self._exit_code(server_id, wait=5.0)
         if code is not None:
             how += f", exit code {code}"
         self._finish(server_id, "stopped", reason, how=how)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
 from history_support import ControlPlane, kernel_env, spool_records, wait_for
@@ -226,12 +225,11 @@ def test_uploads_refused_by_rule(control_plane, project, kernels, tmp_path):
     assert "refused" in run["entries"][4]["error_value"]
 
 
-@pytest.mark.parametrize("preload", [True])
-def test_history_default_from_run_configuration_and_no_control_plane(home, project, kernels, preload):
+def test_history_default_from_run_configuration_and_no_control_plane(home, project, kernels):
     """LABWORK_HISTORY=1 turns history on at start; with no control plane anywhere the cells run
     the same and everything waits in the spool."""
     env = kernel_env(home, project, url=None, notebook=str(project / "n.ipynb"), history=True)
-    k = kernels(env, project, preload=preload)
+    k = kernels(env, project)
     assert k.run("a = 1").status == "ok"
     assert "history is on" in k.run("%labwork history").stdout
     status = k.run("%labwork status").stdout

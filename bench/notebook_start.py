@@ -1,0 +1,144 @@
+"""Benchmark: `labwork notebook start --no-browser` (control plane already up) until the server answers
+`/api/status`, against plain `jupyter lab --no-browser` measured in the same run.
+
+    .venv/bin/python bench/notebook_start.py [--rounds 5]
+
+Prints the median of each and their ratio (goal: <= 1.3). Everything runs in a temporary
+LABWORK_HOME on free ports, and everything started is stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from labwork.project import init_project  # noqa: E402
+from labwork.server.daemon import free_port  # noqa: E402
+
+GOAL = 1.3
+
+
+def wait_status(base: str, token: str, proc: subprocess.Popen | None, timeout: float = 120) -> None:
+    limit = time.monotonic() + timeout
+    with httpx.Client(timeout=2, headers={"Authorization": f"token {token}"}) as http:
+        while time.monotonic() < limit:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"jupyter exited with {proc.returncode}")
+            try:
+                if http.get(f"{base}/api/status").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+    raise RuntimeError(f"{base} did not answer within {timeout} s")
+
+
+def start_control_plane(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "labwork", "serve", "--port", "0"], env=env,
+                            stdout=open(home / "serve.log", "ab"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    limit = time.monotonic() + 60
+    while time.monotonic() < limit:
+        try:
+            info = json.loads((home / "control.json").read_text())
+            token = (home / "token").read_text().strip()
+            if info["pid"] == proc.pid and httpx.get(f"{info['url']}/api/status", timeout=2,
+                                                     headers={"Authorization": f"Bearer {token}"}).status_code == 200:
+                return proc, info["url"], token
+        except (OSError, ValueError, KeyError, httpx.HTTPError):
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("control plane did not start: " + (home / "serve.log").read_text()[-2000:])
+
+
+def labwork_round(project: Path, env: dict[str, str], api: httpx.Client) -> float:
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "labwork", "notebook", "start", str(project), "--no-browser",
+                          "--json"], env=env, capture_output=True, text=True, check=True)
+    server = json.loads(out.stdout)
+    wait_status(server["base_url"], server["token"], None)
+    elapsed = time.perf_counter() - t0
+    api.delete(f"/api/projects/{server['project']['id']}/server").raise_for_status()
+    return elapsed
+
+
+def jupyter_round(project: Path, env: dict[str, str]) -> float:
+    jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
+    port = free_port("127.0.0.1", 8888)
+    token = secrets.token_urlsafe(32)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([jupyter, "lab", "--no-browser", "--allow-root", f"--ServerApp.port={port}",
+                             "--ServerApp.port_retries=0", "--ServerApp.ip=127.0.0.1",
+                             f"--ServerApp.root_dir={project}"],
+                            env=dict(env, JUPYTER_TOKEN=token), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_status(f"http://127.0.0.1:{port}", token, proc)
+        return time.perf_counter() - t0
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="labwork-bench-"))
+    home = tmp / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LABWORK_", "DISPLAY", "WAYLAND"))}
+    env["LABWORK_HOME"] = str(home)
+    project = init_project(tmp / "proj", "benchProj").root
+    cp, url, token = start_control_plane(home, env)
+    labwork_times: list[float] = []
+    jupyter_times: list[float] = []
+    try:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=180) as api:
+            api.post("/api/projects", json={"path": str(project)}).raise_for_status()
+            labwork_round(project, env, api)  # warm-up (imports, disk caches), not counted
+            jupyter_round(project, env)
+            for i in range(args.rounds):
+                order = [("labwork", lambda: labwork_round(project, env, api)),
+                         ("jupyter", lambda: jupyter_round(project, env))]
+                if i % 2:
+                    order.reverse()
+                for name, run in order:
+                    t = run()
+                    (labwork_times if name == "labwork" else jupyter_times).append(t)
+                    print(f"round {i + 1}: {name:8s} {t:6.2f} s", flush=True)
+    finally:
+        cp.terminate()
+        try:
+            cp.wait(30)
+        except subprocess.TimeoutExpired:
+            cp.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+    lab = statistics.median(labwork_times)
+    base = statistics.median(jupyter_times)
+    ratio = lab / base
+    print(f"labwork notebook start (median of {args.rounds}): {lab:.2f} s")
+    print(f"jupyter lab            (median of {args.rounds}): {base:.2f} s")
+    print(f"ratio {ratio:.2f} (goal <= {GOAL}) {'OK' if ratio <= GOAL else 'OVER GOAL'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""Project › Compute: compute targets and run configurations; attach, detach, and Prepare (the
+`experiment prepare` build of a run configuration's environment) with progress."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+
+from labwork.dashboard.auth import form_auth, page_auth
+from labwork.dashboard.jobs import Job, jobs_of
+from labwork.dashboard.web import ctx_of, error_text, get_project, message_page, render
+from labwork.errors import ConfigError, LabworkError
+
+router = APIRouter()
+
+NOTICES = {"attached": "Compute target attached (with a run configuration of the same name).",
+           "detached": "Compute target detached (with its run configurations)."}
+
+# The options the attach form offers per kind (the CLI's `computetarget attach` flags).
+KIND_OPTIONS: dict[str, list[tuple[str, str]]] = {
+    "local": [],
+    "spark": [("master", "Master (local[*], spark://HOST:PORT, yarn, k8s://URL)"), ("via", "Via (kernel or livy)")],
+    "livy": [("url", "Livy URL"), ("auth", "Auth (none, basic, kerberos)"), ("username", "User name"),
+             ("password_env", "Password: name of an environment variable")],
+    "docker": [("image", "Image")],
+    "remote": [("host", "Host"), ("user", "User"), ("port", "Port"), ("key_file", "Key file"),
+               ("python", "Python on the host")],
+}
+
+
+def _context(request: Request, project_id: int) -> dict[str, Any]:
+    from labwork.kernels.environments import environment_for
+    from labwork.project.describe import describe_project
+    from labwork.project.files import load_project
+    project = get_project(request, project_id)
+    desc = describe_project(project["path"])
+    loaded = load_project(project["path"])
+    settings = ctx_of(request).settings
+    envs: dict[str, dict[str, Any]] = {}
+    for name in desc["runconfigs"]:
+        try:
+            env = environment_for(loaded, name, settings)
+            envs[name] = {"prepared": env.prepared, "current": env.is_current, "python": env.python}
+        except LabworkError as exc:
+            envs[name] = {"prepared": False, "current": False, "error": error_text(exc)}
+    jobs = jobs_of(request)
+    prepare_jobs = {name: job.to_dict() for name in desc["runconfigs"]
+                    if (job := jobs.latest(project_id, f"prepare:{name}")) is not None}
+    return {"project": project, "desc": desc, "envs": envs, "prepare_jobs": prepare_jobs,
+            "kinds": KIND_OPTIONS, "section": "compute"}
+
+
+def _page(request: Request, project_id: int, *, status: int = 200, error: str | None = None,
+          notice: str | None = None, attach: dict[str, Any] | None = None) -> Response:
+    try:
+        data = _context(request, project_id)
+    except LabworkError as exc:
+        return message_page(request, "Compute", error_text(exc), exc.http_status)
+    return render(request, "compute.html", status_code=status, error=error, notice=notice,
+                  attach=attach or {"kind": "spark"}, **data)
+
+
+@router.get("/projects/{project_id:int}/compute")
+def compute(request: Request, project_id: int, ok: str | None = None,
+            _auth: None = Depends(page_auth)) -> Response:
+    return _page(request, project_id, notice=NOTICES.get(ok or ""))
+
+
+@router.post("/projects/{project_id:int}/compute/attach")
+def attach(request: Request, project_id: int, form: dict = Depends(form_auth)) -> Response:
+    from labwork.project.files import attach_target
+    kind = str(form.get("kind") or "")
+    name = str(form.get("name") or "").strip()
+    framework = str(form.get("framework") or "").strip() or None
+    options: dict[str, Any] = {}
+    for key, _label in KIND_OPTIONS.get(kind, []):
+        value = str(form.get(f"{kind}.{key}") or "").strip()
+        if value:
+            options[key] = value
+    try:
+        if kind not in KIND_OPTIONS:
+            raise ConfigError(f"unknown compute target kind {kind!r}; expected one of {', '.join(KIND_OPTIONS)}",
+                              where="kind")
+        if not name:
+            raise ConfigError("give the compute target a name", where="name")
+        if "port" in options:
+            try:
+                options["port"] = int(options["port"])
+            except ValueError:
+                raise ConfigError(f"port must be a number, got {options['port']!r}", where="port") from None
+        project = get_project(request, project_id)
+        attach_target(project["path"], kind, name, options, framework=framework)
+    except LabworkError as exc:
+        return _page(request, project_id, status=exc.http_status if exc.http_status < 500 else 400,
+                     error=f"Not attached: {error_text(exc)}", attach=dict(form))
+    return RedirectResponse(f"/projects/{project_id}/compute?ok=attached", status_code=303)
+
+
+@router.post("/projects/{project_id:int}/compute/detach")
+def detach(request: Request, project_id: int, form: dict = Depends(form_auth)) -> Response:
+    from labwork.project.files import detach_target
+    name = str(form.get("name") or "").strip()
+    try:
+        project = get_project(request, project_id)
+        detach_target(project["path"], name)
+    except LabworkError as exc:
+        return _page(request, project_id, status=exc.http_status if exc.http_status < 500 else 400,
+                     error=f"Not detached: {error_text(exc)}")
+    return RedirectResponse(f"/projects/{project_id}/compute?ok=detached", status_code=303)
+
+
+@router.post("/projects/{project_id:int}/compute/prepare")
+def prepare(request: Request, project_id: int, form: dict = Depends(form_auth)) -> Response:
+    from labwork.kernels.environments import environment_for, prepare_environment
+    from labwork.project.files import load_project
+    rc_name = str(form.get("runconfig") or "").strip()
+    settings = ctx_of(request).settings
+    try:
+        project_row = get_project(request, project_id)
+        project = load_project(project_row["path"])
+        if not rc_name:
+            raise ConfigError("choose a run configuration to prepare", where="runconfig")
+        project.runconfig(rc_name)  # an unknown or broken one stops here, with its reason
+        environment_for(project, rc_name, settings)  # a missing requirements file too
+    except LabworkError as exc:
+        return _page(request, project_id, status=exc.http_status if exc.http_status < 500 else 400,
+                     error=f"Not prepared: {error_text(exc)}")
+
+    def work(job: Job) -> dict[str, Any]:
+        env = prepare_environment(project, rc_name, settings, job.progress)
+        return {"python": env.python, "prepared": env.prepared}
+
+    jobs_of(request).start(f"prepare:{rc_name}", project_id, f"Prepare {rc_name}", work)
+    return RedirectResponse(f"/projects/{project_id}/compute#prepare-{rc_name}", status_code=303)

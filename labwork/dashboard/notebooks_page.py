@@ -1,0 +1,59 @@
+"""Project › Notebooks: the project's notebooks; one click shows a read-only preview (no server),
+and Open in Jupyter opens the notebook on the project's server (starting it when none runs)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+
+from labwork.dashboard.auth import form_auth, page_auth
+from labwork.dashboard.web import ctx_of, error_text, get_project, message_page, render
+from labwork.errors import LabworkError
+
+router = APIRouter()
+
+# Sanitized by nbconvert; the sandbox also gives it an opaque origin (no cookies, no script).
+PREVIEW_CSP = ("sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; img-src data:; "
+               "style-src 'unsafe-inline' data:; font-src data:; object-src 'none'; base-uri 'none'; "
+               "frame-ancestors 'self'")
+
+
+@router.get("/projects/{project_id:int}/notebooks")
+def notebooks(request: Request, project_id: int, path: str | None = None,
+              _auth: None = Depends(page_auth)) -> Response:
+    from labwork.notebooks.preview import list_notebooks
+    try:
+        project = get_project(request, project_id)
+        items = list_notebooks(project["path"])
+    except LabworkError as exc:
+        return message_page(request, "Notebooks", error_text(exc), exc.http_status)
+    selected = path if path and any(n["path"] == path for n in items) else None
+    error = None
+    if path and not selected:
+        error = f"No notebook {path!r} in this project."
+    return render(request, "notebooks.html", status_code=404 if error else 200, project=project, notebooks=items,
+                  selected=selected, error=error, section="notebooks")
+
+
+@router.get("/projects/{project_id:int}/notebooks/preview")
+def preview(request: Request, project_id: int, path: str, _auth: None = Depends(page_auth)) -> Response:
+    """The sanitized HTML of one notebook, for the page's iframe (or a tab of its own)."""
+    from labwork.notebooks.preview import notebook_in_project
+    try:
+        project = get_project(request, project_id)
+        file = notebook_in_project(Path(project["path"]), path)
+        html = ctx_of(request).parts["dashboard"].previews.get(file)
+    except LabworkError as exc:
+        return message_page(request, "Preview", error_text(exc), exc.http_status)
+    return HTMLResponse(html, headers={"Content-Security-Policy": PREVIEW_CSP, "X-Content-Type-Options": "nosniff",
+                                       "Cache-Control": "no-store"})
+
+
+@router.post("/projects/{project_id:int}/notebooks/open")
+def open_notebook(request: Request, project_id: int, form: dict = Depends(form_auth)) -> Response:
+    from labwork.dashboard.jupyter_page import open_in_jupyter
+    try:
+        return open_in_jupyter(request, project_id, str(form.get("notebook") or ""))
+    except LabworkError as exc:
+        return message_page(request, "Open in Jupyter", f"Not opened: {error_text(exc)}", exc.http_status)

@@ -1,0 +1,205 @@
+"""Run history pages: runs filtered by notebook, status and date (paged); one run's entries (paged),
+charts of its logged values and its outputs; two or three runs side by side.
+
+The list uses `labwork.history.queries.list_runs`; a run's page reads the history tables itself so
+that a run with thousands of entries is shown a page at a time (indexed by run id).
+"""
+from __future__ import annotations
+
+import posixpath
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, Response
+from sqlalchemy import func, select
+
+from labwork.dashboard.auth import page_auth
+from labwork.dashboard.charts import COLORS, line_chart, numeric_points
+from labwork.dashboard.web import ctx_of, error_text, get_project, message_page, render
+from labwork.errors import ConfigError, LabworkError, NotFound
+
+router = APIRouter()
+
+PAGE_SIZE = 50
+ENTRIES_PAGE = 100
+STATUSES = ("running", "completed", "failed", "interrupted")
+
+
+# --- the list -------------------------------------------------------------------------------------------
+
+def _day_bound(value: str | None, end: bool, field: str) -> str | None:
+    """A date input (YYYY-MM-DD) as the start or the end of that day; a full ISO time as given."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if len(value) == 10:
+        try:
+            d = date.fromisoformat(value)
+        except ValueError:
+            raise ConfigError(f"'{field}' is not a date: {value!r}", hint="use YYYY-MM-DD") from None
+        return f"{d.isoformat()}T23:59:59.999999+00:00" if end else f"{d.isoformat()}T00:00:00+00:00"
+    return value
+
+
+def _list(request: Request, project: dict[str, Any] | None, notebook: str | None, status: str | None,
+          since: str | None, until: str | None, page: int) -> Response:
+    from labwork.history.queries import list_runs
+    filters = {"notebook": notebook or "", "status": status or "", "since": since or "", "until": until or ""}
+    page = max(1, page)
+    error = None
+    result: dict[str, Any] = {"runs": [], "total": 0}
+    try:
+        if status and status not in STATUSES:
+            raise ConfigError(f"unknown run status {status!r}", where="status", hint=f"one of {', '.join(STATUSES)}")
+        result = list_runs(ctx_of(request).store, project=project["path"] if project else None,
+                           notebook=(notebook or "").strip() or None, status=status or None,
+                           since=_day_bound(since, False, "from"), until=_day_bound(until, True, "to"),
+                           limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    except LabworkError as exc:
+        error = f"Filter not applied: {error_text(exc)}"
+    total = result["total"]
+    pages = max(1, -(-total // PAGE_SIZE))
+    base = f"/projects/{project['id']}/runs" if project else "/runs"
+    query = {k: v for k, v in filters.items() if v}
+    return render(request, "runs.html", status_code=400 if error else 200, error=error, project=project,
+                  runs=result["runs"], total=total, page=page, pages=pages, base=base, query=query,
+                  filters=filters, statuses=STATUSES, page_size=PAGE_SIZE, section="runs")
+
+
+@router.get("/runs")
+def runs(request: Request, notebook: str | None = None, status: str | None = None, since: str | None = None,
+         until: str | None = None, page: int = Query(1), _auth: None = Depends(page_auth)) -> Response:
+    return _list(request, None, notebook, status, since, until, page)
+
+
+@router.get("/projects/{project_id:int}/runs")
+def project_runs(request: Request, project_id: int, notebook: str | None = None, status: str | None = None,
+                 since: str | None = None, until: str | None = None, page: int = Query(1),
+                 _auth: None = Depends(page_auth)) -> Response:
+    try:
+        project = get_project(request, project_id)
+    except LabworkError as exc:
+        return message_page(request, "Run history", error_text(exc), exc.http_status)
+    return _list(request, project, notebook, status, since, until, page)
+
+
+# --- one run ------------------------------------------------------------------------------------------
+
+def _find_run(s, ref: str):
+    from labwork.history.queries import RUN_ID
+    from labwork.history.tables import RunRow
+    ref = (ref or "").strip()
+    if not RUN_ID.match(ref):
+        raise NotFound(f"no run '{ref}'")
+    row = s.get(RunRow, ref)
+    if row is None and len(ref) >= 4:
+        rows = s.scalars(select(RunRow).where(RunRow.id.like(ref.replace("_", r"\_") + "%", escape="\\"))
+                         .limit(2)).all()
+        row = rows[0] if len(rows) == 1 else None
+    if row is None:
+        raise NotFound(f"no run '{ref}'", hint="the run history page lists the runs")
+    return row
+
+
+def _values(s, run_id: str) -> dict[str, dict[str, Any]]:
+    """Per logged name: its flattened series, kinds, last value."""
+    from labwork.history.tables import ValueRow
+    rows = s.execute(select(ValueRow.name, ValueRow.value, ValueRow.kind)
+                     .where(ValueRow.run_id == run_id)
+                     .order_by(ValueRow.name, ValueRow.seq, ValueRow.logged_at)).all()
+    out: dict[str, dict[str, Any]] = {}
+    for name, value, kind in rows:
+        item = out.setdefault(name, {"name": name, "series": [], "logs": 0, "last": None})
+        item["logs"] += 1
+        item["series"].extend(value if isinstance(value, list) else [value])
+        item["last"] = value
+    for item in out.values():
+        item["points"] = numeric_points(item["series"])
+        item["chart"] = len(item["points"]) > 1
+        item["strings"] = [v for v in item["series"] if isinstance(v, str)][:50]
+    return out
+
+
+def _artifacts(s, run_id: str) -> list[dict[str, Any]]:
+    from labwork.history.queries import artifact_dict
+    from labwork.history.tables import ArtifactRow
+    rows = s.scalars(select(ArtifactRow).where(ArtifactRow.run_id == run_id)
+                     .order_by(ArtifactRow.path, ArtifactRow.uploaded_at.desc(), ArtifactRow.id.desc())).all()
+    latest: dict[str, dict[str, Any]] = {}
+    for a in rows:
+        if a.path in latest:
+            latest[a.path]["versions"] += 1
+        else:
+            latest[a.path] = artifact_dict(a)
+    return list(latest.values())
+
+
+def _project_of(request: Request, run: dict[str, Any]) -> dict[str, Any] | None:
+    """The registered project a run belongs to (by folder), for the page's project bar."""
+    from labwork.store.tables import ProjectRow
+    if not run.get("project_dir"):
+        return None
+    with ctx_of(request).store.session() as s:
+        row = s.scalar(select(ProjectRow).where(ProjectRow.path == run["project_dir"]).limit(1))
+        return {"id": row.id, "name": row.name, "path": row.path} if row else None
+
+
+@router.get("/runs/compare")
+def compare(request: Request, run: list[str] = Query(default=[]), _auth: None = Depends(page_auth)) -> Response:
+    from labwork.history.queries import run_dict
+    ids = list(dict.fromkeys(r.strip() for r in run if r.strip()))
+    if not 2 <= len(ids) <= 3:
+        return message_page(request, "Compare runs", f"Choose two or three runs to compare (got {len(ids)}).", 400)
+    try:
+        with ctx_of(request).store.session() as s:
+            runs = []
+            for ref in ids:
+                row = _find_run(s, ref)
+                runs.append(run_dict(row) | {"values": _values(s, row.id)})
+    except LabworkError as exc:
+        return message_page(request, "Compare runs", error_text(exc), exc.http_status)
+    names = sorted({n for r in runs for n in r["values"]})
+    charts = []
+    for name in names:
+        series = [{"label": r["id"][:10], "color": COLORS[i], "points": r["values"][name]["points"]}
+                  for i, r in enumerate(runs) if name in r["values"] and r["values"][name]["points"]]
+        if any(len(s["points"]) > 1 for s in series):
+            charts.append({"name": name, "svg": line_chart(series)})
+    return render(request, "compare.html", runs=runs, names=names, charts=charts, colors=COLORS, section="runs")
+
+
+@router.get("/runs/{run_id}")
+def run_page(request: Request, run_id: str, page: int = Query(1), _auth: None = Depends(page_auth)) -> Response:
+    from labwork.history.queries import entry_dict, run_dict
+    from labwork.history.tables import EntryRow
+    page = max(1, page)
+    try:
+        with ctx_of(request).store.session() as s:
+            row = _find_run(s, run_id)
+            run = run_dict(row)
+            total = s.scalar(select(func.count()).select_from(EntryRow).where(EntryRow.run_id == row.id)) or 0
+            entries = [entry_dict(e) for e in s.scalars(
+                select(EntryRow).where(EntryRow.run_id == row.id).order_by(EntryRow.seq, EntryRow.started_at)
+                .limit(ENTRIES_PAGE).offset((page - 1) * ENTRIES_PAGE))]
+            values = _values(s, row.id)
+            artifacts = _artifacts(s, row.id)
+    except LabworkError as exc:
+        return message_page(request, "Run", error_text(exc), exc.http_status)
+    charts = [{"name": v["name"], "svg": line_chart([{"label": v["name"], "points": v["points"]}])}
+              for v in values.values() if v["chart"]]
+    pages = max(1, -(-total // ENTRIES_PAGE))
+    return render(request, "run.html", run=run, entries=entries, entries_total=total, page=page, pages=pages,
+                  values=list(values.values()), charts=charts, artifacts=artifacts,
+                  project=_project_of(request, run), section="runs")
+
+
+@router.get("/runs/{run_id}/outputs/{path:path}")
+def download_output(request: Request, run_id: str, path: str, _auth: None = Depends(page_auth)) -> Response:
+    from labwork.history.queries import artifact_file
+    ctx = ctx_of(request)
+    try:
+        file, info = artifact_file(ctx.store, ctx.settings.artifacts_dir, run_id, path)
+    except LabworkError as exc:
+        return message_page(request, "Download", error_text(exc), exc.http_status)
+    return FileResponse(file, filename=posixpath.basename(info["path"]), media_type="application/octet-stream")

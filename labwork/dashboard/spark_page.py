@@ -1,0 +1,74 @@
+"""Spark: the gateway's sessions and batches (state, kind, app id, Spark UI, logs, kill), read
+through its Livy API in-process (see livy.py)."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+
+from labwork.dashboard import livy
+from labwork.dashboard.auth import form_auth, page_auth
+from labwork.dashboard.web import message_page, render
+
+router = APIRouter()
+
+Kind = Literal["sessions", "batches"]
+NOTICES = {"killed": "Killed."}
+
+
+def _projects_by_path(request: Request) -> dict[str, dict[str, Any]]:
+    from labwork.project.registry import list_projects
+    return {p["path"]: p for p in list_projects(request.app.state.ctx.store)}
+
+
+@router.get("/spark")
+async def spark(request: Request, ok: str | None = None, _auth: None = Depends(page_auth)) -> Response:
+    data: dict[str, Any] = {"available": True, "sessions": [], "batches": [], "problem": None}
+    try:
+        data["sessions"] = await livy.listing(request, "sessions")
+        try:
+            data["batches"] = await livy.listing(request, "batches")
+        except livy.GatewayMissing:
+            data["batches"] = []
+    except livy.GatewayMissing:
+        data["available"] = False
+    except Exception as exc:  # the gateway failing must not take the page down
+        data["available"] = False
+        data["problem"] = f"{type(exc).__name__}: {exc}"
+    from fastapi.concurrency import run_in_threadpool
+    projects = await run_in_threadpool(_projects_by_path, request)
+    for item in data["sessions"] + data["batches"]:
+        conf = item.get("conf") if isinstance(item.get("conf"), dict) else {}
+        item["_project"] = projects.get(str(conf.get("spark.labwork.project") or ""))
+        item["_ui"] = livy.ui_url(item)
+    return render(request, "spark.html", notice=NOTICES.get(ok or ""), section="spark", **data)
+
+
+@router.get("/spark/{kind}/{item_id}/log")
+async def log(request: Request, kind: Kind, item_id: str, size: int = 2000,
+              _auth: None = Depends(page_auth)) -> Response:
+    size = max(1, min(size, 20000))
+    try:
+        code, body = await livy.call(request, "GET", f"/{kind}/{item_id}/log", params={"size": size})
+    except Exception as exc:
+        return message_page(request, "Spark log", f"The gateway did not answer: {exc}", 503)
+    if code != 200 or not isinstance(body, dict):
+        msg = body.get("msg") if isinstance(body, dict) else None
+        return message_page(request, "Spark log", msg or f"No log for {kind[:-1]} {item_id} (HTTP {code}).",
+                            404 if code in (404, 405) else 502)
+    lines = [str(x) for x in body.get("log") or []]
+    return render(request, "spark_log.html", kind=kind, item_id=item_id, lines=lines, total=body.get("total"),
+                  section="spark")
+
+
+@router.post("/spark/{kind}/{item_id}/kill")
+async def kill(request: Request, kind: Kind, item_id: str, _form: dict = Depends(form_auth)) -> Response:
+    try:
+        code, body = await livy.call(request, "DELETE", f"/{kind}/{item_id}", timeout=120)
+    except Exception as exc:
+        return message_page(request, "Kill", f"The gateway did not answer: {exc}", 503)
+    if code >= 400:
+        msg = body.get("msg") if isinstance(body, dict) else None
+        return message_page(request, "Kill", f"Not killed: {msg or f'HTTP {code}'}", code if code < 500 else 502)
+    return RedirectResponse("/spark?ok=killed", status_code=303)

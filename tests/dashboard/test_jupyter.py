@@ -1,0 +1,122 @@
+"""Project › Jupyter: start from the page, time left, Open Jupyter, Extend, Stop, server logs."""
+from __future__ import annotations
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from tests.dashboard.conftest import login, seconds, shot
+
+
+def _server_state(cp, project) -> str:
+    with httpx.Client(base_url=cp.url, headers=cp.headers_for()) as http:
+        return http.get(f"/api/projects/{project['id']}/server").json()["state"]
+
+
+@pytest.mark.parametrize("hours, properties, expected", [
+    ("-3", None, "hours must be more than 0"),
+    ("100000", None, "at most 720"),
+    ("2", "spark.hadoop.fs.permissions.umask-mode=007\nthis line has no equals sign", "line 2: expected key=value"),
+    ("2", "spark.executor.memory=4g", "set spark.executor.memory with the 'executor_memory' setting"),
+])
+def test_bad_configuration_changes_nothing(cp, page, project, hours, properties, expected):
+    login(page, cp, f"/projects/{project['id']}/jupyter")
+    if properties is not None:
+        page.check("input[name=kind][value=spark]")
+        expect(page.locator("#properties")).to_have_value("spark.hadoop.fs.permissions.umask-mode=007\n")
+        page.fill("#properties", properties)
+    page.fill("#hours", hours)
+    page.click("#start")
+    expect(page.locator("#page-error")).to_contain_text(expected)
+    expect(page.locator("#page-error")).to_contain_text("Not started")
+    # what was typed is kept, and no server was started
+    expect(page.locator("#hours")).to_have_value(hours)
+    assert _server_state(cp, project) == "none"
+    expect(page.locator("#start")).to_be_visible()
+    if hours == "-3":
+        shot(page, "jupyter-bad-hours")
+    if properties and "no equals" in properties:
+        shot(page, "jupyter-bad-property")
+
+
+def test_spark_settings_form(cp, page, project):
+    login(page, cp, f"/projects/{project['id']}/jupyter")
+    expect(page.locator("#spark-settings")).to_be_hidden()
+    page.check("input[name=kind][value=spark]")
+    expect(page.locator("#spark-settings")).to_be_visible()
+    for name in ("driver_memory", "driver_cores", "executor_memory", "executor_cores", "executors",
+                 "min_executors", "max_executors"):
+        expect(page.locator(f"input[name={name}]")).to_be_visible()
+    page.check("#no-limit")
+    expect(page.locator("#hours")).to_be_disabled()
+    shot(page, "jupyter-spark-config")
+
+
+def test_start_open_extend_stop_logs(cp, page, context, project):
+    pid = project["id"]
+    login(page, cp, f"/projects/{pid}/jupyter")
+    page.fill("#hours", "2")
+    page.click("#start")
+    # progress while it starts, then the running server with its time left
+    expect(page.locator("#server-state")).to_have_text("running", timeout=150_000)
+    time_left = page.locator("#time-left")
+    expect(time_left).to_be_visible()
+    left = seconds(time_left.inner_text())
+    assert 2 * 3600 - 300 < left <= 2 * 3600
+    shot(page, "jupyter-running")
+
+    # the countdown moves
+    page.wait_for_function("(s) => document.querySelector('#time-left').textContent.trim() !== s",
+                           arg=time_left.inner_text().strip(), timeout=10_000)
+
+    # Open Jupyter: a new tab, already authenticated, JupyterLab loaded
+    with context.expect_page() as new_tab:
+        page.click("#open-jupyter")
+    lab = new_tab.value
+    lab.wait_for_selector(".jp-LabShell", timeout=120_000)
+    lab.wait_for_selector(".jp-Launcher, .jp-DirListing", timeout=120_000)
+    assert "/lab" in lab.url
+    shot(lab, "jupyterlab-opened")
+    lab.close()
+
+    # Extend (+6 hours)
+    before = seconds(time_left.inner_text())
+    page.click("#extend")
+    expect(page.locator("#page-notice")).to_contain_text("extended")
+    after = seconds(page.locator("#time-left").inner_text())
+    assert after > before + 5 * 3600
+    shot(page, "jupyter-extended")
+
+    # the server log, followed while running
+    log = page.locator("#server-log")
+    expect(log).to_contain_text("server running at")
+
+    # Stop: the log is still there, in the page, in its own tab and as a download
+    page.once("dialog", lambda d: d.accept())
+    page.click("#stop")
+    expect(page.locator("#page-notice")).to_contain_text("stopped", timeout=60_000)
+    expect(page.locator("#server-state")).to_have_text("stopped")
+    expect(page.locator("#server-log")).to_contain_text("server stopped")
+    expect(page.locator("#server-log")).to_contain_text("deadline extended")
+    shot(page, "jupyter-stopped-logs")
+    with page.expect_download() as dl:
+        page.click("#download-log")
+    text = open(dl.value.path(), encoding="utf-8").read()
+    assert "server stopped" in text and "starting JupyterLab" in text
+
+    logs_page = context.new_page()
+    logs_page.goto(f"{cp.url}/projects/{pid}/jupyter/logs")
+    expect(logs_page.locator("#server-log")).to_contain_text("server stopped")
+    shot(logs_page, "server-logs-page")
+    assert _server_state(cp, project) == "stopped"
+
+
+def test_extend_and_stop_without_server_say_so(cp, page, project):
+    login(page, cp, f"/projects/{project['id']}/jupyter")
+    csrf = page.locator("#config-form input[name=csrf_token]").input_value()
+    r = page.request.post(f"{cp.url}/projects/{project['id']}/jupyter/extend", form={"csrf_token": csrf},
+                          headers={"Origin": cp.url})
+    assert r.status == 404 and "Not extended" in r.text() and "no Jupyter server runs" in r.text()
+    r = page.request.post(f"{cp.url}/projects/{project['id']}/jupyter/stop", form={"csrf_token": csrf},
+                          headers={"Origin": cp.url})
+    assert r.status == 404 and "Not stopped" in r.text()

@@ -1,0 +1,101 @@
+"""Helpers for the gateway tests: a gateway served by uvicorn in a thread, statements, waits."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from labwork.settings import GatewaySettings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def gw_settings(**over: Any) -> GatewaySettings:
+    base = dict(master="local[2]", driver_memory="512m", executor_memory="512m",
+                retain_finished="30s", max_sessions=8)
+    base.update(over)
+    return GatewaySettings(**base)
+
+
+class GatewayServer:
+    """`create_gateway_app` served by uvicorn in a thread of the test process."""
+
+    def __init__(self, settings: GatewaySettings, state_dir: Path, **kw: Any) -> None:
+        import uvicorn
+
+        from labwork.gateway import create_gateway_app
+        self.app = create_gateway_app(settings, state_dir=state_dir, **kw)
+        self.gateway = self.app.state.gateway
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> "GatewayServer":
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("gateway did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(60)
+
+    def client(self, **kw: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=120, **kw)
+
+
+def wait_session(client: httpx.Client, sid: Any, states: set[str] | None = None,
+                 timeout: float = 240) -> dict:
+    """Wait until the session leaves `starting`/`recovering` (or reaches one of `states`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = client.get(f"/sessions/{sid}")
+        assert r.status_code == 200, r.text
+        s = r.json()
+        if states is not None and s["state"] in states:
+            return s
+        if states is None and s["state"] not in ("not_started", "starting", "recovering"):
+            return s
+        if time.monotonic() > deadline:
+            raise AssertionError(f"session {sid} stuck in {s['state']}: {s['log'][-10:]}")
+        time.sleep(0.1)
+
+
+def run(client: httpx.Client, sid: Any, code: str, kind: str | None = None,
+        timeout: float = 180) -> dict:
+    body: dict = {"code": code}
+    if kind:
+        body["kind"] = kind
+    r = client.post(f"/sessions/{sid}/statements", json=body)
+    assert r.status_code == 201, r.text
+    st = r.json()
+    deadline = time.monotonic() + timeout
+    while st["state"] in ("waiting", "running", "cancelling"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"statement stuck: {st}")
+        time.sleep(0.02)
+        st = client.get(f"/sessions/{sid}/statements/{st['id']}").json()
+    return st
+
+
+def text(st: dict) -> str:
+    assert st["state"] == "available", st
+    assert st["output"]["status"] == "ok", st["output"]
+    return st["output"]["data"]["text/plain"]
+
+

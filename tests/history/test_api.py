@@ -1,0 +1,108 @@
+"""The run-history routes over real HTTP against a real control plane."""
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+
+
+def _records(run: str) -> list[dict]:
+    t = time.time()
+    return [{"id": uuid.uuid4().hex, "type": "run", "run": run, "at": t, "project": "myIris",
+             "project_dir": "/p/iris", "notebook": "iris.ipynb"},
+            {"id": "e-" + run, "type": "entry", "run": run, "seq": 1, "code": "x = 1", "started": t,
+             "ended": t + 0.1, "status": "ok"},
+            {"id": uuid.uuid4().hex, "type": "value", "run": run, "entry": "e-" + run, "name": "acc",
+             "seq": 0, "value": [0.5, 0.75], "at": t}]
+
+
+def test_routes_need_the_token(control_plane):
+    url = control_plane.url
+    for method, path in (("GET", "/api/runs"), ("GET", "/api/runs/x"), ("POST", "/api/history/records"),
+                         ("PUT", "/api/runs/x/artifacts/outputs/a"), ("GET", "/api/runs/x/artifacts/outputs/a"),
+                         ("GET", "/api/runs/x/values/acc")):
+        assert httpx.request(method, url + path).status_code == 401
+        assert httpx.request(method, url + path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+def test_ingest_query_upload_download(control_plane):
+    cp = control_plane
+    run = uuid.uuid4().hex
+    recs = _records(run)
+    assert cp.api("POST", "/api/history/records", json={"records": recs}) == {"accepted": 3, "duplicates": 0}
+    assert cp.api("POST", "/api/history/records", json={"records": recs}) == {"accepted": 0, "duplicates": 3}
+
+    page = cp.api("GET", "/api/runs", params={"project": "/p/iris", "status": "running", "limit": 10})
+    assert page["total"] == 1 and page["runs"][0]["id"] == run and page["limit"] == 10
+    detail = cp.api("GET", f"/api/runs/{run[:10]}")
+    assert detail["entries"][0]["code"] == "x = 1" and detail["values"][0]["name"] == "acc"
+    series = cp.api("GET", f"/api/runs/{run}/values/acc")
+    assert [p["value"] for p in series["points"]] == [0.5, 0.75]
+
+    up = cp.api("PUT", f"/api/runs/{run}/artifacts/outputs/sub/m.bin", params={"id": "art1", "entry": "e-" + run},
+                content=b"\x00\x01payload")
+    assert up["path"] == "outputs/sub/m.bin" and up["size"] == 9
+    r = httpx.get(f"{cp.url}/api/runs/{run}/artifacts/outputs/sub/m.bin", headers=cp.headers())
+    assert r.content == b"\x00\x01payload" and r.headers["x-labwork-sha256"] == up["sha256"]
+    assert "m.bin" in r.headers["content-disposition"]
+
+    bad = httpx.post(f"{cp.url}/api/history/records", headers=cp.headers(),
+                     json={"records": [{"id": "z", "type": "bogus", "run": run}]})
+    assert bad.status_code == 400 and "unknown type" in bad.json()["msg"]
+    missing = httpx.get(f"{cp.url}/api/runs/{'f' * 32}", headers=cp.headers())
+    assert missing.status_code == 404 and missing.json()["error"] == "NotFound"
+    assert httpx.get(f"{cp.url}/api/runs", params={"limit": 0}, headers=cp.headers()).status_code == 400
+
+    assert cp.api("DELETE", f"/api/runs/{run}") == {"deleted": run}
+    assert cp.runs() == []
+
+
+def test_no_path_escapes_the_artifact_store(control_plane):
+    cp = control_plane
+    run = uuid.uuid4().hex
+    cp.api("POST", "/api/history/records", json={"records": _records(run)})
+    cp.api("PUT", f"/api/runs/{run}/artifacts/outputs/a.txt", content=b"a")
+    (cp.home / "artifacts" / "secret.txt").write_text("TOPSECRET-CONTENT")
+    h = cp.headers()
+    for path in ("outputs/../../../token", "..%2F..%2F..%2Ftoken", "outputs%2F..%2F..%2Fsecret.txt",
+                 "%2E%2E/%2E%2E/token", "../secret.txt", "/etc/passwd", "outputs/a.txt%00"):
+        r = httpx.get(f"{cp.url}/api/runs/{run}/artifacts/{path}", headers=h)
+        assert r.status_code == 404, (path, r.status_code)
+        assert b"TOPSECRET-CONTENT" not in r.content and cp.token.encode() not in r.content
+    for run_ref in ("..", "..%2F..", "%2E%2E"):
+        r = httpx.get(f"{cp.url}/api/runs/{run_ref}/artifacts/token", headers=h)
+        assert r.status_code == 404 and cp.token.encode() not in r.content
+    for path in ("..%2F..%2Fevil.txt", "outputs/../../evil.txt", "notoutputs/x", "%2Fetc%2Fx"):
+        r = httpx.put(f"{cp.url}/api/runs/{run}/artifacts/{path}", headers=h, content=b"evil")
+        assert r.status_code in (403, 404), (path, r.status_code)
+        if r.status_code == 403:
+            assert "only files under the project's outputs/ folder" in r.json()["msg"]
+    assert not list(cp.home.rglob("evil.txt"))
+
+
+def test_upload_size_limit(home):
+    from history_support import ControlPlane
+    (home / "config.toml").write_text("[history]\nmax_upload_mb = 0.01\n")
+    cp = ControlPlane(home).start()
+    try:
+        run = uuid.uuid4().hex
+        cp.api("POST", "/api/history/records", json={"records": _records(run)})
+        r = httpx.put(f"{cp.url}/api/runs/{run}/artifacts/outputs/big.bin", headers=cp.headers(),
+                      content=b"x" * 20000)
+        assert r.status_code == 403
+        assert "over the upload size limit of 0.01 MB (history.max_upload_mb)" in r.json()["msg"]
+
+        def chunked():  # no Content-Length: counted while it streams
+            for _ in range(20):
+                yield b"x" * 1000
+        r = httpx.put(f"{cp.url}/api/runs/{run}/artifacts/outputs/big2.bin", headers=cp.headers(),
+                      content=chunked())
+        assert r.status_code == 403 and "upload size limit" in r.json()["msg"]
+        ok = httpx.put(f"{cp.url}/api/runs/{run}/artifacts/outputs/small.bin", headers=cp.headers(),
+                       content=b"x" * 1000)
+        assert ok.status_code == 200
+        assert [a["path"] for a in cp.api("GET", f"/api/runs/{run}")["artifacts"]] == ["outputs/small.bin"]
+        assert len(list((home / "artifacts" / run).iterdir())) == 1
+    finally:
+        cp.stop()

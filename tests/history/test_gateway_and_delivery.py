@@ -1,0 +1,107 @@
+"""Gateway statements as entries (Livy-shaped dicts), and the sender's spool replay."""
+from __future__ import annotations
+
+import time
+import uuid
+
+from history_support import ControlPlane, spool_records, wait_for
+from labwork.history import queries
+from labwork.history.delivery import Sender, append_spool
+from labwork.history.service import gateway_run_id, record_gateway_statement
+from labwork.server.context import Context
+from labwork.settings import load_settings
+
+
+def _ctx(store, tmp_path) -> Context:
+    return Context(settings=load_settings(flags={"home": str(tmp_path / "home")}, environ={}), store=store,
+                   token="t")
+
+
+def _session(sid=0, history="true", notebook="spark.ipynb", project="/p/iris", app="local-1700000000000"):
+    conf = {"spark.labwork.project": project, "spark.driver.memory": "1g"}
+    if history is not None:
+        conf["spark.labwork.history"] = history
+    if notebook:
+        conf["spark.labwork.notebook"] = notebook
+    return {"id": sid, "name": None, "appId": app, "owner": None, "proxyUser": None, "state": "idle",
+            "kind": "pyspark", "appInfo": {"driverLogUrl": None, "sparkUiUrl": None}, "log": [], "conf": conf}
+
+
+def _stmt(sid, code, state="available", output=None, started=None, completed=None):
+    now = int(time.time() * 1000)
+    return {"id": sid, "code": code, "state": state, "progress": 1.0, "output": output,
+            "started": started or now - 1500, "completed": completed if completed is not None else now}
+
+
+def test_gateway_statements_become_entries(store, tmp_path):
+    ctx = _ctx(store, tmp_path)
+    s = _session()
+    ok = {"status": "ok", "execution_count": 0, "data": {"text/plain": "2"}}
+    err = {"status": "error", "execution_count": 1, "ename": "ZeroDivisionError", "evalue": "division by zero",
+           "traceback": ["Traceback (most recent call last):\n", "ZeroDivisionError: division by zero\n"]}
+    record_gateway_statement(ctx, s, _stmt(0, "1+1", output=ok))
+    record_gateway_statement(ctx, s, _stmt(1, "1/0", output=err))
+    record_gateway_statement(ctx, s, _stmt(1, "1/0", output=err))                   # told twice: once
+    record_gateway_statement(ctx, s, _stmt(2, "spark.range(10).count()", state="running", completed=0))
+    record_gateway_statement(ctx, s, _stmt(2, "spark.range(10).count()", state="cancelled", output=None))
+    run = queries.get_run(store, gateway_run_id(s))
+    assert run["source"] == "gateway" and run["project_dir"] == "/p/iris" and run["notebook"] == "spark.ipynb"
+    assert [(e["code"], e["status"], e["kind"]) for e in run["entries"]] == [
+        ("1+1", "ok", "statement"), ("1/0", "error", "statement"), ("spark.range(10).count()", "interrupted", "statement")]
+    assert run["entries"][1]["error_name"] == "ZeroDivisionError"
+    assert "ZeroDivisionError: division by zero" in run["entries"][1]["traceback"]
+    assert run["entries"][0]["duration_ms"] == 1500
+    assert run["entry_count"] == 3
+
+    # history off for the session, or a session of no project: nothing recorded
+    off = _session(sid=5, history="false")
+    record_gateway_statement(ctx, off, _stmt(0, "x = 1", output=ok))
+    plain = _session(sid=6)
+    plain["conf"] = {"spark.driver.memory": "1g"}
+    record_gateway_statement(ctx, plain, _stmt(0, "x = 1", output=ok))
+    assert queries.list_runs(store)["total"] == 1
+    # a broken statement dict never raises into the gateway
+    record_gateway_statement(ctx, s, {"id": "x", "state": "available", "started": "soon"})
+
+
+def test_gateway_history_switched_from_a_local_cell(store, tmp_path):
+    """`%labwork history on` in a %%local cell of the notebook's kernel overrides the default."""
+    ctx = _ctx(store, tmp_path)
+    kernel_run = uuid.uuid4().hex
+    queries.ingest(store, [{"id": uuid.uuid4().hex, "type": "run", "run": kernel_run, "source": "kernel",
+                            "project_dir": "/p/iris", "notebook": "spark.ipynb"},
+                           {"id": uuid.uuid4().hex, "type": "history", "run": kernel_run, "on": True}])
+    s = _session(sid=9, history=None)
+    record_gateway_statement(ctx, s, _stmt(0, "1+1", output={"status": "ok", "data": {}}))
+    assert queries.get_run(store, gateway_run_id(s))["entry_count"] == 1
+    queries.ingest(store, [{"id": uuid.uuid4().hex, "type": "history", "run": kernel_run, "on": False}])
+    record_gateway_statement(ctx, s, _stmt(1, "2+2", output={"status": "ok", "data": {}}))
+    assert queries.get_run(store, gateway_run_id(s))["entry_count"] == 1
+
+
+def test_spool_replay_delivers_each_record_once(home):
+    cp = ControlPlane(home)
+    run = uuid.uuid4().hex
+    recs = [{"id": uuid.uuid4().hex, "type": "run", "run": run, "at": time.time(), "project": "p"}]
+    recs += [{"id": f"e{i}-{run[:8]}", "type": "entry", "run": run, "seq": i, "code": f"c{i}",
+              "started": time.time(), "ended": time.time(), "status": "ok"} for i in range(1, 6)]
+    sender = Sender(home / "spool", run, lambda prefer: cp.url if cp.proc else None, lambda: cp.token,
+                    flush_interval=0.05)
+    for r in recs[:3]:
+        sender.put(r)
+    assert sender.flush(20)
+    assert [x["id"] for x in spool_records(home)] == [r["id"] for r in recs[:3]]   # nobody to send to
+    cp.start()
+    try:
+        # a spool that also holds records already delivered (an answer lost after the store took them)
+        cp.api("POST", "/api/history/records", json={"records": recs[:2]})
+        append_spool(sender.spool_file, recs[1:2])
+        for r in recs[3:]:
+            sender.put(r)
+        wait_for(lambda: sender.flush(5) and not spool_records(home), what="spool replayed")
+        wait_for(lambda: cp.runs() and cp.runs()[0]["entry_count"] == 5, what="5 entries")
+        run_info = cp.api("GET", f"/api/runs/{run}")
+        assert [e["seq"] for e in run_info["entries"]] == [1, 2, 3, 4, 5]
+        sender.close()
+    finally:
+        cp.stop()

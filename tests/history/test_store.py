@@ -1,0 +1,167 @@
+"""The run-history store on SQLite and PostgreSQL: exactly-once ingestion, queries, artifacts."""
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from sqlalchemy import inspect, text
+
+from labwork.errors import ConfigError, Conflict, Forbidden, NotFound
+from labwork.history import queries
+
+
+def _run(run_id: str, **kw) -> dict:
+    return {"id": uuid.uuid4().hex, "type": "run", "run": run_id, "at": kw.pop("at", time.time()),
+            "source": "kernel", "project": "myIris", "project_dir": "/p/iris", "notebook": "iris.ipynb",
+            "runconfig": "local", "kernel_id": "k1", **kw}
+
+
+def _entry(run_id: str, seq: int, status: str = "ok", **kw) -> dict:
+    t = time.time()
+    return {"id": kw.pop("id", uuid.uuid4().hex), "type": "entry", "run": run_id, "seq": seq,
+            "execution_count": seq, "code": f"cell {seq}", "started": t, "ended": t + 0.5,
+            "status": status, **kw}
+
+
+def _value(run_id: str, name: str, seq: int, value, entry=None) -> dict:
+    return {"id": uuid.uuid4().hex, "type": "value", "run": run_id, "entry": entry, "name": name,
+            "seq": seq, "value": value, "at": time.time()}
+
+
+def test_migrations_create_the_history_tables(store):
+    names = set(inspect(store.engine).get_table_names())
+    assert {"history_runs", "history_entries", "history_values", "history_artifacts"} <= names
+    with store.engine.connect() as conn:
+        assert conn.execute(text("select version_num from alembic_version")).scalar()
+
+
+def test_records_are_stored_exactly_once(store):
+    run = uuid.uuid4().hex
+    records = [_run(run), {"id": uuid.uuid4().hex, "type": "history", "run": run, "on": True},
+               _entry(run, 1), _entry(run, 2, "error", error_name="ValueError", error_value="bad",
+                                      traceback="Traceback..."),
+               _value(run, "loss", 0, [3, 2]), _value(run, "loss", 1, 1.5)]
+    assert queries.ingest(store, records) == {"accepted": 6, "duplicates": 0}
+    # a replay of everything (a lost answer), then of a part: nothing changes
+    assert queries.ingest(store, records) == {"accepted": 0, "duplicates": 6}
+    assert queries.ingest(store, records[2:4] + [_entry(run, 3)]) == {"accepted": 1, "duplicates": 2}
+    r = queries.get_run(store, run)
+    assert r["entry_count"] == 3 and r["error_count"] == 1 and len(r["entries"]) == 3
+    assert r["history"] is True  # the replayed run record did not undo the switch
+    assert [e["seq"] for e in r["entries"]] == [1, 2, 3]
+    assert r["entries"][1]["error_name"] == "ValueError"
+    assert r["status"] == "running"
+    end = {"id": uuid.uuid4().hex, "type": "end", "run": run, "at": time.time() + 1}
+    queries.ingest(store, [end])
+    assert queries.get_run(store, run)["status"] == "completed"
+    assert queries.ingest(store, [end]) == {"accepted": 0, "duplicates": 1}
+
+
+@pytest.mark.parametrize("last,status", [("error", "failed"), ("interrupted", "interrupted"), ("ok", "completed")])
+def test_run_status_follows_the_last_entry(store, last, status):
+    run = uuid.uuid4().hex
+    queries.ingest(store, [_run(run), _entry(run, 1, "error"), _entry(run, 2, last),
+                           {"id": uuid.uuid4().hex, "type": "end", "run": run}])
+    assert queries.get_run(store, run)["status"] == status
+
+
+def test_bad_records_are_refused_whole(store):
+    run = uuid.uuid4().hex
+    with pytest.raises(ConfigError, match="unknown type"):
+        queries.ingest(store, [_run(run), {"id": "x1", "type": "nonsense", "run": run}])
+    with pytest.raises(NotFound):  # the transaction was rolled back: not even the run exists
+        queries.get_run(store, run)
+    with pytest.raises(ConfigError, match="run id"):
+        queries.ingest(store, [_entry("../../etc", 1)])
+    with pytest.raises(ConfigError, match="status"):
+        queries.ingest(store, [_entry(run, 1, "weird")])
+
+
+def test_list_runs_filters_and_pages(store):
+    base = time.time() - 10 * 86400
+    ids = []
+    for i in range(7):
+        run = f"run{i:02d}" + uuid.uuid4().hex[:8]
+        ids.append(run)
+        nb = "sub/iris.ipynb" if i % 2 else "other.ipynb"
+        proj = "/p/iris" if i < 5 else "/p/wine"
+        queries.ingest(store, [_run(run, at=base + i * 86400, notebook=nb, project_dir=proj,
+                                    project="myIris" if i < 5 else "wine"),
+                               _entry(run, 1, "error" if i == 3 else "ok")])
+        if i != 6:
+            queries.ingest(store, [{"id": uuid.uuid4().hex, "type": "end", "run": run}])
+    page = queries.list_runs(store, limit=3)
+    assert page["total"] == 7 and [r["id"] for r in page["runs"]] == ids[::-1][:3]
+    page2 = queries.list_runs(store, limit=3, offset=3)
+    assert [r["id"] for r in page2["runs"]] == ids[::-1][3:6]
+    assert queries.list_runs(store, project="/p/wine")["total"] == 2
+    assert queries.list_runs(store, project="myIris")["total"] == 5
+    assert {r["id"] for r in queries.list_runs(store, notebook="iris.ipynb")["runs"]} == {ids[1], ids[3], ids[5]}
+    assert queries.list_runs(store, notebook="sub/iris.ipynb")["total"] == 3
+    assert [r["id"] for r in queries.list_runs(store, status="failed")["runs"]] == [ids[3]]
+    assert queries.list_runs(store, status="running,failed")["total"] == 2
+    from datetime import UTC, datetime
+    since = datetime.fromtimestamp(base + 4.5 * 86400, UTC).isoformat()
+    until = datetime.fromtimestamp(base + 5.5 * 86400, UTC).isoformat()
+    assert [r["id"] for r in queries.list_runs(store, since=since, until=until)["runs"]] == [ids[5]]
+    day = datetime.fromtimestamp(base + 2 * 86400, UTC).date().isoformat()
+    assert queries.list_runs(store, until=day)["total"] == 2
+    with pytest.raises(ConfigError, match="unknown run status"):
+        queries.list_runs(store, status="sideways")
+    with pytest.raises(ConfigError, match="not a date"):
+        queries.list_runs(store, since="yesterday")
+
+
+def test_run_ids_and_prefixes(store):
+    a, b = "abcd1234" + "0" * 24, "abcd5678" + "0" * 24
+    queries.ingest(store, [_run(a), _run(b)])
+    assert queries.get_run(store, "abcd12")["id"] == a
+    with pytest.raises(Conflict, match="several"):
+        queries.get_run(store, "abcd")
+    with pytest.raises(NotFound):
+        queries.get_run(store, "ffff")
+    with pytest.raises(NotFound):
+        queries.get_run(store, "../x")
+
+
+def test_value_series(store):
+    run = uuid.uuid4().hex
+    queries.ingest(store, [_run(run), _entry(run, 1, id="e1"), _value(run, "loss", 0, [0.9, 0.7], "e1"),
+                           _value(run, "loss", 1, 0.5), _value(run, "tag", 0, "a"), _value(run, "tag", 1, "b")])
+    s = queries.value_series(store, run, "loss")
+    assert [(p["step"], p["value"], p["entry_id"]) for p in s["points"]] == [(0, 0.9, "e1"), (1, 0.7, "e1"), (2, 0.5, None)]
+    assert s["kind"] == "number"
+    assert [p["value"] for p in queries.value_series(store, run, "tag")["points"]] == ["a", "b"]
+    with pytest.raises(NotFound):
+        queries.value_series(store, run, "nope")
+    summary = {v["name"]: v for v in queries.get_run(store, run)["values"]}
+    assert summary["loss"]["points"] == 3 and summary["loss"]["count"] == 2 and summary["loss"]["last"] == 0.5
+
+
+def test_artifacts_are_kept_inside_the_store(store, tmp_path):
+    arts = tmp_path / "artifacts"
+    run = uuid.uuid4().hex
+    queries.ingest(store, [_run(run)])
+    a1 = queries.store_artifact(store, arts, run, "outputs/model.pkl", [b"v1"], artifact_id="a1")
+    again = queries.store_artifact(store, arts, run, "outputs/model.pkl", [b"other"], artifact_id="a1")
+    assert again["duplicate"] and again["sha256"] == a1["sha256"]
+    queries.store_artifact(store, arts, run, "outputs/model.pkl", [b"version2"], artifact_id="a2")
+    file, info = queries.artifact_file(store, arts, run, "outputs/model.pkl")
+    assert file.read_bytes() == b"version2" and info["id"] == "a2"
+    assert file.parent == arts / run
+    [listed] = queries.get_run(store, run)["artifacts"]
+    assert listed["versions"] == 2 and listed["size"] == 8
+    for bad in ("../model.pkl", "/etc/passwd", "model.pkl", "outputs/../../x", "outputs", "outputs\\..\\x"):
+        with pytest.raises(Forbidden, match="outputs/"):
+            queries.store_artifact(store, arts, run, bad, [b"x"])
+    with pytest.raises(Forbidden, match=r"over the upload size limit of 5e-05 MB \(history.max_upload_mb\)"):
+        queries.store_artifact(store, arts, run, "outputs/big.bin", [b"x" * 100], max_mb=0.00005)
+    assert sorted(p.name for p in (arts / run).iterdir()) == ["a1", "a2"]  # nothing kept of the refused
+    for bad in ("../../token", "outputs/../../../token", "a1", "/etc/passwd", ""):
+        with pytest.raises(NotFound):
+            queries.artifact_file(store, arts, run, bad)
+    queries.delete_run(store, arts, run)
+    assert not (arts / run).exists()
+    with pytest.raises(NotFound):
+        queries.get_run(store, run)
