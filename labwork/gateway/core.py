@@ -510,6 +510,7 @@ class Gateway:
         self.idle_timeout_s = parse_duration(settings.idle_timeout, "gateway.idle_timeout") or 0
         self.retain_s = parse_duration(settings.retain_finished, "gateway.retain_finished") or 0
         self._ids = {"session": 0, "batch": 0}
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.orphan_grace_s = max(self.idle_timeout_s, 600.0)
 
     # -- ids / persistence -----------------------------------------------------------------------
@@ -550,6 +551,7 @@ class Gateway:
         if self.started:
             return
         self.started = True
+        self.loop = asyncio.get_running_loop()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         (self.state_dir / "sessions").mkdir(exist_ok=True)
         try:

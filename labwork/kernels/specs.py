@@ -108,7 +108,8 @@ def _sparkmagic_spec(project: Project, rc_name: str, rc: RunConfig, settings: Se
 
     target = project.target_of(rc)
     conf = spark_conf_for(project, rc, server_config)
-    conf.pop("spark.master", None)  # the Livy server decides the master
+    for key in ("spark.master", "spark.driver.host", "spark.driver.bindAddress"):
+        conf.pop(key, None)  # the Livy server decides where its drivers run
     conf["spark.labwork.project"] = str(project.root)
     conf["spark.labwork.runconfig"] = rc_name
     conf["spark.labwork.history"] = "true" if rc.history else "false"
@@ -131,7 +132,11 @@ def _sparkmagic_spec(project: Project, rc_name: str, rc: RunConfig, settings: Se
     conf_dir = settings.home / "kernels" / _slug(project) / rc_name
     spec = sparkmagic_kernel_spec(display_name=display, language="scala" if rc.framework == "spark" else "python",
                                   conf_dir=conf_dir, livy_url=url, auth=auth, username=username,
-                                  password=password, session_conf=session_conf)
+                                  password=password, session_conf=session_conf, project=str(project.root),
+                                  master=target.master if isinstance(target, SparkTarget) else None)
+    module = spec["argv"][2]  # [python, -m, <sparkmagic kernel module>, -f, {connection_file}]
+    spec["argv"] = [sys.executable, "-m", "labwork.kernels.sparkmagic_launch", "--module", module,
+                    "-f", "{connection_file}"]
     spec.setdefault("env", {}).update(base_env)
     spec.setdefault("metadata", {})["labwork"] = {"project": str(project.root), "runconfig": rc_name,
                                                   "framework": rc.framework, "target": rc.target,

@@ -17,6 +17,8 @@ def attach_parts(app: FastAPI, ctx: Context) -> None:
     notebooks.attach(app, ctx)
     from labwork.history import service as history
     history.attach(app, ctx)
+    # Statements of a project's Spark kernels become run-history entries (when history is on).
+    ctx.parts["gateway_on_statement"] = ctx.parts["history"]["record_gateway_statement"]
     from labwork.gateway import mount as gateway
     gateway.attach(app, ctx)
     from labwork.dashboard import pages as dashboard

@@ -55,7 +55,7 @@ def test_every_page_and_action_checks_the_token(cp, project):
 def test_csrf_refusal(cp, page, project):
     """A POST without the session's CSRF token, or from another origin, is refused; nothing changes."""
     login(page, cp, "/")
-    before = page.locator("#projects tbody tr").count()
+    before = page.locator("#projects tbody tr[data-project]").count()
     folder = project["path"]
     # no CSRF token (the browser sends the cookies)
     r = page.request.post(f"{cp.url}/projects", form={"folder": folder})
@@ -74,7 +74,7 @@ def test_csrf_refusal(cp, page, project):
     with httpx.Client(base_url=cp.url, headers=cp.headers_for()) as http:
         assert http.get(f"/api/projects/{project['id']}/server").json()["state"] == "none"
     page.reload()
-    assert page.locator("#projects tbody tr").count() == before
+    assert page.locator("#projects tbody tr[data-project]").count() == before
     # a session cookie from another browser does not match this CSRF token
     with httpx.Client(base_url=cp.url, follow_redirects=False) as http:
         http.cookies.set("labwork_token", cp.token)

@@ -12,14 +12,14 @@ from tests.dashboard.conftest import login, shot
 def test_add_project_by_folder(cp, page, tmp_path):
     from labwork.project import init_project
     login(page, cp, "/")
-    before = page.locator("#projects tbody tr").count()
+    before = page.locator("#projects tbody tr[data-project]").count()
     not_project = tmp_path / "plain-folder"
     not_project.mkdir()
     page.fill("#add-project input[name=folder]", str(not_project))
     page.click("#add-project button[type=submit]")
     expect(page.locator("#page-error")).to_contain_text("not a labwork project")
     expect(page.locator("#add-project input[name=folder]")).to_have_value(str(not_project))
-    assert page.locator("#projects tbody tr").count() == before
+    assert page.locator("#projects tbody tr[data-project]").count() == before
     shot(page, "projects-bad-folder")
     page.fill("#add-project input[name=folder]", "relative/folder")
     page.click("#add-project button[type=submit]")
@@ -32,7 +32,7 @@ def test_add_project_by_folder(cp, page, tmp_path):
     expect(page.locator(".project-name")).to_have_text("addedFromPage")
     page.click("header.top a[href='/']")
     expect(page.locator("#projects")).to_contain_text("addedFromPage")
-    expect(page.locator("#projects tbody tr")).to_have_count(before + 1)
+    expect(page.locator("#projects tbody tr[data-project]")).to_have_count(before + 1)
     shot(page, "projects")
 
 

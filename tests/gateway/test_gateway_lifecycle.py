@@ -61,7 +61,7 @@ def test_recovery_then_driver_death(tmp_path):
             assert text(run(c, sid, "kept = 'still here'")) == ""
         # simulate a crash: stop serving but leave the driver running
         fut = asyncio.run_coroutine_threadsafe(first.gateway.stop(kill_drivers=False),
-                                               _loop_of(first))
+                                               first.gateway.loop)
         fut.result(30)
     finally:
         first.stop()
@@ -92,13 +92,3 @@ def test_recovery_then_driver_death(tmp_path):
             assert c.delete(f"/sessions/{sid}").status_code == 200
     finally:
         second.stop()
-
-
-def _loop_of(server: GatewayServer):
-    """The event loop uvicorn runs in the server's thread."""
-    import gc
-    for obj in gc.get_objects():
-        if isinstance(obj, asyncio.BaseEventLoop) and obj.is_running() and \
-                getattr(obj, "_thread_id", None) == server.thread.ident:
-            return obj
-    raise RuntimeError("no loop")

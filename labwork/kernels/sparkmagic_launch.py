@@ -1,0 +1,55 @@
+"""Entry point of labwork's sparkmagic kernels.
+
+Before handing over to sparkmagic's kernel, it gives this kernel its own copy of the run
+configuration's sparkmagic config with the notebook path and kernel id in the session's Spark
+conf (`spark.labwork.notebook`, `spark.labwork.kernel`), so run history and the dashboard can tell
+which notebook a gateway session serves, and records the launch for *recent notebooks*.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import runpy
+import shutil
+import sys
+from pathlib import Path
+
+from labwork.kernels.launch import _kernel_id, record_launch
+
+
+def per_kernel_conf_dir(base: Path, kernel_id: str, notebook: str | None) -> Path:
+    config = json.loads((base / "config.json").read_text())
+    conf = config.setdefault("session_configs", {}).setdefault("conf", {})
+    if notebook:
+        conf["spark.labwork.notebook"] = notebook
+    conf["spark.labwork.kernel"] = kernel_id
+    out = base / "kernels" / kernel_id
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / "config.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(config, fh, indent=2)
+    return out
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    if len(args) < 2 or args[0] != "--module":
+        sys.exit("usage: python -m labwork.kernels.sparkmagic_launch --module MODULE -f CONNECTION_FILE")
+    module, rest = args[1], args[2:]
+    base = Path(os.environ["SPARKMAGIC_CONF_DIR"])
+    notebook = os.environ.get("JPY_SESSION_NAME")
+    project = os.environ.get("LABWORK_PROJECT_DIR", "")
+    if notebook and project and notebook.startswith(project.rstrip("/") + "/"):
+        notebook = os.path.relpath(notebook, project)
+    kernel_id = _kernel_id(rest) or str(os.getpid())
+    conf_dir = per_kernel_conf_dir(base, kernel_id, notebook)
+    atexit.register(shutil.rmtree, conf_dir, True)
+    os.environ["SPARKMAGIC_CONF_DIR"] = str(conf_dir)
+    record_launch(rest)
+    sys.argv = [module, *rest]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()
