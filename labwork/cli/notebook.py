@@ -249,7 +249,7 @@ def list_(all_: Annotated[bool, typer.Option("--all", help="stopped servers too"
     if not rows:
         console.print("no Jupyter server runs" + (" or ran" if all_ else ""))
         return
-    print_table(["id", "project", "state", "config", "port", "time left", "url"],
+    print_table(["id", "project", "state", "config", "port", "time left / stop reason", "url"],
                 [(r["id"], (r.get("project") or {}).get("name"), r["state"],
                   f"{r['config']['kind']}/{r['ui']}", r["port"],
                   _duration(r["seconds_left"]) if r["state"] == "running" else (r.get("stop_reason") or ""),

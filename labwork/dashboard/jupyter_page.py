@@ -116,14 +116,12 @@ def page_context(request: Request, project_id: int) -> dict[str, Any]:
     ctx = ctx_of(request)
     manager = _manager(request)
     project = get_project(request, project_id)
-    status = manager.status(project_id, kernels=True)
-    history = manager.history(project_id)
+    status = manager.status(project_id, kernels=True)  # the newest server, running or not
     recent = manager.recent(project_id)
-    last_cfg = status.get("config") or next((s.get("config") for s in history if s.get("config")), None)
     env = env_status(request, project)
     job = _start_job(request, project_id)
-    return {"project": project, "status": status, "history": history[:20], "recent": recent, "env": env,
-            "fields": form_fields(last_cfg, ctx.settings.default_hours), "job": job.to_dict() if job else None,
+    return {"project": project, "status": status, "recent": recent, "env": env,
+            "fields": form_fields(status.get("config"), ctx.settings.default_hours), "job": job.to_dict() if job else None,
             "extend_hours": f"{ctx.settings.extend_hours:g}", "section": "jupyter"}
 
 

@@ -31,7 +31,16 @@ async def call(request: Request, method: str, path: str, *, params: dict[str, An
 
 
 async def listing(request: Request, what: str, size: int = 200) -> list[dict[str, Any]]:
-    """Every session (`what="sessions"`) or batch (`"batches"`); GatewayMissing when there is no gateway."""
+    """Every session (`what="sessions"`) or batch (`"batches"`); GatewayMissing when there is no gateway.
+
+    The gateway object's own table (`ctx.parts["gateway"].sessions` / `.batches`, items with
+    `to_json()`, the same JSON its API sends) is read directly when it has one, on the event loop
+    that owns it; otherwise the REST API answers in-process."""
+    gateway = request.app.state.ctx.parts.get("gateway")
+    table = getattr(gateway, what, None)
+    if isinstance(table, dict) and all(hasattr(x, "to_json") for x in table.values()):
+        items = sorted(table.values(), key=lambda x: getattr(x, "id", 0))[:size]
+        return [x.to_json() for x in items]
     code, body = await call(request, "GET", f"/{what}", params={"from": 0, "size": size})
     if code == 404 or not isinstance(body, dict) or "sessions" not in body:
         raise GatewayMissing(f"GET {PREFIX}/{what} answered {code}")

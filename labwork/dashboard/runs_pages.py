@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 
 from labwork.dashboard.auth import page_auth
 from labwork.dashboard.charts import COLORS, line_chart, numeric_points
-from labwork.dashboard.web import ctx_of, error_text, get_project, message_page, render
+from labwork.dashboard.web import (ctx_of, error_text, fmt_duration, fmt_time, get_project, message_page,
+                                   parse_time, render)
 from labwork.errors import ConfigError, LabworkError, NotFound
 
 router = APIRouter()
@@ -42,9 +43,63 @@ def _day_bound(value: str | None, end: bool, field: str) -> str | None:
     return value
 
 
+def _when(value: str | None, end: bool, field: str):
+    """A filter bound as an aware datetime (a date means the start or the end of that day)."""
+    from datetime import UTC, datetime
+    text = _day_bound(value, end, field)
+    if text is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"'{field}' is not a date or time: {text!r}",
+                          hint="use YYYY-MM-DD or ISO 8601 such as 2024-05-01T12:00:00") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+
+
+def list_page(store, *, project_dir: str | None, notebook: str | None, status: str | None, since: Any,
+              until: Any, limit: int, offset: int) -> dict[str, Any]:
+    """One page of runs, newest first, and the total: the columns the list shows, read with Core
+    (no ORM objects), on indexed columns (project_dir, status, started_at; notebook by equality or suffix).
+    Filters as `labwork.history.queries.list_runs`."""
+    from sqlalchemy import or_
+
+    from labwork.history.tables import RunRow
+    conds = []
+    if project_dir:
+        conds.append(RunRow.project_dir == project_dir)
+    if notebook:
+        nb = notebook.strip()
+        nb = nb[2:] if nb.startswith("./") else nb
+        conds.append(or_(RunRow.notebook == nb, RunRow.notebook.like("%/" + _like_escape(nb), escape="\\")))
+    if status:
+        conds.append(RunRow.status == status)
+    if since is not None:
+        conds.append(RunRow.started_at >= since)
+    if until is not None:
+        conds.append(RunRow.started_at <= until)
+    cols = (RunRow.id, RunRow.notebook, RunRow.project, RunRow.status, RunRow.started_at, RunRow.ended_at,
+            RunRow.entry_count, RunRow.error_count, RunRow.runconfig)
+    with store.engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(RunRow).where(*conds)).scalar() or 0
+        rows = conn.execute(select(*cols).where(*conds).order_by(RunRow.started_at.desc(), RunRow.id)
+                            .limit(limit).offset(offset)).all()
+    runs = []
+    for r in rows:
+        started, ended = parse_time(r.started_at), parse_time(r.ended_at)
+        runs.append({"id": r.id, "notebook": r.notebook, "project": r.project, "status": r.status,
+                     "started": fmt_time(started), "entry_count": r.entry_count, "error_count": r.error_count,
+                     "runconfig": r.runconfig,
+                     "duration": fmt_duration((ended - started).total_seconds()) if started and ended else "—"})
+    return {"runs": runs, "total": total}
+
+
 def _list(request: Request, project: dict[str, Any] | None, notebook: str | None, status: str | None,
           since: str | None, until: str | None, page: int) -> Response:
-    from labwork.history.queries import list_runs
     filters = {"notebook": notebook or "", "status": status or "", "since": since or "", "until": until or ""}
     page = max(1, page)
     error = None
@@ -52,9 +107,9 @@ def _list(request: Request, project: dict[str, Any] | None, notebook: str | None
     try:
         if status and status not in STATUSES:
             raise ConfigError(f"unknown run status {status!r}", where="status", hint=f"one of {', '.join(STATUSES)}")
-        result = list_runs(ctx_of(request).store, project=project["path"] if project else None,
+        result = list_page(ctx_of(request).store, project_dir=project["path"] if project else None,
                            notebook=(notebook or "").strip() or None, status=status or None,
-                           since=_day_bound(since, False, "from"), until=_day_bound(until, True, "to"),
+                           since=_when(since, False, "from"), until=_when(until, True, "to"),
                            limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     except LabworkError as exc:
         error = f"Filter not applied: {error_text(exc)}"
@@ -171,7 +226,7 @@ def compare(request: Request, run: list[str] = Query(default=[]), _auth: None = 
 
 @router.get("/runs/{run_id}")
 def run_page(request: Request, run_id: str, page: int = Query(1), _auth: None = Depends(page_auth)) -> Response:
-    from labwork.history.queries import entry_dict, run_dict
+    from labwork.history.queries import run_dict
     from labwork.history.tables import EntryRow
     page = max(1, page)
     try:
@@ -179,9 +234,15 @@ def run_page(request: Request, run_id: str, page: int = Query(1), _auth: None = 
             row = _find_run(s, run_id)
             run = run_dict(row)
             total = s.scalar(select(func.count()).select_from(EntryRow).where(EntryRow.run_id == row.id)) or 0
-            entries = [entry_dict(e) for e in s.scalars(
-                select(EntryRow).where(EntryRow.run_id == row.id).order_by(EntryRow.seq, EntryRow.started_at)
+            entries = [dict(e._mapping) for e in s.execute(
+                select(EntryRow.seq, EntryRow.execution_count, EntryRow.code, EntryRow.started_at,
+                       EntryRow.duration_ms, EntryRow.status, EntryRow.error_name, EntryRow.error_value,
+                       EntryRow.traceback)
+                .where(EntryRow.run_id == row.id).order_by(EntryRow.seq, EntryRow.started_at)
                 .limit(ENTRIES_PAGE).offset((page - 1) * ENTRIES_PAGE))]
+            for e in entries:
+                e["started"] = fmt_time(e["started_at"])
+                e["duration"] = fmt_duration(e["duration_ms"] / 1000.0) if e["duration_ms"] is not None else "—"
             values = _values(s, row.id)
             artifacts = _artifacts(s, row.id)
     except LabworkError as exc:

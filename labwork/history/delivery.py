@@ -37,7 +37,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-BATCH_MAX = 500
+BATCH_MAX = 1000
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 5.0
 
@@ -77,7 +77,7 @@ class Http:
     """A tiny keep-alive HTTP client with short timeouts (http.client, no imports to pay for)."""
 
     def __init__(self, base_url_fn: Callable[[bool], str | None], token_fn: Callable[[], str | None],
-                 timeout: float = 5.0) -> None:
+                 timeout: float = 10.0) -> None:
         self._base_url_fn = base_url_fn
         self._token_fn = token_fn
         self._timeout = timeout
@@ -235,7 +235,7 @@ class Sender:
 
     def __init__(self, spool_dir: Path, run_id: str, base_url_fn: Callable[[bool], str | None],
                  token_fn: Callable[[], str | None], *, flush_interval: float = 0.2,
-                 timeout: float = 5.0) -> None:
+                 timeout: float = 10.0) -> None:
         self.spool_dir = spool_dir
         self.blob_dir = spool_dir / "blobs"
         self.spool_file = spool_dir / f"{run_id}.jsonl"
@@ -344,6 +344,12 @@ class Sender:
             return
         now = time.monotonic()
         may_try = not self.down or now >= self._retry_at or final
+        if final and batch and not spooled:
+            # at exit the process may end while we send: make the records durable first
+            append_spool(self.spool_file, batch)
+            self.spooled += len(batch)
+            batch = []
+            spooled = True
         if spooled:
             if batch:
                 append_spool(self.spool_file, batch)

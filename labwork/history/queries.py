@@ -137,22 +137,53 @@ def _aware(dt: datetime) -> datetime:
 
 # --- ingestion ----------------------------------------------------------------------------------------
 
-def _run_row(s: Session, record: dict[str, Any]) -> RunRow:
-    """The record's run, created from what the record says when it is not known yet."""
-    run_id = _require(record, "run")
-    if not RUN_ID.match(run_id):
-        raise ConfigError(f"run id {run_id!r} must be 1-64 letters, digits, '_' or '-'")
-    row = s.get(RunRow, run_id)
-    if row is None:
-        row = RunRow(id=run_id, source=str(record.get("source") or "kernel"), status="running",
-                     history=False, started_at=_ts(record.get("at")) or _now(), entry_count=0,
-                     error_count=0, info={})
-        s.add(row)
-        s.flush()
-    return row
+class _Batch:
+    """One ingestion transaction: the runs it touches and the record ids already stored, fetched
+    with one query per table instead of one per record."""
+
+    def __init__(self, s: Session, records: list[dict[str, Any]]) -> None:
+        self.s = s
+        self.runs: dict[str, RunRow] = {}
+        self.seen: dict[type, set[str]] = {}
+        wanted: dict[type, list[str]] = {EntryRow: [], ValueRow: []}
+        for rec in records:
+            if isinstance(rec, dict) and isinstance(rec.get("id"), str):
+                table = {"entry": EntryRow, "value": ValueRow}.get(rec.get("type"))
+                if table is not None:
+                    wanted[table].append(rec["id"])
+        for table, ids in wanted.items():
+            found: set[str] = set()
+            for i in range(0, len(ids), 500):
+                found.update(s.scalars(select(table.id).where(table.id.in_(ids[i:i + 500]))))
+            self.seen[table] = found
+
+    def run(self, record: dict[str, Any]) -> RunRow:
+        """The record's run, created from what the record says when it is not known yet."""
+        run_id = _require(record, "run")
+        row = self.runs.get(run_id)
+        if row is not None:
+            return row
+        if not RUN_ID.match(run_id):
+            raise ConfigError(f"run id {run_id!r} must be 1-64 letters, digits, '_' or '-'")
+        row = self.s.get(RunRow, run_id)
+        if row is None:
+            row = RunRow(id=run_id, source=str(record.get("source") or "kernel"), status="running",
+                         history=False, started_at=_ts(record.get("at")) or _now(), entry_count=0,
+                         error_count=0, info={})
+            self.s.add(row)
+            self.s.flush()  # no ORM relationship orders the inserts: the run row goes first
+        self.runs[run_id] = row
+        return row
+
+    def first_time(self, table: type, rid: str) -> bool:
+        seen = self.seen[table]
+        if rid in seen:
+            return False
+        seen.add(rid)
+        return True
 
 
-def _apply(s: Session, record: dict[str, Any]) -> bool:
+def _apply(b: _Batch, record: dict[str, Any]) -> bool:
     """Apply one record; False when it was already applied."""
     if not isinstance(record, dict):
         raise ConfigError("a record must be a JSON object")
@@ -160,7 +191,7 @@ def _apply(s: Session, record: dict[str, Any]) -> bool:
     if not RECORD_ID.match(rid):
         raise ConfigError(f"record id {rid!r} must be 1-100 letters, digits or '_.:-'")
     kind = _require(record, "type")
-    run = _run_row(s, record)
+    run = b.run(record)
     at = _ts(record.get("at")) or _now()
     seen = _aware(run.last_seen) if run.last_seen else None
     if seen is None or at > seen:
@@ -180,12 +211,13 @@ def _apply(s: Session, record: dict[str, Any]) -> bool:
             run.history = bool(record["history"])
         if record.get("at") is not None:
             run.started_at = at
-        run.info = dict(record.get("info") or {}) | {"_run_record": rid}
+        run.info = {k: v for k, v in (run.info or {}).items() if k.startswith("_")} \
+            | dict(record.get("info") or {}) | {"_run_record": rid}
         return True
 
     if kind == "history":
         info = dict(run.info or {})
-        done = info.setdefault("_switches", [])
+        done = info.get("_switches", [])
         if rid in done:
             return False
         info["_switches"] = (done + [rid])[-50:]
@@ -197,8 +229,8 @@ def _apply(s: Session, record: dict[str, Any]) -> bool:
         if run.ended_at is not None:
             return False
         run.ended_at = at
-        last = s.scalars(select(EntryRow).where(EntryRow.run_id == run.id)
-                         .order_by(EntryRow.seq.desc()).limit(1)).first()
+        last = b.s.scalars(select(EntryRow).where(EntryRow.run_id == run.id)
+                           .order_by(EntryRow.seq.desc()).limit(1)).first()
         run.status = {"error": "failed", "interrupted": "interrupted"}.get(last.status if last else "ok",
                                                                            "completed")
         if record.get("status") in RUN_STATUSES:
@@ -206,39 +238,39 @@ def _apply(s: Session, record: dict[str, Any]) -> bool:
         return True
 
     if kind == "entry":
-        if s.get(EntryRow, rid) is not None:
-            return False
         status = record.get("status") or "ok"
         if status not in ENTRY_STATUSES:
             raise ConfigError(f"entry {rid}: status must be one of {', '.join(ENTRY_STATUSES)}, got {status!r}")
+        if not b.first_time(EntryRow, rid):
+            return False
         started = _ts(record.get("started"), "started") or at
         ended = _ts(record.get("ended"), "ended")
         duration = record.get("duration_ms")
         if duration is None and ended is not None:
             duration = round((ended - started).total_seconds() * 1000.0, 3)
-        s.add(EntryRow(id=rid, run_id=run.id, seq=int(record.get("seq") or 0),
-                       kind=str(record.get("kind") or "cell"),
-                       execution_count=record.get("execution_count"),
-                       code=_clip(record.get("code") or "", MAX_CODE_CHARS) or "",
-                       started_at=started, ended_at=ended, duration_ms=duration, status=status,
-                       error_name=_clip(record.get("error_name"), 200),
-                       error_value=_clip(record.get("error_value")),
-                       traceback=_clip(record.get("traceback"))))
+        b.s.add(EntryRow(id=rid, run_id=run.id, seq=int(record.get("seq") or 0),
+                         kind=str(record.get("kind") or "cell"),
+                         execution_count=record.get("execution_count"),
+                         code=_clip(record.get("code") or "", MAX_CODE_CHARS) or "",
+                         started_at=started, ended_at=ended, duration_ms=duration, status=status,
+                         error_name=_clip(record.get("error_name"), 200),
+                         error_value=_clip(record.get("error_value")),
+                         traceback=_clip(record.get("traceback"))))
         run.entry_count = (run.entry_count or 0) + 1
         if status != "ok":
             run.error_count = (run.error_count or 0) + 1
         return True
 
     if kind == "value":
-        if s.get(ValueRow, rid) is not None:
-            return False
         name = _require(record, "name")
         if not name or len(name) > 200:
             raise ConfigError(f"value {rid}: a name must be 1-200 characters")
         value = record.get("value")
-        s.add(ValueRow(id=rid, run_id=run.id, entry_id=record.get("entry"), name=name,
-                       seq=int(record.get("seq") or 0), kind=value_kind(value), value=value,
-                       logged_at=at))
+        kind_ = value_kind(value)
+        if not b.first_time(ValueRow, rid):
+            return False
+        b.s.add(ValueRow(id=rid, run_id=run.id, entry_id=record.get("entry"), name=name,
+                         seq=int(record.get("seq") or 0), kind=kind_, value=value, logged_at=at))
         return True
 
     raise ConfigError(f"record {rid}: unknown type {kind!r}",
@@ -252,12 +284,12 @@ def ingest(store: Store, records: Iterable[dict[str, Any]]) -> dict[str, int]:
         accepted = duplicates = 0
         try:
             with store.session() as s:
+                batch = _Batch(s, records)
                 for record in records:
-                    if _apply(s, record):
+                    if _apply(batch, record):
                         accepted += 1
                     else:
                         duplicates += 1
-                    s.flush()
             return {"accepted": accepted, "duplicates": duplicates}
         except IntegrityError:
             # the same record arrived twice at once (a replay racing a retry): try again, the

@@ -460,7 +460,8 @@ class ServerManager:
             with httpx.Client(base_url=row.url, headers=headers, timeout=3.0) as http:
                 kernels = http.get("/api/kernels").json()
                 sessions = http.get("/api/sessions").json()
-        except (httpx.HTTPError, ValueError):
+                specs = http.get("/api/kernelspecs").json().get("kernelspecs", {}) if kernels else {}
+        except (httpx.HTTPError, ValueError, AttributeError):
             return []
         by_kernel = {}
         for sess in sessions if isinstance(sessions, list) else []:
@@ -470,7 +471,9 @@ class ServerManager:
         out = []
         for k in kernels if isinstance(kernels, list) else []:
             sess = by_kernel.get(k.get("id"), {})
-            out.append({"id": k.get("id"), "name": k.get("name"), "state": k.get("execution_state"),
+            spec = (specs.get(k.get("name")) or {}).get("spec") or {}
+            out.append({"id": k.get("id"), "name": k.get("name"), "display_name": spec.get("display_name"),
+                        "state": k.get("execution_state"),
                         "last_activity": k.get("last_activity"), "connections": k.get("connections"),
                         "notebook": sess.get("path"), "session_id": sess.get("id"),
                         "session_type": sess.get("type")})

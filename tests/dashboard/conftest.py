@@ -22,7 +22,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 def cp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     """One control plane for the dashboard tests (servers it starts are stopped at the end)."""
     home = tmp_path_factory.mktemp("dash-home")
-    (home / "config.toml").write_text("deadline_check_s = 1.0\n")
+    (home / "config.toml").write_text('deadline_check_s = 1.0\n[gateway]\nmaster = "local[2]"\n'
+                                      'driver_memory = "512m"\n')
     plane = ControlPlane(home).start()
     yield plane
     try:

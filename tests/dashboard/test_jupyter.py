@@ -58,6 +58,9 @@ def test_start_open_extend_stop_logs(cp, page, context, project):
     page.fill("#hours", "2")
     page.click("#start")
     # progress while it starts, then the running server with its time left
+    expect(page.locator("#progress")).to_be_visible()
+    expect(page.locator("#progress-lines")).to_contain_text("starting JupyterLab")
+    shot(page, "jupyter-starting")
     expect(page.locator("#server-state")).to_have_text("running", timeout=150_000)
     time_left = page.locator("#time-left")
     expect(time_left).to_be_visible()
@@ -68,6 +71,15 @@ def test_start_open_extend_stop_logs(cp, page, context, project):
     # the countdown moves
     page.wait_for_function("(s) => document.querySelector('#time-left').textContent.trim() !== s",
                            arg=time_left.inner_text().strip(), timeout=10_000)
+
+    # the projects page shows the server and its time left
+    projects = context.new_page()
+    projects.goto(f"{cp.url}/")
+    row = projects.locator(f"#projects tr[data-project='{pid}']")
+    expect(row).to_contain_text("running")
+    assert 2 * 3600 - 600 < seconds(row.locator(".countdown").inner_text()) <= 2 * 3600
+    shot(projects, "projects-running")
+    projects.close()
 
     # Open Jupyter: a new tab, already authenticated, JupyterLab loaded
     with context.expect_page() as new_tab:

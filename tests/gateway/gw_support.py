@@ -22,7 +22,7 @@ def free_port() -> int:
 
 def gw_settings(**over: Any) -> GatewaySettings:
     base = dict(master="local[2]", driver_memory="512m", executor_memory="512m",
-                retain_finished="30s", max_sessions=8)
+                retain_finished="10m", max_sessions=8)
     base.update(over)
     return GatewaySettings(**base)
 

@@ -167,10 +167,12 @@ def test_stop_shuts_kernels_down(make_project, api: httpx.Client) -> None:
     pid = project["id"]
     server = api.post(f"/api/projects/{pid}/server", json={"hours": 1}).json()
     with jupyter(server) as j:
-        spec = j.get("/api/kernelspecs").json()["default"]
+        specs = j.get("/api/kernelspecs").json()["kernelspecs"]
+        spec = next(n for n, s in specs.items() if s["spec"]["display_name"] == f"{project['name']} local")
         kernel = j.post("/api/kernels", json={"name": spec}).json()
     status = wait_for(lambda: (s := api.get(f"/api/projects/{pid}/server").json())["kernels"] and s, timeout=60)
     assert status["kernels"][0]["id"] == kernel["id"]
+    assert status["kernels"][0]["display_name"] == f"{project['name']} local"
     import psutil
     kernel_pids = [c.pid for c in psutil.Process(server["pid"]).children(recursive=True)]
     assert kernel_pids
