@@ -30,14 +30,7 @@ SERVE = textwrap.dedent("""
     from labwork.settings import load_settings
     home, port = sys.argv[1], int(sys.argv[2])
     settings = load_settings(flags={"home": home, "port": port})
-    try:
-        app = create_app(settings, url=f"http://127.0.0.1:{port}")
-    except ImportError as exc:  # another part half-written in this tree: history alone
-        print("bench: full app failed", exc, "- serving run history only", flush=True)
-        import labwork.server.parts as parts
-        from labwork.history import service
-        parts.attach_parts = lambda app, ctx: service.attach(app, ctx)
-        app = create_app(settings, url=f"http://127.0.0.1:{port}")
+    app = create_app(settings, url=f"http://127.0.0.1:{port}")
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 """)
 

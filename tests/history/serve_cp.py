@@ -21,19 +21,7 @@ def main() -> None:
         flags["db"] = sys.argv[3]
     settings = load_settings(flags=flags)
     url = f"http://127.0.0.1:{port}"
-    try:
-        app = create_app(settings, url=url)
-    except ImportError as exc:
-        # another part is half-written in this working tree: serve the app with run history alone
-        # rather than failing every history test for it (said loudly in the log)
-        print(f"serve_cp: full app failed ({exc!r}); serving with the history part only", flush=True)
-        import labwork.server.parts as parts
-
-        def history_only(app, ctx):
-            from labwork.history import service
-            service.attach(app, ctx)
-        parts.attach_parts = history_only
-        app = create_app(settings, url=url)
+    app = create_app(settings, url=url)
     settings.control_file.write_text(json.dumps({"url": url, "pid": os.getpid(), "port": port,
                                                  "host": "127.0.0.1", "started": time.time()}))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
