@@ -31,11 +31,15 @@ KIND_OPTIONS: dict[str, list[tuple[str, str]]] = {
 
 def _context(request: Request, project_id: int) -> dict[str, Any]:
     from labwork.kernels.environments import environment_for
-    from labwork.project.describe import describe_project
     from labwork.project.files import load_project
     project = get_project(request, project_id)
-    desc = describe_project(project["path"])
     loaded = load_project(project["path"])
+    desc = {  # as labwork.project.describe.describe_project, from the project loaded once
+        "default_runconfig": loaded.default_runconfig,
+        "targets": {n: t.model_dump(mode="json") for n, t in sorted(loaded.targets.items())},
+        "runconfigs": {n: rc.model_dump(mode="json") for n, rc in sorted(loaded.runconfigs.items())},
+        "problems": [{"where": e.where, "msg": e.message} for e in loaded.problems],
+    }
     settings = ctx_of(request).settings
     envs: dict[str, dict[str, Any]] = {}
     for name in desc["runconfigs"]:

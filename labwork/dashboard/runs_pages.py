@@ -7,11 +7,13 @@ that a run with thousands of entries is shown a page at a time (indexed by run i
 from __future__ import annotations
 
 import posixpath
+from html import escape as html_escape
 from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response
+from markupsafe import Markup
 from sqlalchemy import func, select
 
 from labwork.dashboard.auth import page_auth
@@ -98,6 +100,21 @@ def list_page(store, *, project_dir: str | None, notebook: str | None, status: s
     return {"runs": runs, "total": total}
 
 
+def row_html(r: dict[str, Any], with_project: bool) -> Markup:
+    """One row of the runs table. Written here rather than in the template: the list is the
+    busiest page, and this is several times cheaper than a dozen template expressions per row."""
+    e = html_escape
+    rid, status = e(r["id"]), e(r["status"])
+    project = f"<td>{e(r['project'] or '—')}</td>" if with_project else ""
+    return Markup(
+        f'<tr data-run="{rid}"><td><input type="checkbox" class="compare-pick" name="run" value="{rid}" '
+        f'aria-label="compare {rid}"></td><td><a href="/runs/{rid}"><code>{rid[:12]}</code></a></td>'
+        f"<td>{e(r['notebook'] or '—')}</td>{project}"
+        f'<td><span class="state state-{status}">{status}</span></td><td>{e(r["started"])}</td>'
+        f"<td>{e(r['duration'])}</td><td>{r['entry_count']}</td><td>{r['error_count']}</td>"
+        f"<td>{e(r['runconfig'] or '—')}</td></tr>")
+
+
 def _list(request: Request, project: dict[str, Any] | None, notebook: str | None, status: str | None,
           since: str | None, until: str | None, page: int) -> Response:
     filters = {"notebook": notebook or "", "status": status or "", "since": since or "", "until": until or ""}
@@ -118,7 +135,7 @@ def _list(request: Request, project: dict[str, Any] | None, notebook: str | None
     base = f"/projects/{project['id']}/runs" if project else "/runs"
     query = {k: v for k, v in filters.items() if v}
     return render(request, "runs.html", status_code=400 if error else 200, error=error, project=project,
-                  runs=result["runs"], total=total, page=page, pages=pages, base=base, query=query,
+                  rows=[row_html(r, project is None) for r in result["runs"]], total=total, page=page, pages=pages, base=base, query=query,
                   filters=filters, statuses=STATUSES, page_size=PAGE_SIZE, section="runs")
 
 
@@ -147,9 +164,10 @@ def _find_run(s, ref: str):
     ref = (ref or "").strip()
     if not RUN_ID.match(ref):
         raise NotFound(f"no run '{ref}'")
-    row = s.get(RunRow, ref)
+    table = RunRow.__table__
+    row = s.execute(select(table).where(table.c.id == ref)).first()
     if row is None and len(ref) >= 4:
-        rows = s.scalars(select(RunRow).where(RunRow.id.like(ref.replace("_", r"\_") + "%", escape="\\"))
+        rows = s.execute(select(table).where(table.c.id.like(ref.replace("_", r"\_") + "%", escape="\\"))
                          .limit(2)).all()
         row = rows[0] if len(rows) == 1 else None
     if row is None:
@@ -179,8 +197,9 @@ def _values(s, run_id: str) -> dict[str, dict[str, Any]]:
 def _artifacts(s, run_id: str) -> list[dict[str, Any]]:
     from labwork.history.queries import artifact_dict
     from labwork.history.tables import ArtifactRow
-    rows = s.scalars(select(ArtifactRow).where(ArtifactRow.run_id == run_id)
-                     .order_by(ArtifactRow.path, ArtifactRow.uploaded_at.desc(), ArtifactRow.id.desc())).all()
+    table = ArtifactRow.__table__
+    rows = s.execute(select(table).where(table.c.run_id == run_id)
+                     .order_by(table.c.path, table.c.uploaded_at.desc(), table.c.id.desc())).all()
     latest: dict[str, dict[str, Any]] = {}
     for a in rows:
         if a.path in latest:
@@ -190,14 +209,23 @@ def _artifacts(s, run_id: str) -> list[dict[str, Any]]:
     return list(latest.values())
 
 
-def _project_of(request: Request, run: dict[str, Any]) -> dict[str, Any] | None:
-    """The registered project a run belongs to (by folder), for the page's project bar."""
-    from labwork.store.tables import ProjectRow
-    if not run.get("project_dir"):
-        return None
-    with ctx_of(request).store.session() as s:
-        row = s.scalar(select(ProjectRow).where(ProjectRow.path == run["project_dir"]).limit(1))
-        return {"id": row.id, "name": row.name, "path": row.path} if row else None
+def entry_html(e: dict[str, Any]) -> Markup:
+    """One row of a run's entries table (see `row_html` for why it is written here)."""
+    esc = html_escape
+    status = esc(e["status"] or "")
+    number = e["execution_count"] if e["execution_count"] is not None else e["seq"]
+    duration = fmt_duration(e["duration_ms"] / 1000.0) if e["duration_ms"] is not None else "—"
+    error = ""
+    if e["status"] != "ok" and (e["error_name"] or e["error_value"]):
+        error = (f'<div class="error-line"><strong>{esc(e["error_name"] or "")}</strong>: '
+                 f'{esc(e["error_value"] or "")}</div>')
+        if e["traceback"]:
+            error += (f'<details><summary>Traceback</summary><pre class="traceback">{esc(e["traceback"])}'
+                      "</pre></details>")
+    return Markup(
+        f'<tr class="entry-{status}"><td>{number}</td><td><pre class="code">{esc(e["code"] or "")}</pre>{error}</td>'
+        f'<td><span class="state state-{status}">{status}</span></td><td>{fmt_time(e["started_at"])}</td>'
+        f"<td>{duration}</td></tr>")
 
 
 @router.get("/runs/compare")
@@ -207,7 +235,7 @@ def compare(request: Request, run: list[str] = Query(default=[]), _auth: None = 
     if not 2 <= len(ids) <= 3:
         return message_page(request, "Compare runs", f"Choose two or three runs to compare (got {len(ids)}).", 400)
     try:
-        with ctx_of(request).store.session() as s:
+        with ctx_of(request).store.engine.connect() as s:
             runs = []
             for ref in ids:
                 row = _find_run(s, ref)
@@ -228,31 +256,35 @@ def compare(request: Request, run: list[str] = Query(default=[]), _auth: None = 
 def run_page(request: Request, run_id: str, page: int = Query(1), _auth: None = Depends(page_auth)) -> Response:
     from labwork.history.queries import run_dict
     from labwork.history.tables import EntryRow
+    from labwork.store.tables import ProjectRow
     page = max(1, page)
     try:
-        with ctx_of(request).store.session() as s:
-            row = _find_run(s, run_id)
+        with ctx_of(request).store.engine.connect() as conn:
+            row = _find_run(conn, run_id)
             run = run_dict(row)
-            total = s.scalar(select(func.count()).select_from(EntryRow).where(EntryRow.run_id == row.id)) or 0
-            entries = [dict(e._mapping) for e in s.execute(
+            total = row.entry_count or 0  # kept by ingestion
+            entries = [dict(e._mapping) for e in conn.execute(
                 select(EntryRow.seq, EntryRow.execution_count, EntryRow.code, EntryRow.started_at,
                        EntryRow.duration_ms, EntryRow.status, EntryRow.error_name, EntryRow.error_value,
                        EntryRow.traceback)
                 .where(EntryRow.run_id == row.id).order_by(EntryRow.seq, EntryRow.started_at)
                 .limit(ENTRIES_PAGE).offset((page - 1) * ENTRIES_PAGE))]
-            for e in entries:
-                e["started"] = fmt_time(e["started_at"])
-                e["duration"] = fmt_duration(e["duration_ms"] / 1000.0) if e["duration_ms"] is not None else "—"
-            values = _values(s, row.id)
-            artifacts = _artifacts(s, row.id)
+            values = _values(conn, row.id)
+            artifacts = _artifacts(conn, row.id)
+            project = None
+            if run.get("project_dir"):
+                p = conn.execute(select(ProjectRow.id, ProjectRow.name, ProjectRow.path)
+                                 .where(ProjectRow.path == run["project_dir"]).limit(1)).first()
+                project = dict(p._mapping) if p else None
     except LabworkError as exc:
         return message_page(request, "Run", error_text(exc), exc.http_status)
+    rows = [entry_html(e) for e in entries]
     charts = [{"name": v["name"], "svg": line_chart([{"label": v["name"], "points": v["points"]}])}
               for v in values.values() if v["chart"]]
     pages = max(1, -(-total // ENTRIES_PAGE))
-    return render(request, "run.html", run=run, entries=entries, entries_total=total, page=page, pages=pages,
-                  values=list(values.values()), charts=charts, artifacts=artifacts,
-                  project=_project_of(request, run), section="runs")
+    return render(request, "run.html", run=run, entry_rows=rows, entries_total=total, page=page, pages=pages,
+                  values=list(values.values()), charts=charts, artifacts=artifacts, project=project,
+                  section="runs")
 
 
 @router.get("/runs/{run_id}/outputs/{path:path}")

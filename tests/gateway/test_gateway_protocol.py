@@ -174,3 +174,51 @@ def test_proxy_user_and_synchronous_delete(gateway):
         # heartbeat expiry: nobody asks about it, so it is deleted
         time.sleep(3.5)
         assert c.get(f"/sessions/{r2.json()['id']}").status_code == 404
+
+
+def test_ttl_expiry(gateway):
+    with gateway.client() as c:
+        s = c.post("/sessions", json={"kind": "pyspark", "ttl": "2s"}).json()
+        deadline = time.monotonic() + 15
+        while c.get(f"/sessions/{s['id']}").status_code == 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.25)
+
+
+def test_basic_auth_bearer_and_csrf(tmp_path, monkeypatch):
+    from gw_support import GatewayServer, gw_settings
+    monkeypatch.setenv("LIVY_TEST_PASSWORD", "s3cret λ")
+    settings = gw_settings(auth_user="ada", auth_password_env="LIVY_TEST_PASSWORD",
+                           csrf_protection=True)
+    server = GatewayServer(settings, tmp_path / "state").start()
+    try:
+        import httpx
+        url = server.url
+        assert httpx.get(url + "/sessions").status_code == 401
+        assert httpx.get(url + "/sessions", auth=("ada", "wrong")).status_code == 401
+        assert httpx.get(url + "/sessions", auth=("eve", "s3cret λ")).status_code == 401
+        ok = httpx.get(url + "/sessions", auth=("ada", "s3cret λ"))
+        assert ok.status_code == 200 and ok.json()["total"] == 0
+        bearer = {"Authorization": "Bearer s3cret λ".encode().decode("latin-1")}
+        assert httpx.get(url + "/version", headers={"Authorization": "Bearer nope"}).status_code == 401
+        no_csrf = httpx.post(url + "/sessions", auth=("ada", "s3cret λ"), json={"colour": 1})
+        assert no_csrf.status_code == 400 and "CSRF" in no_csrf.json()["msg"]
+        with_csrf = httpx.post(url + "/sessions", auth=("ada", "s3cret λ"), json={"colour": 1},
+                               headers={"X-Requested-By": "me"})
+        assert with_csrf.status_code == 400 and "colour" in with_csrf.json()["msg"]
+        del bearer
+    finally:
+        server.stop()
+
+
+def test_authenticate_callback(tmp_path):
+    from gw_support import GatewayServer, gw_settings
+    server = GatewayServer(gw_settings(), tmp_path / "state",
+                           authenticate=lambda r: r.headers.get("x-key") == "k").start()
+    try:
+        import httpx
+        r = httpx.get(server.url + "/sessions")
+        assert r.status_code == 401 and "msg" in r.json()
+        assert httpx.get(server.url + "/sessions", headers={"x-key": "k"}).status_code == 200
+    finally:
+        server.stop()

@@ -14,7 +14,7 @@ from labwork.project import init_project
 from labwork.server.context import Context
 from labwork.settings import load_settings
 from labwork.store.db import Store
-from tests.notebooks.conftest import kill_servers
+from tests.notebooks.conftest import kill_servers, wait_for
 
 
 class RecordingGateway:
@@ -60,9 +60,13 @@ def test_a_killed_server_records_its_exit_code(manager: ServerManager, tmp_path:
     root = init_project(tmp_path / "k", "k").root
     server = manager.start(str(root), {"hours": 1})
     os.kill(server["pid"], signal.SIGKILL)
-    manager.check()
-    status = manager.status(str(root))
-    assert status["state"] == "stopped"
+
+    def checked() -> dict | None:
+        manager.check()
+        status = manager.status(str(root))
+        return status if status["state"] == "stopped" else None
+
+    status = wait_for(checked, timeout=30)
     assert "exited unexpectedly (exit code -9)" in status["stop_reason"]
 
 
