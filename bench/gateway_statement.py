@@ -7,7 +7,6 @@ client of that driver would). Prints the gateway's own overhead at the median. G
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import tempfile
 import time

@@ -43,6 +43,11 @@ def _basic_credentials(header: str) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
+def _same(given: str, expected: str) -> bool:
+    return secrets.compare_digest(given.encode("utf-8", "surrogateescape"),
+                                  expected.encode("utf-8", "surrogateescape"))
+
+
 class _Guard:
     """Pure ASGI middleware: authentication and the CSRF header check, before any routing."""
 
@@ -73,11 +78,10 @@ class _Guard:
         if basic_on:
             password = self._password()
             if password:
-                if creds and secrets.compare_digest(creds[0], self.settings.auth_user or "") \
-                        and secrets.compare_digest(creds[1], password):
+                if creds and _same(creds[0], self.settings.auth_user or "") \
+                        and _same(creds[1], password):
                     return True, user
-                if header.lower().startswith("bearer ") and secrets.compare_digest(
-                        header[7:].strip(), password):
+                if header.lower().startswith("bearer ") and _same(header[7:].strip(), password):
                     return True, self.settings.auth_user
         return False, None
 

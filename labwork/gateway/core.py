@@ -22,7 +22,6 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from labwork.gateway.driver import Driver, DriverDied
 from labwork.gateway.protocol import (FINISHED_STATES, CreateRequest, LivyError, bad,
@@ -503,6 +502,7 @@ class Gateway:
         self.batches: dict[int, Batch] = {}
         self.pool: list[Driver] = []
         self._pool_starting = 0
+        self._pool_tasks: set[asyncio.Task] = set()
         self.started = False
         self._start_lock: asyncio.Lock | None = None
         self._housekeeper: asyncio.Task | None = None
@@ -613,6 +613,10 @@ class Gateway:
                     t.cancel()
                 if s.driver is not None:
                     s.driver.close_client()
+        self.started = False  # warm drivers that finish starting now stop themselves
+        for task in list(self._pool_tasks):
+            task.cancel()
+        await asyncio.gather(*self._pool_tasks, return_exceptions=True)
         await asyncio.gather(*(d.stop() for d in self.pool), return_exceptions=True)
         self.pool.clear()
         self.sessions.clear()
@@ -717,7 +721,9 @@ class Gateway:
         want = self.settings.warm_pool - len(self.pool) - self._pool_starting
         for _ in range(max(0, want)):
             self._pool_starting += 1
-            asyncio.ensure_future(self._add_warm())
+            task = asyncio.ensure_future(self._add_warm())
+            self._pool_tasks.add(task)
+            task.add_done_callback(self._pool_tasks.discard)
 
     async def _add_warm(self) -> None:
         try:

@@ -34,6 +34,8 @@ def test_cancel_running_statement(gateway, sessions, code):
         _wait_statement(c, sid, st["id"], {"running"})
         assert c.get(f"/sessions/{sid}/state").json()["state"] == "busy"
         time.sleep(1.0)
+        progress = c.get(f"/sessions/{sid}/statements/{st['id']}").json()["progress"]
+        assert isinstance(progress, float) and 0.0 <= progress < 1.0
         assert c.post(f"/sessions/{sid}/statements/{waiting['id']}/cancel").json() == {"msg": "canceled"}
         t0 = time.monotonic()
         assert c.post(f"/sessions/{sid}/statements/{st['id']}/cancel").json() == {"msg": "canceled"}
@@ -92,3 +94,33 @@ def test_recovery_then_driver_death(tmp_path):
             assert c.delete(f"/sessions/{sid}").status_code == 200
     finally:
         second.stop()
+
+
+def test_warm_pool(tmp_path):
+    """A pre-started driver makes a default session idle at once; the pool refills."""
+    server = GatewayServer(gw_settings(warm_pool=1), tmp_path / "state").start()
+    try:
+        gw = server.gateway
+        deadline = time.monotonic() + 240
+        while not gw.pool:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        with server.client() as c:
+            t0 = time.monotonic()
+            sid = c.post("/sessions", json={"kind": "pyspark", "name": "pooled",
+                                            "idleTimeout": "3s"}).json()["id"]
+            s = wait_session(c, sid, {"idle"}, timeout=30)
+            assert time.monotonic() - t0 < 5
+            assert s["appInfo"]["sparkUiUrl"]
+            assert text(run(c, sid, "spark.range(3).count()")) == "3"
+            # a session with its own resources does not take a pooled driver
+            custom = c.post("/sessions", json={"kind": "pyspark", "conf": {"spark.x": "1"}}).json()
+            assert c.get(f"/sessions/{custom['id']}/state").json()["state"] == "starting"
+            c.delete(f"/sessions/{custom['id']}")
+            # idleTimeout: no statement for 3 s (GETs do not count as activity) -> deleted
+            deadline = time.monotonic() + 20
+            while c.get(f"/sessions/{sid}").status_code == 200:
+                assert time.monotonic() < deadline
+                time.sleep(0.5)
+    finally:
+        server.stop()

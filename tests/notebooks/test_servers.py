@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +58,7 @@ def test_token_is_not_on_the_command_line(running: dict[str, Any]) -> None:
     environ = Path(f"/proc/{running['pid']}/environ").read_bytes().decode(errors="replace").split("\0")
     assert f"LABWORK_SERVER_ID={running['id']}" in environ
     assert any(e.startswith("LABWORK_SERVER_CONFIG={") for e in environ)
-    assert f"LABWORK_PROJECT=shared" in environ
+    assert "LABWORK_PROJECT=shared" in environ
 
 
 def test_second_start_is_refused_with_where_it_runs(running: dict[str, Any], api: httpx.Client) -> None:
