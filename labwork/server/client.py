@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from labwork import errors
-from labwork.server.auth import load_or_create_token
+from labwork.server.token import load_or_create_token
 from labwork.server.daemon import running, start_background
 from labwork.settings import Settings, load_settings
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from labwork.errors import Unavailable
-from labwork.server.auth import load_or_create_token
+from labwork.server.token import load_or_create_token
 from labwork.settings import Settings
 
 
