@@ -129,9 +129,12 @@ def normalize_kind(value: Any, *, what: str = "kind", allowed: set[str] = SESSIO
     kind = KIND_ALIASES.get(value.lower(), value.lower())
     if kind not in allowed:
         raise bad(f"{what}: unknown kind '{value}' (expected one of {', '.join(sorted(allowed))})")
-    if kind == "sparkr" and not r_available():
-        raise bad(f"{what}: 'sparkr' needs R (Rscript) on the gateway's machine, and it is not "
-                  "installed; use pyspark, spark, sql or shared")
+    if kind == "sparkr":
+        if not r_available():
+            raise bad(f"{what}: 'sparkr' needs R (Rscript) on the gateway's machine, and R is not "
+                      "installed; use pyspark, spark, sql or shared")
+        raise bad(f"{what}: 'sparkr' is not supported by this gateway (its drivers run Python "
+                  "and Scala); use pyspark, spark, sql or shared")
     return kind
 
 

@@ -40,37 +40,49 @@ def _control_url(home: str) -> str | None:
         return None
 
 
-def record_launch(argv: list[str]) -> threading.Thread | None:
-    """Tell the control plane which notebook started with which configuration (best effort)."""
+def post_to_control_plane(path: str, body: dict, *, attempts: int = 1, name: str = "labwork-post") -> threading.Thread | None:
+    """POST JSON to the control plane in a daemon thread (best effort, never blocks the kernel)."""
     home = os.environ.get("LABWORK_HOME")
-    project = os.environ.get("LABWORK_PROJECT_DIR")
-    if not home or not project:
-        return None
+    url = _control_url(home) if home else None
+    if not home or not url:
+        return None  # no control plane known: nothing to tell
 
     def send() -> None:
-        url = _control_url(home)
-        if not url:
-            return  # no control plane known: nothing to record with
-        try:
-            token = (Path(home) / "token").read_text().strip()
-            notebook = os.environ.get("JPY_SESSION_NAME")
-            if notebook and os.path.isabs(notebook) and notebook.startswith(project.rstrip("/") + "/"):
-                notebook = os.path.relpath(notebook, project)
-            raw_cfg = os.environ.get("LABWORK_SERVER_CONFIG")
-            body = {"project_path": project, "server_id": _int(os.environ.get("LABWORK_SERVER_ID")),
-                    "kernel_id": _kernel_id(argv), "notebook": notebook,
-                    "runconfig": os.environ.get("LABWORK_RUNCONFIG", ""),
-                    "server_config": json.loads(raw_cfg) if raw_cfg else {}}
-            req = urllib.request.Request(f"{url}/api/kernels/launched", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json",
-                                                  "Authorization": f"Bearer {token}"}, method="POST")
-            urllib.request.urlopen(req, timeout=5).close()
-        except Exception as exc:  # noqa: BLE001 - never break a kernel over bookkeeping
-            print(f"labwork: could not record the kernel launch: {exc}", file=sys.stderr)
+        import time
+        for attempt in range(attempts):
+            try:
+                token = (Path(home) / "token").read_text().strip()
+                req = urllib.request.Request(f"{url}{path}", data=json.dumps(body).encode(),
+                                             headers={"Content-Type": "application/json",
+                                                      "Authorization": f"Bearer {token}"}, method="POST")
+                urllib.request.urlopen(req, timeout=5).close()
+                return
+            except Exception as exc:  # noqa: BLE001 - never break a kernel over bookkeeping
+                if attempt + 1 == attempts:
+                    print(f"labwork: could not send {path}: {exc}", file=sys.stderr)
+                else:
+                    time.sleep(1 + attempt)
 
-    thread = threading.Thread(target=send, name="labwork-launch-record", daemon=True)
+    thread = threading.Thread(target=send, name=name, daemon=True)
     thread.start()
     return thread
+
+
+def record_launch(argv: list[str]) -> threading.Thread | None:
+    """Tell the control plane which notebook started with which configuration."""
+    project = os.environ.get("LABWORK_PROJECT_DIR")
+    if not project:
+        return None
+    notebook = os.environ.get("JPY_SESSION_NAME")
+    if notebook and os.path.isabs(notebook) and notebook.startswith(project.rstrip("/") + "/"):
+        notebook = os.path.relpath(notebook, project)
+    raw_cfg = os.environ.get("LABWORK_SERVER_CONFIG")
+    body = {"project_path": project, "server_id": _int(os.environ.get("LABWORK_SERVER_ID")),
+            "kernel_id": _kernel_id(argv), "notebook": notebook,
+            "runconfig": os.environ.get("LABWORK_RUNCONFIG", ""),
+            "server_config": json.loads(raw_cfg) if raw_cfg else {}}
+    os.environ["LABWORK_KERNEL_ID"] = body["kernel_id"] or ""
+    return post_to_control_plane("/api/kernels/launched", body, name="labwork-launch-record")
 
 
 def _int(value: str | None) -> int | None:

@@ -18,5 +18,11 @@ def start_spark(conf: dict[str, str] | None = None) -> tuple[Any, Any]:
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
-    return spark, spark.sparkContext
+    sc = spark.sparkContext
+    sc.setLogLevel("WARN")
+    kernel_id = os.environ.get("LABWORK_KERNEL_ID")
+    if kernel_id and sc.uiWebUrl:  # the dashboard links each kernel to its Spark UI
+        from labwork.kernels.launch import post_to_control_plane
+        post_to_control_plane(f"/api/kernels/{kernel_id}/spark", {"spark_ui_url": sc.uiWebUrl}, attempts=3,
+                              name="labwork-spark-ui")
+    return spark, sc

@@ -469,6 +469,9 @@ class ServerManager:
             if kid:
                 by_kernel[kid] = sess
         out = []
+        from labwork.notebooks.recent import spark_ui_by_kernel
+        ui = spark_ui_by_kernel(self.ctx.store, [k.get("id") for k in kernels if isinstance(k, dict)]
+                                if isinstance(kernels, list) else [])
         for k in kernels if isinstance(kernels, list) else []:
             sess = by_kernel.get(k.get("id"), {})
             spec = (specs.get(k.get("name")) or {}).get("spec") or {}
@@ -476,7 +479,7 @@ class ServerManager:
                         "state": k.get("execution_state"),
                         "last_activity": k.get("last_activity"), "connections": k.get("connections"),
                         "notebook": sess.get("path"), "session_id": sess.get("id"),
-                        "session_type": sess.get("type")})
+                        "session_type": sess.get("type"), "spark_ui_url": ui.get(k.get("id"))})
         return out
 
     def list(self, *, include_stopped: bool = False, limit: int = 200) -> list[dict[str, Any]]:

@@ -51,10 +51,35 @@ def record_launch(store: Store, project: dict[str, Any], *, runconfig: str, note
         return launch_dict(row)
 
 
+def record_spark_ui(store: Store, kernel_id: str, spark_ui_url: str) -> dict[str, Any]:
+    """A PySpark-in-kernel driver reports its Spark UI; the kernel's launch keeps it."""
+    from sqlalchemy import select
+    from labwork.errors import NotFound
+    with store.session() as s:
+        row = s.scalars(select(KernelLaunchRow).where(KernelLaunchRow.kernel_id == kernel_id)
+                        .order_by(KernelLaunchRow.id.desc()).limit(1)).first()
+        if row is None:
+            raise NotFound(f"no launch recorded for kernel '{kernel_id}'")
+        row.spark_ui_url = spark_ui_url
+        return launch_dict(row)
+
+
+def spark_ui_by_kernel(store: Store, kernel_ids: list[str]) -> dict[str, str]:
+    if not kernel_ids:
+        return {}
+    from sqlalchemy import select
+    with store.session() as s:
+        rows = s.execute(select(KernelLaunchRow.kernel_id, KernelLaunchRow.spark_ui_url)
+                         .where(KernelLaunchRow.kernel_id.in_(kernel_ids),
+                                KernelLaunchRow.spark_ui_url.is_not(None))).all()
+    return {kid: url for kid, url in rows}
+
+
 def launch_dict(row: KernelLaunchRow) -> dict[str, Any]:
     return {"id": row.id, "project_id": row.project_id, "server_id": row.server_id,
             "kernel_id": row.kernel_id, "notebook": row.notebook, "runconfig": row.runconfig,
-            "server_config": row.server_config, "started": _iso(row.started_at)}
+            "server_config": row.server_config, "started": _iso(row.started_at),
+            "spark_ui_url": row.spark_ui_url}
 
 
 def recent_notebooks(store: Store, project: dict[str, Any], limit: int = 50) -> list[dict[str, Any]]:

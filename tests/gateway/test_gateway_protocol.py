@@ -157,6 +157,13 @@ def test_scala_statements(gateway, sessions):
         err = run(c, sid, "val x: Int = \"nope\"", kind="spark")
         assert err["output"]["status"] == "error" and err["output"]["ename"] == "Error"
         assert text(run(c, sid, "n + 1", kind="spark")).endswith("= 11")
+        # what sparkmagic's Spark kernel sends for `%%sql -o`: rows printed as JSON, nothing else
+        rows = text(run(c, sid, 'spark.sql("SELECT 1 AS a, \'λ\' AS b").toJSON.take(1).foreach(println)',
+                        kind="spark"))
+        assert rows == '{"a":1,"b":"λ"}'
+        sess = c.post("/sessions", json={"kind": "spark", "name": "scala-only"}).json()
+        assert sess["kind"] == "spark"
+        c.delete("/sessions/scala-only")
 
 
 def test_proxy_user_and_synchronous_delete(gateway):

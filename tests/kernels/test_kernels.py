@@ -85,15 +85,37 @@ def test_kernel_sees_its_context(kproject: Path) -> None:
 
 
 @pytest.mark.slow
-def test_pyspark_runconfig_kernel_has_spark_ready(kproject: Path) -> None:
+def test_pyspark_runconfig_kernel_has_spark_ready(kproject: Path, control_plane, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("LABWORK_HOME", str(control_plane.home))
+    monkeypatch.setenv("LABWORK_URL", control_plane.url)
+    monkeypatch.setenv("JPY_SESSION_NAME", str(kproject / "spark.ipynb"))
     attach_target(kproject, "spark", "sp", {"master": "local[2]"})
     rc = kproject / ".labwork" / "runconfig" / "sp.toml"
     rc.write_text(rc.read_text() + '\n[spark]\n"spark.driver.memory" = "512m"\n"spark.sql.shuffle.partitions" = "3"\n')
     out = run(LabworkKernelSpecManager(), "labwork-sp",
+              "import time; time.sleep(0.5)\n"
               "print(spark.range(10).count(), sc.master, spark.conf.get('spark.sql.shuffle.partitions'), "
-              "spark.conf.get('spark.hadoop.fs.permissions.umask-mode'))")
+              "spark.conf.get('spark.hadoop.fs.permissions.umask-mode'), sc.uiWebUrl)")
     assert out["status"] == "ok", out
-    assert out["stdout"].split() == ["10", "local[2]", "3", "007"]
+    count, master, partitions, umask, ui = out["stdout"].split()
+    assert (count, master, partitions, umask) == ("10", "local[2]", "3", "007")
+    assert ui.startswith("http://127.0.0.1:")
+
+    # the launch was recorded with its notebook, and the driver's Spark UI reported for the dashboard
+    from labwork.store import Store
+    from labwork.store.tables import KernelLaunchRow
+    from sqlalchemy import select
+    store = Store(f"sqlite:///{control_plane.home / 'labwork.db'}", run_migrations=False)
+    import time
+    for _ in range(100):  # both reports travel on background threads of the kernel
+        with store.session() as s:
+            rows = [(r.notebook, r.spark_ui_url) for r in
+                    s.scalars(select(KernelLaunchRow).where(KernelLaunchRow.runconfig == "sp")).all()]
+        if rows and rows[0][1]:
+            break
+        time.sleep(0.1)
+    store.dispose()
+    assert rows == [("spark.ipynb", ui)]
 
 
 def test_spark_conf_layers(kproject: Path, labwork_home: Path) -> None:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from labwork.notebooks.manager import ServerManager
 from labwork.notebooks.preview import list_notebooks, notebook_in_project, render_preview
-from labwork.notebooks.recent import record_launch
+from labwork.notebooks.recent import record_launch, record_spark_ui
 from labwork.project.registry import get_project_row
 from labwork.server.auth import require_token
 
@@ -130,3 +130,14 @@ def kernel_launched(body: LaunchBody, request: Request) -> dict[str, Any]:
     return record_launch(store, get_project_row(store, body.project_path), runconfig=body.runconfig,
                          notebook=body.notebook, server_id=body.server_id, kernel_id=body.kernel_id,
                          server_config=body.server_config)
+
+
+class SparkUiBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    spark_ui_url: str
+
+
+@router.post("/api/kernels/{kernel_id}/spark")
+def kernel_spark(kernel_id: str, body: SparkUiBody, request: Request) -> dict[str, Any]:
+    """Called by a PySpark kernel once `spark` is ready: remember its Spark UI address."""
+    return record_spark_ui(request.app.state.ctx.store, kernel_id, body.spark_ui_url)
