@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,3 +110,48 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+# PostgreSQL: 127.0.0.1:5432, trust auth, database `test` (as on every machine of this project).
+PG_ADMIN = os.environ.get("LABWORK_TEST_PG", "host=127.0.0.1 port=5432 dbname=test user=postgres")
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    import psycopg
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        raise RuntimeError(f"PostgreSQL is needed at {PG_ADMIN!r} ({exc}); start it with "
+                           "'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start'") from exc
+    name = f"labwork_test_{uuid.uuid4().hex[:10]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    params = dict(p.split("=", 1) for p in PG_ADMIN.split())
+    try:
+        yield (f"postgresql+psycopg://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:"
+               f"{params.get('port', '5432')}/{name}")
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> Iterator[str]:
+    """A fresh schema in the session's database (search_path), dropped after the test."""
+    import psycopg
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    dsn = pg_database.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    yield f"{pg_database}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("pg_url")

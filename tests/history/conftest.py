@@ -3,55 +3,14 @@ control plane in a subprocess, and real ipykernel kernels with the labwork kerne
 from __future__ import annotations
 
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from history_support import PG_ADMIN, ControlPlane, Kernel  # noqa: E402
+from history_support import ControlPlane, Kernel  # noqa: E402
 from labwork.store.db import Store  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def pg_database():
-    """A fresh PostgreSQL database for this test session, dropped at the end."""
-    try:
-        import psycopg
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"PostgreSQL not reachable ({exc})")
-    name = f"labwork_test_{uuid.uuid4().hex[:10]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    params = dict(p.split("=", 1) for p in PG_ADMIN.split())
-    url = f"postgresql+psycopg://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:" \
-          f"{params.get('port', '5432')}/{name}"
-    try:
-        yield url
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
-@pytest.fixture
-def pg_url(pg_database):
-    """A fresh schema in the session's database (search_path), dropped after the test."""
-    import psycopg
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    dsn = pg_database.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    yield f"{pg_database}?options=-csearch_path%3D{schema}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return request.getfixturevalue("pg_url")
 
 
 @pytest.fixture

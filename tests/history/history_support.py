@@ -18,7 +18,6 @@ from labwork.server.daemon import free_port
 
 HERE = Path(__file__).parent
 SERVE = HERE / "serve_cp.py"
-PG_ADMIN = os.environ.get("LABWORK_TEST_PG", "host=127.0.0.1 port=5432 dbname=test user=postgres")
 
 
 # --- a control plane -------------------------------------------------------------------------------

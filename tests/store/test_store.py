@@ -10,9 +10,9 @@ from labwork.project.registry import get_project_row, list_projects, register_pr
 from labwork.store import Store
 
 
-def test_migrations_create_schema_and_are_idempotent(store_url: str) -> None:
-    store = Store(store_url)
-    Store(store_url).dispose()  # a second start migrates nothing and fails nothing
+def test_migrations_create_schema_and_are_idempotent(db_url: str) -> None:
+    store = Store(db_url)
+    Store(db_url).dispose()  # a second start migrates nothing and fails nothing
     tables = set(inspect(store.engine).get_table_names())
     assert {"projects", "servers", "kernel_launches", "alembic_version"} <= tables
     with store.engine.connect() as conn:
@@ -28,8 +28,8 @@ def test_sqlite_uses_wal(tmp_path: Path) -> None:
     store.dispose()
 
 
-def test_register_and_find_projects(store_url: str, tmp_path: Path) -> None:
-    store = Store(store_url)
+def test_register_and_find_projects(db_url: str, tmp_path: Path) -> None:
+    store = Store(db_url)
     root = init_project(tmp_path / "p1", "alpha").root
     row = register_project(store, root)
     again = register_project(store, root / "outputs")  # a subfolder finds the same project
@@ -44,11 +44,11 @@ def test_register_and_find_projects(store_url: str, tmp_path: Path) -> None:
     store.dispose()
 
 
-def test_transaction_rolls_back_on_error(store_url: str, tmp_path: Path) -> None:
+def test_transaction_rolls_back_on_error(db_url: str, tmp_path: Path) -> None:
     from labwork.store.tables import ProjectRow
     from datetime import UTC, datetime
 
-    store = Store(store_url)
+    store = Store(db_url)
     path = str(tmp_path / "rollback")
     with pytest.raises(RuntimeError):
         with store.session() as s:
