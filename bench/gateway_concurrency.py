@@ -19,10 +19,11 @@ from labwork.gateway.standalone import ThreadedGateway
 from labwork.settings import GatewaySettings
 
 
-def worker(url: str, sid: int, n: int, results: list, errors: list) -> None:
+def worker(url: str, sid: int, n: int, results: list, errors: list, spark_every: int) -> None:
     with httpx.Client(base_url=url, timeout=300) as c:
         for i in range(n):
-            code = "spark.range(1000).count()" if i % 10 == 9 else f"x{i} = sum(range({i} * 100))\nx{i}"
+            spark_job = spark_every and i % spark_every == spark_every - 1
+            code = "spark.range(1000).count()" if spark_job else f"x{i} = sum(range({i} * 100))\nx{i}"
             t0 = time.perf_counter()
             try:
                 st = c.post(f"/sessions/{sid}/statements", json={"code": code}).json()
@@ -45,6 +46,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sessions", type=int, default=8)
     ap.add_argument("--statements", type=int, default=50)
+    ap.add_argument("--spark-every", type=int, default=10,
+                    help="every Nth statement runs a Spark job (0: pure Python statements)")
     args = ap.parse_args()
     settings = GatewaySettings(master="local[2]", driver_memory="512m", max_sessions=args.sessions)
     with tempfile.TemporaryDirectory() as tmp, ThreadedGateway(settings, Path(tmp) / "state") as server, \
@@ -60,7 +63,8 @@ def main() -> None:
         rss = [rss_tree(server.gateway.sessions[sid].driver.pid) for sid in ids]
         results: list[float] = []
         errors: list = []
-        threads = [threading.Thread(target=worker, args=(server.url, sid, args.statements, results, errors))
+        threads = [threading.Thread(target=worker, args=(server.url, sid, args.statements, results, errors,
+                                                    args.spark_every))
                    for sid in ids]
         t1 = time.perf_counter()
         for t in threads:
@@ -69,7 +73,8 @@ def main() -> None:
             t.join()
         wall = time.perf_counter() - t1
         total = len(results)
-        print(f"statements: {total}, errors: {len(errors)}")
+        print(f"statements: {total} (a Spark job every {args.spark_every or 'never'}), "
+              f"errors: {len(errors)}")
         for e in errors[:3]:
             print("  error:", e)
         print(f"wall {wall:.2f}s, throughput {total / wall:.1f} statements/s, "

@@ -213,6 +213,7 @@ class Session:
         except DriverDied as exc:
             self.error = f"the session's driver did not start: {exc}"
             self.set_state("dead")
+            self._fail_pending(self.error)
             return
         except asyncio.CancelledError:
             raise
@@ -220,6 +221,7 @@ class Session:
             log.warning("session %s failed to start: %s", self.id, exc)
             self.error = f"the session's driver did not start: {exc}"
             self.set_state("error")
+            self._fail_pending(self.error)
             if self.driver is not None:
                 await self.driver.stop()
             return

@@ -1,8 +1,11 @@
 """Runs inside every session's Spark driver (an IPython kernel started by the gateway).
 
-The gateway sends each statement as one execute request, `__lw.run(id, kind, code)`, and reads
-the Livy output back from the reply's `user_expressions` (`__lw.reply()`), so only the reliable
-shell channel is on the hot path. This module gives the statement Livy's semantics exactly:
+Start-up is one execute request, `__lw.boot(...)`, whose result comes back in the reply's
+`user_expressions` (`__lw.reply()`). `boot` then registers a shell message type of our own,
+`labwork_run_request`: each statement is one such message, run without IPython's cell machinery
+and answered with its Livy output, so only the reliable shell channel is on the hot path
+(`run(id, kind, code_b64)` does the same through a plain execute request, for debugging). This
+module gives the statement Livy's semantics exactly:
 the last expression's repr, then stdout, then stderr, right-stripped; errors as ename / evalue /
 traceback lines; `%json`, `%table` and `%matplot` magics; `sql` and `spark` (Scala) kinds.
 

@@ -10,9 +10,11 @@ import sys
 import time
 
 import httpx
+import pytest
 from gw_support import free_port
 
 
+@pytest.mark.slow
 def test_mounted_gateway_and_spark_cli(control_plane):
     url = control_plane.url + "/livy"
     assert httpx.get(url + "/sessions").status_code == 401

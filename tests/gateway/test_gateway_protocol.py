@@ -55,6 +55,7 @@ def test_unknown_session_is_404(gateway):
         assert c.post("/sessions/999/statements", json={"code": "1"}).status_code == 404
 
 
+@pytest.mark.slow
 def test_session_object_names_and_paging(gateway, sessions):
     with gateway.client() as c:
         s = c.get("/sessions/shared-py").json()
@@ -75,6 +76,7 @@ def test_session_object_names_and_paging(gateway, sessions):
         assert log0["from"] == 0
 
 
+@pytest.mark.slow
 def test_statement_semantics(gateway, sessions):
     sid = sessions["pyspark"]
     with gateway.client() as c:
@@ -118,6 +120,7 @@ def test_statement_semantics(gateway, sessions):
         assert "spark.range" in comp["candidates"]
 
 
+@pytest.mark.slow
 def test_on_statement_callback(gateway, sessions):
     with gateway.client() as c:
         run(c, "shared-mixed", "callback_marker = 42")
@@ -132,6 +135,7 @@ def test_on_statement_callback(gateway, sessions):
     assert "proxyUser" in s and st["state"] == "available"
 
 
+@pytest.mark.slow
 def test_shared_session_kinds(gateway, sessions):
     with gateway.client() as c:
         sid = sessions["shared"]
@@ -166,6 +170,7 @@ def test_scala_statements(gateway, sessions):
         c.delete("/sessions/scala-only")
 
 
+@pytest.mark.slow
 def test_proxy_user_and_synchronous_delete(gateway):
     with gateway.client() as c:
         r = c.post("/sessions", params={"doAs": "alice"}, json={"kind": "pyspark", "name": "short"})
@@ -184,6 +189,7 @@ def test_proxy_user_and_synchronous_delete(gateway):
         assert c.get(f"/sessions/{r2.json()['id']}").status_code == 404
 
 
+@pytest.mark.slow
 def test_ttl_expiry(gateway):
     with gateway.client() as c:
         s = c.post("/sessions", json={"kind": "pyspark", "ttl": "2s"}).json()
@@ -230,3 +236,19 @@ def test_authenticate_callback(tmp_path):
         assert httpx.get(server.url + "/sessions", headers={"x-key": "k"}).status_code == 200
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_session_that_cannot_start(gateway):
+    """A driver whose JVM cannot start: the session ends in `error` with the reason in its log,
+    and a statement queued meanwhile ends too (no client polls forever)."""
+    from gw_support import wait_session
+    with gateway.client() as c:
+        s = c.post("/sessions", json={"kind": "pyspark", "conf": {"spark.driver.memory": "-5x"}}).json()
+        st = c.post(f"/sessions/{s['id']}/statements", json={"code": "1 + 1"}).json()
+        final = wait_session(c, s["id"], {"error", "dead"}, timeout=120)
+        assert any("did not start" in line for line in final["log"]), final["log"]
+        end = c.get(f"/sessions/{s['id']}/statements/{st['id']}").json()
+        assert end["state"] == "available" and end["output"]["status"] == "error"
+        assert c.post(f"/sessions/{s['id']}/statements", json={"code": "1"}).status_code == 400
+        assert c.delete(f"/sessions/{s['id']}").status_code == 200
