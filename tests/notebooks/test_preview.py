@@ -70,23 +70,39 @@ def test_preview_neutralises_scripts_and_embeds_images(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian's chromium")
 def test_preview_runs_nothing_in_a_browser(tmp_path: Path) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from playwright.sync_api import sync_playwright
+
     out = tmp_path / "preview.html"
     out.write_text(render_preview(hostile_notebook(tmp_path)), encoding="utf-8")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-        try:
-            page = browser.new_page()
-            page.route("**/*", lambda route: route.abort() if not route.request.url.startswith(("file:", "data:"))
-                       else route.continue_())  # offline: the template's CDN scripts do not load
-            page.goto(out.as_uri())
-            page.wait_for_timeout(500)
-            assert page.evaluate("typeof window.pwned") == "undefined"
-            assert page.locator("text=printed text").count() == 1
-            assert page.locator("img[src^='data:image/png']").count() >= 2
-            assert page.locator("h1#Title").count() == 1
-        finally:
-            browser.close()
+
+    def look() -> dict:
+        # its own thread: Playwright's sync API refuses a thread where an asyncio loop runs, and
+        # earlier tests (nbclient, jupyter_client) may leave one in the main thread
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run"])
+            try:
+                page = browser.new_page()
+                page.route("**/*", lambda route: route.abort() if not route.request.url.startswith(("file:", "data:"))
+                           else route.continue_())  # offline: the template's CDN scripts do not load
+                page.goto(out.as_uri())
+                page.wait_for_timeout(500)
+                return {"pwned": page.evaluate("typeof window.pwned"),
+                        "printed": page.locator("text=printed text").count(),
+                        "images": page.locator("img[src^='data:image/png']").count(),
+                        "title": page.locator("h1#Title").count()}
+            finally:
+                browser.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        seen = pool.submit(look).result(timeout=120)
+    assert seen["pwned"] == "undefined"
+    assert seen["printed"] == 1
+    assert seen["images"] >= 2
+    assert seen["title"] == 1
 
 
 def test_preview_errors(tmp_path: Path) -> None:
