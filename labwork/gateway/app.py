@@ -168,14 +168,18 @@ def create_gateway_app(settings: GatewaySettings, *, state_dir: Path,
         return jresp({"version": VERSION, "spark": pyspark.__version__, "user": None,
                       "revision": None, "branch": None, "date": None, "url": None})
 
+    def listing(objects, request: Request) -> dict:  # noqa: ANN001 - sessions or batches
+        """Livy's paged list (`from`, `size`); batches are listed under "sessions" too, as Livy does."""
+        frm, size = paging(request.query_params)
+        items = sorted(objects, key=lambda o: o.id)
+        page = items[frm:frm + size] if size >= 0 else items[frm:]
+        return {"from": frm, "total": len(items), "sessions": [o.to_json() for o in page]}
+
     # -- sessions --------------------------------------------------------------------------------
     @app.get("/sessions")
     async def list_sessions(request: Request) -> Response:
         await gw.ensure_started()
-        frm, size = paging(request.query_params)
-        items = sorted(gw.sessions.values(), key=lambda s: s.id)
-        page = items[frm:frm + size] if size >= 0 else items[frm:]
-        return jresp({"from": frm, "total": len(items), "sessions": [s.to_json() for s in page]})
+        return jresp(listing(gw.sessions.values(), request))
 
     @app.post("/sessions")
     async def create_session(request: Request) -> Response:
@@ -285,10 +289,7 @@ def create_gateway_app(settings: GatewaySettings, *, state_dir: Path,
     @app.get("/batches")
     async def list_batches(request: Request) -> Response:
         await gw.ensure_started()
-        frm, size = paging(request.query_params)
-        items = sorted(gw.batches.values(), key=lambda b: b.id)
-        page = items[frm:frm + size] if size >= 0 else items[frm:]
-        return jresp({"from": frm, "total": len(items), "sessions": [b.to_json() for b in page]})
+        return jresp(listing(gw.batches.values(), request))
 
     @app.post("/batches")
     async def create_batch(request: Request) -> Response:
