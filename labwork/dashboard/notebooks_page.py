@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
-from labwork.dashboard.auth import form_auth, page_auth
+from labwork.dashboard.auth import page_auth
 from labwork.dashboard.web import ctx_of, error_text, get_project, message_page, render
 from labwork.errors import LabworkError
 
@@ -48,12 +48,3 @@ def preview(request: Request, project_id: int, path: str, _auth: None = Depends(
         return message_page(request, "Preview", error_text(exc), exc.http_status)
     return HTMLResponse(html, headers={"Content-Security-Policy": PREVIEW_CSP, "X-Content-Type-Options": "nosniff",
                                        "Cache-Control": "no-store"})
-
-
-@router.post("/projects/{project_id:int}/notebooks/open")
-def open_notebook(request: Request, project_id: int, form: dict = Depends(form_auth)) -> Response:
-    from labwork.dashboard.jupyter_page import open_in_jupyter
-    try:
-        return open_in_jupyter(request, project_id, str(form.get("notebook") or ""))
-    except LabworkError as exc:
-        return message_page(request, "Open in Jupyter", f"Not opened: {error_text(exc)}", exc.http_status)
