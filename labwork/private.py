@@ -1,0 +1,70 @@
+"""Files and folders only their owner may read.
+
+Everything under `LABWORK_HOME` holds something another local user must not see: the control
+plane's token, live Jupyter tokens in the database, cell code in spools and history logs. Every
+part that creates a folder or a file there goes through these helpers, so the modes are set in one
+place (folders 0700, files 0600) whatever the process's umask.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import IO, Any
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def private_dir(path: str | os.PathLike[str]) -> Path:
+    """Create `path` (and missing parents) as 0700 folders; an existing folder is set to 0700."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    if (path.stat().st_mode & 0o777) != DIR_MODE:
+        os.chmod(path, DIR_MODE)
+    return path
+
+
+def private_file(path: str | os.PathLike[str]) -> Path:
+    """Create `path` empty if missing, in a 0700 folder, and make it 0600."""
+    path = Path(path)
+    private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+    return path
+
+
+def open_private(path: str | os.PathLike[str], mode: str = "a", **kwargs: Any) -> IO[Any]:
+    """`open()` for a file that must be 0600 from its first byte (no window with wider modes)."""
+    private_file(path)
+    return open(path, mode, **kwargs)  # noqa: SIM115 - the caller closes it
+
+
+def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
+    """Replace `path`'s content atomically; the new file is 0600 before any byte is written."""
+    path = Path(path)
+    private_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+    os.replace(tmp, path)
+    return path
+
+
+def make_tree_private(root: str | os.PathLike[str]) -> None:
+    """Tighten an existing tree (an installation from before these modes): group and other lose
+    every permission; the owner's bits, exec included (venvs under envs/), stay. Symlinks are left
+    alone (their targets may be outside the tree)."""
+    root = Path(root)
+    if not root.is_dir():
+        return
+    private_dir(root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in (*dirnames, *filenames):
+            p = Path(dirpath, name)
+            st = p.lstat()
+            if not p.is_symlink() and st.st_mode & 0o077:
+                os.chmod(p, st.st_mode & 0o700)
