@@ -59,6 +59,9 @@ class Settings(Strict):
     logs_kept_per_project: int = 10
     deadline_check_s: float = 2.0
     jupyter_start_timeout_s: float = 120.0
+    session_hours: float = Field(24.0, gt=0, description=(
+        "how long a dashboard log-in lasts, in hours; after it the browser is asked for the token "
+        "again (log-out ends it at once)"))
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
 
