@@ -163,3 +163,35 @@ def test_get_never_registers_a_project_and_relative_paths_are_refused(
             assert api.get("/api/projects/relproj").json()["name"] == "relproj"
     finally:
         cp.stop()
+
+
+def test_sessions_are_kept_hashed_expire_and_survive_a_restart(db_url: str) -> None:
+    """The store keeps only the hash; an expired session is gone; a new control plane process
+    (a new WebSessions on the same store) still knows a live one. SQLite and PostgreSQL."""
+    from sqlalchemy import select
+
+    from labwork.server.sessions import WebSessions
+    from labwork.server.tables import WebSessionRow
+    from labwork.store.db import Store
+    store = Store(db_url)
+    try:
+        live = WebSessions(store, "the-token", 3600)
+        session_id, cookie = live.create()
+        assert live.unsign(cookie) == session_id and live.unsign(cookie + "x") is None
+        assert live.unsign(cookie.replace(session_id, "another")) is None
+        with store.session() as s:
+            hashes = [r.id_hash for r in s.scalars(select(WebSessionRow))]
+        assert session_id not in hashes and len(hashes) == 1
+        restarted = WebSessions(store, "the-token", 3600)
+        assert restarted.alive(session_id)
+        assert WebSessions(store, "another-token", 3600).unsign(cookie) is None
+        restarted.end(session_id)
+        assert not restarted.alive(session_id)
+        assert not WebSessions(store, "the-token", 3600).alive(session_id)
+        expired = WebSessions(store, "the-token", 0)
+        gone, _ = expired.create()
+        assert not expired.alive(gone)
+        with store.session() as s:
+            assert s.scalars(select(WebSessionRow)).all() == []
+    finally:
+        store.dispose()
