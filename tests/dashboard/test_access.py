@@ -178,3 +178,25 @@ def test_page_on_another_port_cannot_act_or_learn_the_token(cp, context, page, p
         names = [s["name"] for s in http.get("/livy/sessions").json()["sessions"]]
         assert not any(n and n.startswith("evil") for n in names), names
         assert str(victim) not in [p["path"] for p in http.get("/api/projects").json()]
+
+
+def test_two_control_planes_on_127_0_0_1_keep_their_own_sessions(cp, context, page, tmp_path):
+    """The cookie's name carries the port: logging in to a second control plane in the same browser
+    does not log the first one out (cookies are not scoped by port)."""
+    from tests.conftest import ControlPlane
+    other = ControlPlane(tmp_path / "home2").start()
+    try:
+        login(page, cp, "/")
+        expect(page.locator("h1")).to_have_text("Projects")
+        second = context.new_page()
+        login(second, other, "/")
+        expect(second.locator("h1")).to_have_text("Projects")
+        names = sorted(c["name"] for c in context.cookies())
+        assert names == sorted({f"labwork_session_{cp.url.rsplit(':', 1)[1]}",
+                                f"labwork_session_{other.url.rsplit(':', 1)[1]}"})
+        page.goto(f"{cp.url}/runs")
+        expect(page).to_have_url(f"{cp.url}/runs")
+        second.goto(f"{other.url}/runs")
+        expect(second).to_have_url(f"{other.url}/runs")
+    finally:
+        other.stop()
