@@ -155,7 +155,8 @@ class AccessGuard:
                 return Identity("query")
             return Identity(problem="wrong token in the URL (see LABWORK_HOME/token)")
         session_id = self.sessions.unsign(request.cookies.get(session_cookie_name(request)))
-        if session_id and await asyncio.to_thread(self.sessions.alive, session_id):
+        if session_id and (self.sessions.known_alive(session_id)
+                           or await asyncio.to_thread(self.sessions.alive, session_id)):
             return Identity("session", session_id=session_id)
         return Identity()
 

@@ -82,6 +82,13 @@ class WebSessions:
             self._cache[_hash(session_id)] = expires
         return session_id, f"{session_id}.{self._signature(session_id)}"
 
+    def known_alive(self, session_id: str) -> bool:
+        """The in-memory answer only (no database): True when cached and not expired. Lets the
+        request path skip a thread hop for the common case."""
+        with self._lock:
+            expires = self._cache.get(_hash(session_id))
+        return expires is not None and expires > datetime.now(UTC)
+
     def alive(self, session_id: str) -> bool:
         """The session exists and has not expired."""
         key = _hash(session_id)
