@@ -65,17 +65,19 @@ def serve(settings: Settings, *, host: str | None = None, port: int | None = Non
     state = state_dir or settings.home / "gateway-standalone"
     private_dir(state)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    authenticate = None
-    if auth:
-        authenticate = token_check(load_or_create_gateway_token(state))
+    token = load_or_create_gateway_token(state) if auth else None
+    authenticate = token_check(token) if token else None
     app = create_gateway_app(gs, state_dir=state, authenticate=authenticate)
     config = uvicorn.Config(app, host=gs.host, port=gs.port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     print(f"labwork Spark gateway (Livy) on http://{gs.host}:{gs.port}  master={gs.master}  "
           f"state={state}", file=sys.stderr, flush=True)
-    if auth:
-        print(f"  token required: {load_or_create_gateway_token(state)}  (also in {state / TOKEN_FILE}; "
+    if token:
+        print(f"  token required: {token}  (also in {state / TOKEN_FILE}; "
               "send it as a bearer token or as the HTTP Basic password)", file=sys.stderr, flush=True)
+    elif gs.auth_user:
+        print(f"  --no-auth: only [gateway] auth_user '{gs.auth_user}' and its password are accepted",
+              file=sys.stderr, flush=True)
     else:
         print("  WARNING: --no-auth: anyone who can reach this port can run code as this user",
               file=sys.stderr, flush=True)
