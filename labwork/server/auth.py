@@ -38,6 +38,7 @@ from labwork.server.sessions import WebSessions, cookie_name
 from labwork.server.token import load_or_create_token  # noqa: F401 - re-exported
 
 STATE_KEY = "labwork_identity"
+LEGACY_COOKIE = "labwork_token"  # earlier versions kept the token itself in this cookie
 PUBLIC_PATHS = frozenset({"/login", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/static/",)
 JSON_PREFIXES = ("/api/", "/livy/")
@@ -168,6 +169,8 @@ class AccessGuard:
         identity = await self.identify(request)
         scope.setdefault("state", {})[STATE_KEY] = identity
         path = scope["path"]
+        if scope["type"] == "http" and LEGACY_COOKIE in request.cookies:
+            send = _forget_legacy_cookie(send)
         if scope["type"] == "websocket":
             if not identity.ok:
                 await send({"type": "websocket.close", "code": 1008})
@@ -189,6 +192,18 @@ class AccessGuard:
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def _forget_legacy_cookie(send):
+    """A browser still holding the token in the old cookie (sent to every port of 127.0.0.1) is
+    told to drop it, with whatever answer this request gets."""
+    expire = f"{LEGACY_COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax".encode("latin-1")
+
+    async def wrapped(message) -> None:
+        if message["type"] == "http.response.start":
+            message = dict(message, headers=[*message.get("headers", []), (b"set-cookie", expire)])
+        await send(message)
+    return wrapped
 
 
 # -- log-in and log-out (used by the dashboard's login form and logout button) --------------------------

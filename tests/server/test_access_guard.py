@@ -42,6 +42,9 @@ def test_login_cookie_is_a_signed_session_id_scoped_by_port(control_plane: Contr
         # the token itself in a cookie (what earlier versions set) is no credential any more
         old = httpx.get(control_plane.url + "/api/projects", cookies={"labwork_token": control_plane.token})
         assert old.status_code == 401
+        # ... and a browser still holding it is told to drop it
+        assert any(h.startswith("labwork_token=;") and "max-age=0" in h.lower()
+                   for h in old.headers.get_list("set-cookie"))
 
 
 def test_logout_ends_the_session_server_side(control_plane: ControlPlane) -> None:
