@@ -103,8 +103,9 @@ class ServerManager:
         with self._guard:
             return self._locks.setdefault(project_id, threading.RLock())
 
-    def _project(self, ref: int | str | Path) -> dict[str, Any]:
-        return get_project_row(self.store, ref)
+    def _project(self, ref: int | str | Path, *, register: bool = False) -> dict[str, Any]:
+        """Only starting a server registers an unregistered folder (reads never do)."""
+        return get_project_row(self.store, ref, register=register)
 
     def _log_path(self, project_id: int, server_id: int) -> Path:
         return self.settings.logs_dir / "servers" / str(project_id) / f"{server_id}.log"
@@ -220,7 +221,7 @@ class ServerManager:
         cfg = parse_config(config)
         if "hours" not in cfg.model_fields_set:
             cfg = cfg.model_copy(update={"hours": self.settings.default_hours})
-        project = self._project(project_ref)
+        project = self._project(project_ref, register=True)
         loaded = load_project(project["path"])  # a broken labwork.toml stops here, clearly
         root = loaded.root
         with self._lock(project["id"]):
