@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from labwork.errors import ConfigError, Conflict, Forbidden, NotFound
+from labwork.errors import ConfigError, Conflict, Forbidden, LabworkError, NotFound, Unavailable
+from labwork.history.encoding import for_json
 from labwork.history.tables import ArtifactRow, EntryRow, RunRow, ValueRow
+from labwork.private import open_private, private_dir
 from labwork.store.db import Store
 
 RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -109,7 +111,7 @@ def run_dict(row: RunRow) -> dict[str, Any]:
             "started_at": iso(started), "ended_at": iso(ended), "duration_s": duration,
             "last_seen": iso(row.last_seen), "entry_count": row.entry_count,
             "error_count": row.error_count,
-            "info": {k: v for k, v in (row.info or {}).items() if not k.startswith("_")}}
+            "info": for_json({k: v for k, v in (row.info or {}).items() if not k.startswith("_")})}
 
 
 def entry_dict(row: EntryRow) -> dict[str, Any]:
@@ -122,7 +124,7 @@ def entry_dict(row: EntryRow) -> dict[str, Any]:
 
 def value_dict(row: ValueRow) -> dict[str, Any]:
     return {"id": row.id, "run_id": row.run_id, "entry_id": row.entry_id, "name": row.name,
-            "seq": row.seq, "kind": row.kind, "value": row.value, "logged_at": iso(row.logged_at)}
+            "seq": row.seq, "kind": row.kind, "value": for_json(row.value), "logged_at": iso(row.logged_at)}
 
 
 def artifact_dict(row: ArtifactRow, versions: int = 1) -> dict[str, Any]:
@@ -174,6 +176,13 @@ class _Batch:
             self.s.flush()  # no ORM relationship orders the inserts: the run row goes first
         self.runs[run_id] = row
         return row
+
+    def forget(self, record: Any) -> None:
+        """After a record's savepoint was rolled back: what it touched is no longer known."""
+        self.runs.clear()
+        if isinstance(record, dict) and isinstance(record.get("id"), str):
+            for seen in self.seen.values():
+                seen.discard(record["id"])
 
     def first_time(self, table: type, rid: str) -> bool:
         seen = self.seen[table]
@@ -277,26 +286,69 @@ def _apply(b: _Batch, record: dict[str, Any]) -> bool:
                       hint="types: run, history, entry, value, end (artifacts go to the upload route)")
 
 
-def ingest(store: Store, records: Iterable[dict[str, Any]]) -> dict[str, int]:
-    """Apply records in order, in one transaction; duplicates are counted and skipped."""
+def _refusal(exc: Exception) -> str:
+    if isinstance(exc, ConfigError):
+        return exc.message
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return f"the database refused it: {str(exc.orig).splitlines()[0][:300]}"
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+
+
+def ingest(store: Store, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Apply records in order, each in its own savepoint: a record that cannot be stored is refused
+    alone and the others land. Duplicates are counted and skipped.
+
+    Returns `{"accepted": n, "duplicates": n, "refused": [{"index", "id", "type", "error"}, ...]}`. An
+    unreachable database raises `Unavailable` (the sender keeps the records and tries again)."""
     records = list(records)
-    for attempt in range(3):
-        accepted = duplicates = 0
-        try:
-            with store.session() as s:
-                batch = _Batch(s, records)
-                for record in records:
-                    if _apply(batch, record):
+    accepted = duplicates = 0
+    refused: list[dict[str, Any]] = []
+    try:
+        with store.session() as s:
+            batch = _Batch(s, records)
+            for index, record in enumerate(records):
+                savepoint = s.begin_nested()
+                try:
+                    applied = _apply(batch, record)
+                    s.flush()
+                    savepoint.commit()
+                except OperationalError:
+                    raise
+                except IntegrityError as exc:
+                    # the same record arrived twice at once (a replay racing a retry): the other
+                    # one is stored now, so this one is a duplicate; anything else is refused
+                    savepoint.rollback()
+                    batch.forget(record)
+                    if _stored(s, record):
+                        duplicates += 1
+                    else:
+                        refused.append(_refused(index, record, exc))
+                except (LabworkError, SQLAlchemyError, ValueError, TypeError, OverflowError) as exc:
+                    savepoint.rollback()
+                    batch.forget(record)
+                    refused.append(_refused(index, record, exc))
+                else:
+                    if applied:
                         accepted += 1
                     else:
                         duplicates += 1
-            return {"accepted": accepted, "duplicates": duplicates}
-        except IntegrityError:
-            # the same record arrived twice at once (a replay racing a retry): try again, the
-            # second pass sees the first one's rows and skips them
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    except OperationalError as exc:
+        raise Unavailable(f"the run-history database is not answering: {_refusal(exc)}",
+                          hint="the records are kept by the kernel and sent again") from exc
+    return {"accepted": accepted, "duplicates": duplicates, "refused": refused}
+
+
+def _refused(index: int, record: Any, exc: Exception) -> dict[str, Any]:
+    rec = record if isinstance(record, dict) else {}
+    return {"index": index, "id": rec.get("id") if isinstance(rec.get("id"), str) else None,
+            "type": rec.get("type") if isinstance(rec.get("type"), str) else None,
+            "error": _refusal(exc)}
+
+
+def _stored(s: Session, record: Any) -> bool:
+    table = {"entry": EntryRow, "value": ValueRow}.get(record.get("type")) if isinstance(record, dict) else None
+    rid = record.get("id") if isinstance(record, dict) else None
+    return table is not None and isinstance(rid, str) and s.get(table, rid) is not None
 
 
 # --- artifacts ----------------------------------------------------------------------------------------
@@ -340,13 +392,12 @@ def store_artifact(store: Store, artifacts_dir: Path, run_ref: str, path: str,
             for _ in chunks:  # drain the body
                 pass
             return artifact_dict(existing) | {"duplicate": True}
-    folder = run_artifact_dir(artifacts_dir, run["id"])
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir(run_artifact_dir(artifacts_dir, run["id"]))
     tmp = folder / f".incoming-{artifact_id}-{os.getpid()}"
     digest = hashlib.sha256()
     size = 0
     try:
-        with open(tmp, "wb") as fh:
+        with open_private(tmp, "wb") as fh:
             for chunk in chunks:
                 size += len(chunk)
                 if max_bytes is not None and size > max_bytes:
@@ -480,7 +531,7 @@ def get_run(store: Store, ref: str) -> dict[str, Any]:
                 item["kinds"].append(v.kind)
             item["count"] += 1
             item["points"] += len(v.value) if isinstance(v.value, list) else 1
-            item["last"] = v.value
+            item["last"] = for_json(v.value)
         for item in summary.values():
             item["kind"] = item["kinds"][0] if len(item["kinds"]) == 1 else "mixed"
             item["series"] = item["points"] > 1
@@ -513,7 +564,7 @@ def value_series(store: Store, ref: str, name: str) -> dict[str, Any]:
             items = v.value if isinstance(v.value, list) else [v.value]
             for item in items:
                 kinds.add("string" if isinstance(item, str) else "number")
-                points.append({"step": len(points), "value": item, "entry_id": v.entry_id,
+                points.append({"step": len(points), "value": for_json(item), "entry_id": v.entry_id,
                                "logged_at": iso(v.logged_at)})
         kind = kinds.pop() if len(kinds) == 1 else "mixed"
         return {"run_id": row.id, "name": name, "kind": kind, "points": points}

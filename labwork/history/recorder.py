@@ -17,6 +17,7 @@ from typing import Any
 
 from labwork.history.context import KernelContext, detect
 from labwork.history.delivery import Sender, log, setup_file_log
+from labwork.private import open_private
 
 MAX_LOCAL_ENTRIES = 10_000
 
@@ -221,8 +222,8 @@ class Recorder:
         file, stored_path, size = self.check_upload(given)
         artifact_id = uuid.uuid4().hex
         blob_dir = self.ctx.spool_dir / "blobs"
-        blob_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(file, blob_dir / artifact_id)  # the file as it is now, whatever happens next
+        with open(file, "rb") as src, open_private(blob_dir / artifact_id, "wb") as dst:
+            shutil.copyfileobj(src, dst)  # the file as it is now, whatever happens next
         rec = {"id": artifact_id, "type": "artifact", "run": self.ctx.run_id,
                "entry": self.current_entry(), "path": stored_path, "blob": artifact_id, "size": size,
                "at": time.time()}

@@ -48,10 +48,53 @@ class RecordsBody(BaseModel):
     records: list[dict[str, Any]]
 
 
+def dead_letter_file(ctx: Context) -> Path:
+    """Where records that cannot be stored are kept: `LABWORK_HOME/history/dead-letter.jsonl`."""
+    return ctx.settings.home / "history" / "dead-letter.jsonl"
+
+
+def ingest_or_keep(ctx: Context, records: list[Any], source: str) -> dict[str, Any]:
+    """`queries.ingest`, with every refused record appended to the dead-letter file with why: the
+    one path for the API, spool replays and the gateway's statements."""
+    result = queries.ingest(ctx.store, records)
+    if result["refused"]:
+        keep_dead_letters(ctx, [(records[r["index"]], r) for r in result["refused"]], source)
+    return result
+
+
+def keep_dead_letters(ctx: Context, refused: list[tuple[Any, dict[str, Any]]], source: str) -> None:
+    """Append `(record, refusal)` pairs to the dead-letter file (0600), one JSON line each."""
+    import json
+    import time
+
+    from labwork.private import open_private
+
+    path = dead_letter_file(ctx)
+    try:
+        with open_private(path, "a", encoding="utf-8") as fh:
+            for record, why in refused:
+                fh.write(json.dumps({"at": time.time(), "source": source, "error": why["error"],
+                                     "record": record}, default=str) + "\n")
+    except OSError:
+        log.exception("cannot write the dead-letter file %s", path)
+    for _, why in refused:
+        log.error("run-history record %s (type %s) refused, kept in %s: %s", why["id"], why["type"],
+                  path, why["error"])
+
+
 @router.post("/api/history/records")
-def post_records(body: RecordsBody, request: Request) -> dict[str, int]:
-    """Store records sent by a kernel, in order; ids already stored are counted as duplicates."""
-    return queries.ingest(_ctx(request).store, body.records)
+def post_records(body: RecordsBody, request: Request) -> dict[str, Any]:
+    """Store records sent by a kernel, in order; ids already stored are counted as duplicates.
+
+    A record that cannot be stored is refused alone (listed in `refused` with why, and kept in
+    the dead-letter file); when every record of the batch is refused the answer is 400."""
+    result = ingest_or_keep(_ctx(request), body.records, "api")
+    if body.records and len(result["refused"]) == len(body.records):
+        raise ConfigError(f"every record of the batch was refused: {result['refused'][0]['error']}",
+                          where=f"record {result['refused'][0]['id']}",
+                          hint="the refused records are kept in LABWORK_HOME/history/dead-letter.jsonl",
+                          details={"refused": result["refused"]})
+    return result
 
 
 @router.get("/api/runs")
@@ -111,14 +154,8 @@ async def upload(run_id: str, path: str, request: Request, id: str | None = None
 # --- spools of kernels that are gone ----------------------------------------------------------------
 
 def _apply_records(ctx: Context, records: list[dict[str, Any]]) -> None:
-    try:
-        queries.ingest(ctx.store, records)
-    except ConfigError:
-        for rec in records:  # keep the good ones
-            try:
-                queries.ingest(ctx.store, [rec])
-            except ConfigError as exc:
-                log.error("spooled record %s refused: %s", rec.get("id"), exc)
+    """Refused records go to the dead-letter file, so the spool is never sent again for them."""
+    ingest_or_keep(ctx, records, "spool")
 
 
 def _apply_artifact(ctx: Context, record: dict[str, Any], blob: Path) -> None:
@@ -249,7 +286,7 @@ def record_gateway_statement(ctx: Context, session: dict[str, Any], statement: d
         with ctx.store.session() as s:
             from labwork.history.tables import RunRow
             known = s.get(RunRow, run_id) is not None
-        queries.ingest(ctx.store, ([] if known else [run_record]) + [entry])
+        ingest_or_keep(ctx, ([] if known else [run_record]) + [entry], "gateway")
     except Exception:
         log.exception("recording gateway statement %s failed", statement.get("id"))
 
