@@ -236,7 +236,8 @@ class Sender:
 
     def __init__(self, spool_dir: Path, run_id: str, base_url_fn: Callable[[bool], str | None],
                  token_fn: Callable[[], str | None], *, flush_interval: float = 0.2,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, heartbeat_s: float = 60.0,
+                 beat: Callable[[], dict[str, Any] | None] | None = None) -> None:
         self.spool_dir = spool_dir
         self.blob_dir = spool_dir / "blobs"
         self.spool_file = spool_dir / f"{run_id}.jsonl"
@@ -257,6 +258,9 @@ class Sender:
         self.sent = 0
         self.spooled = 0
         self.last_error: str | None = None
+        self.heartbeat_s = heartbeat_s
+        self._beat = beat
+        self._last_sent = time.monotonic()
 
     # --- the cell's side ------------------------------------------------------------------------
     def put(self, record: dict[str, Any]) -> None:
@@ -341,9 +345,15 @@ class Sender:
     def _cycle(self, final: bool = False) -> None:
         batch = self._drain()
         spooled = self.spool_file.exists()
+        now = time.monotonic()
+        if (not batch and not spooled and not final and not self.down and self._beat is not None
+                and now - self._last_sent >= self.heartbeat_s):
+            beat = self._beat()
+            if beat is not None:
+                batch = [beat]
+            self._last_sent = now
         if not batch and not spooled:
             return
-        now = time.monotonic()
         may_try = not self.down or now >= self._retry_at or final
         if final and batch and not spooled:
             # at exit the process may end while we send: make the records durable first
@@ -364,6 +374,7 @@ class Sender:
             return
         try:
             self.sent += send_in_order(self.http, batch, self.blob_dir)
+            self._last_sent = time.monotonic()
             self._up()
         except SendError as exc:
             done = getattr(exc, "sent", 0)

@@ -234,10 +234,19 @@ def _apply(b: _Batch, record: dict[str, Any]) -> bool:
         run.history = bool(record.get("on"))
         return True
 
+    if kind == "seen":  # a kernel's heartbeat: last_seen (above) is all it changes
+        return True
+
     if kind == "end":
         if run.ended_at is not None:
             return False
         run.ended_at = at
+        info = {k: v for k, v in (run.info or {}).items() if k not in ("end_reason", "_ended_by")}
+        if record.get("reason"):
+            info["end_reason"] = str(record["reason"])[:500]
+        if record.get("by"):
+            info["_ended_by"] = str(record["by"])
+        run.info = info
         last = b.s.scalars(select(EntryRow).where(EntryRow.run_id == run.id)
                            .order_by(EntryRow.seq.desc()).limit(1)).first()
         run.status = {"error": "failed", "interrupted": "interrupted"}.get(last.status if last else "ok",
@@ -252,6 +261,13 @@ def _apply(b: _Batch, record: dict[str, Any]) -> bool:
             raise ConfigError(f"entry {rid}: status must be one of {', '.join(ENTRY_STATUSES)}, got {status!r}")
         if not b.first_time(EntryRow, rid):
             return False
+        if run.ended_at is not None and (run.info or {}).get("_ended_by") == "session" \
+                and record.get("kind") == "cell":
+            # the kernel outlived its Spark session (`%%configure -f`, a session deleted from the
+            # dashboard) and goes on with a new one: its run is open again until the kernel ends
+            run.ended_at = None
+            run.status = "running"
+            run.info = {k: v for k, v in (run.info or {}).items() if k not in ("end_reason", "_ended_by")}
         started = _ts(record.get("started"), "started") or at
         ended = _ts(record.get("ended"), "ended")
         duration = record.get("duration_ms")
@@ -283,7 +299,7 @@ def _apply(b: _Batch, record: dict[str, Any]) -> bool:
         return True
 
     raise ConfigError(f"record {rid}: unknown type {kind!r}",
-                      hint="types: run, history, entry, value, end (artifacts go to the upload route)")
+                      hint="types: run, history, entry, value, seen, end (artifacts go to the upload route)")
 
 
 def _refusal(exc: Exception) -> str:
@@ -349,6 +365,30 @@ def _stored(s: Session, record: Any) -> bool:
     table = {"entry": EntryRow, "value": ValueRow}.get(record.get("type")) if isinstance(record, dict) else None
     rid = record.get("id") if isinstance(record, dict) else None
     return table is not None and isinstance(rid, str) and s.get(table, rid) is not None
+
+
+STALE_REASON = "kernel stopped reporting"
+
+
+def reap_stale_runs(store: Store, stale_after_s: float, alive: Any = None) -> list[str]:
+    """Close the running runs not heard from for `stale_after_s` seconds (a kernel killed, a host
+    gone): status failed, ended when last seen, reason "kernel stopped reporting". `alive(run)`
+    may spare a run whose owner is known to live (a gateway session still open)."""
+    from datetime import timedelta
+    cutoff = _now() - timedelta(seconds=stale_after_s)
+    closed: list[str] = []
+    with store.session() as s:
+        rows = s.scalars(select(RunRow).where(RunRow.ended_at.is_(None), or_(
+            RunRow.last_seen < cutoff, (RunRow.last_seen.is_(None) & (RunRow.started_at < cutoff))))).all()
+        for row in rows:
+            if alive is not None and alive(run_dict(row)):
+                row.last_seen = _now()
+                continue
+            row.ended_at = row.last_seen or row.started_at
+            row.status = "failed"
+            row.info = dict(row.info or {}) | {"end_reason": STALE_REASON}
+            closed.append(row.id)
+    return closed
 
 
 # --- artifacts ----------------------------------------------------------------------------------------

@@ -111,6 +111,7 @@ def _sparkmagic_spec(project: Project, rc_name: str, rc: RunConfig, settings: Se
     for key in ("spark.master", "spark.driver.host", "spark.driver.bindAddress"):
         conf.pop(key, None)  # the Livy server decides where its drivers run
     conf["spark.labwork.project"] = str(project.root)
+    conf["spark.labwork.project_name"] = project.name  # what run history lists the runs under
     conf["spark.labwork.runconfig"] = rc_name
     conf["spark.labwork.history"] = "true" if rc.history else "false"
     session_conf: dict[str, Any] = {"conf": conf}
