@@ -37,7 +37,7 @@ def spark_conf_for(project: Project, rc: RunConfig, server_config: dict[str, Any
     """Server configuration, then the run configuration's `[spark]`, then the target's master."""
     conf = {UMASK_PROPERTY: "007"} | server_spark_conf(server_config) | dict(rc.spark)
     target = project.target_of(rc)
-    conf["spark.master"] = target.master if isinstance(target, SparkTarget) else conf.get("spark.master", "local[*]")
+    conf["spark.master"] = target.kernel_master if isinstance(target, SparkTarget) else conf.get("spark.master", "local[*]")
     conf.setdefault("spark.app.name", f"{project.name} {rc.target}")
     conf.setdefault("spark.ui.showConsoleProgress", "false")
     if conf["spark.master"].startswith("local"):  # keep a laptop's driver off the network
