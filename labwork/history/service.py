@@ -24,7 +24,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict
 
 from labwork.errors import ConfigError, LabworkError
-from labwork.history import queries
+from labwork.history import ingestion, queries
 from labwork.server.auth import require_token
 from labwork.server.context import Context
 
@@ -54,9 +54,9 @@ def dead_letter_file(ctx: Context) -> Path:
 
 
 def ingest_or_keep(ctx: Context, records: list[Any], source: str) -> dict[str, Any]:
-    """`queries.ingest`, with every refused record appended to the dead-letter file with why: the
+    """`ingestion.ingest`, with every refused record appended to the dead-letter file with why: the
     one path for the API, spool replays and the gateway's statements."""
-    result = queries.ingest(ctx.store, records)
+    result = ingestion.ingest(ctx.store, records)
     if result["refused"]:
         keep_dead_letters(ctx, [(records[r["index"]], r) for r in result["refused"]], source)
     return result
@@ -337,9 +337,9 @@ def reap_stale_runs(ctx: Context) -> list[str]:
         session = gateway.sessions.get(sid) if isinstance(sid, int) else None
         return session is not None and not session.finished
 
-    closed = queries.reap_stale_runs(ctx.store, ctx.settings.history.stale_after_s, alive)
+    closed = ingestion.reap_stale_runs(ctx.store, ctx.settings.history.stale_after_s, alive)
     for run_id in closed:
-        log.info("run %s closed: %s", run_id, queries.STALE_REASON)
+        log.info("run %s closed: %s", run_id, ingestion.STALE_REASON)
     return closed
 
 
