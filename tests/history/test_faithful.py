@@ -108,3 +108,17 @@ def test_refused_records_are_kept_in_the_dead_letter_file(control_plane):
     assert all(d["error"] for d in kept)
     assert _mode(dead) == 0o600 and _mode(dead.parent) == 0o700
     assert math.isfinite(kept[0]["at"])
+
+
+def test_dashboard_chart_leaves_non_finite_points_out_with_a_note(control_plane):
+    cp = control_plane
+    run = uuid.uuid4().hex
+    values = [_record(run, "value", name="loss", seq=i, value=v)
+              for i, v in enumerate([1.0, float("nan"), 0.5, float("inf"), 0.25])]
+    body = json.dumps({"records": [_record(run, "run", project="p")] + values})  # NaN as Python writes it
+    r = httpx.post(f"{cp.url}/api/history/records", headers=cp.headers() | {"Content-Type": "application/json"},
+                   content=body)
+    assert r.status_code == 200 and r.json()["accepted"] == 6, r.text
+    page = httpx.get(f"{cp.url}/runs/{run}", headers=cp.headers())
+    assert page.status_code == 200
+    assert "<polyline" in page.text and "2 NaN or infinite point(s) not drawn" in page.text
