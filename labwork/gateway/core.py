@@ -24,9 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from labwork.gateway.driver import Driver, DriverDied
-from labwork.gateway.sparkmagic_kernels import PROJECT_TAG
 from labwork.gateway.protocol import (FINISHED_STATES, CreateRequest, LivyError, bad,
                                       parse_duration)
+from labwork.gateway.sparkmagic_kernels import PROJECT_TAG
 from labwork.settings import GatewaySettings
 
 log = logging.getLogger("labwork.gateway")
