@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import inspect
 import logging
 import os
 import secrets
@@ -383,19 +382,19 @@ class ServerManager:
         self._finish(server_id, "stopped", reason, how=how)
 
     def _gateway_cleanup(self, project_path: str, log_path: str) -> None:
+        """Delete the Spark sessions the project's kernels made on the control plane's gateway."""
+        from labwork.gateway.core import Gateway
+
         gateway = self.ctx.parts.get("gateway")
-        hook = getattr(gateway, "delete_project_sessions", None)
-        if hook is None:
-            return
+        if not isinstance(gateway, Gateway):
+            return  # a control plane without the gateway part
         try:
-            result = hook(project_path)
-            if inspect.isawaitable(result):
-                if self.loop is not None and self.loop.is_running():
-                    asyncio.run_coroutine_threadsafe(result, self.loop).result(timeout=60)
-                else:
-                    asyncio.run(result)
+            deleted = gateway.delete_project_sessions_sync(project_path)
         except Exception as exc:  # the gateway's trouble never blocks a stop
             self._note(log_path, f"could not delete the project's Spark sessions: {exc!r}")
+            return
+        if deleted:
+            self._note(log_path, f"deleted {deleted} Spark session(s) of the project on the gateway")
 
     def _pid_running(self, server_id: int, pid: int) -> bool:
         proc = self._procs.get(server_id)
