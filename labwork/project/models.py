@@ -55,6 +55,9 @@ MASTER_WITH_LIVY = (
     "the driver in the kernel on this master")
 
 
+LEGACY_DEFAULT_MASTER = "local[*]"
+
+
 class SparkTarget(Strict):
     type: Literal["spark"] = "spark"
     master: str | None = None  # unset: local[*] in the kernel; the gateway's master with via = "livy"
@@ -69,6 +72,11 @@ class SparkTarget(Strict):
     @model_validator(mode="after")
     def _master_with_livy(self) -> "SparkTarget":
         if self.via == "livy" and self.master is not None:
+            if self.master == LEGACY_DEFAULT_MASTER:
+                # Earlier versions wrote this default into every spark target, --via livy included:
+                # such files keep loading (the value never applied) instead of breaking on upgrade.
+                object.__setattr__(self, "master", None)
+                return self
             raise ValueError(MASTER_WITH_LIVY)
         return self
 

@@ -73,6 +73,17 @@ def test_master_with_via_livy_is_refused_with_what_to_do(tmp_path: Path) -> None
     (root / ".labwork" / "runconfig" / "hand.toml").write_text('target = "hand"\nframework = "pyspark"\n')
     problems = [e for e in load_project(root).problems if e.where == str(hand)]
     assert problems and "master cannot be set with via = \"livy\"" in problems[0].message
+    with pytest.raises(ConfigError, match="master cannot be set"):  # asked for: refused, default or not
+        attach_target(root, "spark", "sd", {"master": "local[*]", "via": "livy"})
+
+
+def test_a_file_from_before_with_the_old_default_master_and_via_livy_still_loads(tmp_path: Path) -> None:
+    """Earlier versions wrote master = "local[*]" into every spark target: upgrading breaks nothing."""
+    root = init_project(tmp_path / "p").root
+    (root / ".labwork" / "compute" / "old.toml").write_text('type = "spark"\nmaster = "local[*]"\nvia = "livy"\n')
+    (root / ".labwork" / "runconfig" / "old.toml").write_text('target = "old"\nframework = "pyspark"\n')
+    project = load_project(root)
+    assert not project.problems and project.targets["old"].master is None
 
 
 def test_detach_removes_target_and_its_runconfig(tmp_path: Path) -> None:
