@@ -29,12 +29,14 @@ from labwork.server.token import load_or_create_token
 from labwork.settings import Settings
 
 
-def port_free(host: str, port: int) -> bool:
-    """Whether a listening socket can bind host:port now. SO_REUSEADDR, as uvicorn binds, so a port
-    held only by TIME-WAIT connections (after a kill -9) counts as free."""
+def port_free(host: str, port: int, *, reuse_addr: bool = False) -> bool:
+    """Whether a listening socket can bind host:port now. With `reuse_addr`, as uvicorn binds
+    (SO_REUSEADDR), a port held only by TIME-WAIT connections (a restart right after kill -9)
+    counts as free; without it, as Jupyter's own port check binds, it does not."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_addr:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
@@ -151,7 +153,7 @@ def other_on_port(settings: Settings) -> dict[str, Any] | None:
     """What holds this home's port when it is not this home's control plane: the control plane of
     the default LABWORK_HOME, ~/.labwork (`home` known), or another program (`home` None); None
     if the port is free."""
-    if not settings.port or port_free(settings.host, settings.port):
+    if not settings.port or port_free(settings.host, settings.port, reuse_addr=True):
         return None
     other: dict[str, Any] = {"url": f"http://{_url_host(settings.host)}:{settings.port}", "home": None}
     default = Path.home() / ".labwork"
@@ -180,8 +182,9 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _exit)
 
 
-def serve(settings: Settings, projects: list[str] | None = None, *, print_token: bool = True) -> None:
-    """Run the control plane in this process until interrupted; `projects` are registered first.
+def serve(settings: Settings, samples: list[str] | None = None, *, print_token: bool = True) -> None:
+    """Run the control plane in this process until interrupted; `samples` (project folders) are
+    copied under LABWORK_HOME/samples and the copies registered first.
 
     Everything it creates is private (umask 077; processes it starts for the user get the user's
     umask back) and an older installation's tree is tightened once here. `print_token=False` (the
@@ -206,7 +209,7 @@ def serve(settings: Settings, projects: list[str] | None = None, *, print_token:
         port = settings.port
         if port == 0:
             port = free_port(settings.host)
-        elif not port_free(settings.host, port):
+        elif not port_free(settings.host, port, reuse_addr=True):
             raise Unavailable(f"port {port} on {settings.host} is taken", where="--port",
                               hint="choose another with --port, or --port 0 for any free one")
         url = f"http://{_url_host(settings.host)}:{port}"
@@ -216,7 +219,9 @@ def serve(settings: Settings, projects: list[str] | None = None, *, print_token:
         app = create_app(settings, url=url)
         token = app.state.ctx.token
         from labwork.project.registry import register_project
-        registered = [register_project(app.state.ctx.store, folder) for folder in projects or []]
+        from labwork.server.samples import sample_copy
+        registered = [register_project(app.state.ctx.store, str(sample_copy(folder, settings.home)))
+                      for folder in samples or []]
         app.state.ctx.startup.append(lambda: _write_control(settings, {**record, "state": "running"}))
         secret = f"?token={token}" if print_token else ""
         print(f"labwork control plane for {settings.home}", flush=True)
@@ -224,7 +229,8 @@ def serve(settings: Settings, projects: list[str] | None = None, *, print_token:
               flush=True)
         print(f"  API docs:  {url}/api/docs (token required)", flush=True)
         for row in registered:
-            print(f"  project {row['name']}: {url}/projects/{row['id']}/jupyter{secret}", flush=True)
+            print(f"  project {row['name']} (a copy in {row['path']}): {url}/projects/{row['id']}/jupyter{secret}",
+                  flush=True)
         uvicorn.run(app, host=settings.host, port=port, log_level="warning", access_log=False)
     finally:
         info = read_control(settings)
@@ -237,7 +243,7 @@ def start_background(settings: Settings, timeout: float = 60.0) -> dict[str, Any
     """Start `labwork serve` detached, its output in `LABWORK_HOME/logs/control.log` (no token in
     it). If another start wins the race for this home, its control plane is the answer."""
     log_path = private_dir(settings.logs_dir) / "control.log"
-    port = settings.port if port_free(settings.host, settings.port) else 0
+    port = settings.port if port_free(settings.host, settings.port, reuse_addr=True) else 0
     env = dict(os.environ, LABWORK_HOME=str(settings.home))
     cmd = [sys.executable, "-m", "labwork", "serve", "--host", settings.host, "--port", str(port),
            "--background"]
