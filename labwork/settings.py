@@ -22,10 +22,11 @@ def default_home() -> Path:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_BARE_NUMBER = re.compile(r"^\s*\d+(\.\d+)?\s*$")
 
 
 def _host(value: str) -> str:
@@ -44,8 +45,10 @@ def _host(value: str) -> str:
 
 
 def _duration(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"expected {units.DURATION_EXPECTED} (a string), got {value!r}")
+    """A duration string with its unit: in settings a bare number (Livy reads milliseconds) would
+    surprise more than it helps."""
+    if not isinstance(value, str) or not value.strip() or _BARE_NUMBER.match(value):
+        raise ValueError(f"expected {units.DURATION_EXPECTED} (a string with a unit), got {value!r}")
     units.parse_duration(value)
     return value.strip()
 
