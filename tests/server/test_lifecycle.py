@@ -153,3 +153,31 @@ def test_cli_waits_for_a_control_plane_that_is_still_starting(tmp_path: Path) ->
         assert [p["name"] for p in r.json()] == ["early"]
     finally:
         _stop(serving)
+
+
+def test_background_start_prints_the_token_to_the_terminal_not_to_the_log(tmp_path: Path) -> None:
+    import pty
+    home = tmp_path / "home"
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "labwork", "init", str(tmp_path / "p")],
+                              env=_env(home, LABWORK_PORT="0"), stdout=subprocess.PIPE, stderr=slave,
+                              text=True, timeout=120)
+        os.close(slave)
+        terminal = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: nothing more to read
+                break
+            if not chunk:
+                break
+            terminal += chunk
+    finally:
+        os.close(master)
+        _kill_from_control_json(home)
+    assert proc.returncode == 0, terminal.decode(errors="replace")
+    token = (home / "token").read_text().strip()
+    assert f"/?token={token}" in terminal.decode(errors="replace")
+    log = (home / "logs" / "control.log").read_text()
+    assert "dashboard: http://127.0.0.1:" in log and token not in log
