@@ -69,11 +69,12 @@ def connect(settings: Settings | None = None, *, autostart: bool = True, quiet: 
             raise errors.Unavailable(f"no control plane runs for {settings.home}",
                                      hint="start one with 'labwork serve'")
         other = other_on_port(settings)
-        if other:
-            whose = f"the control plane for {other['home']}" if other["home"] else "another program"
-            say(f"{whose} holds {other['url']}, not this LABWORK_HOME ({settings.home}); "
-                f"to use {'it' if other['home'] else 'that one'}, set LABWORK_HOME"
-                + (f"={other['home']}" if other["home"] else ""))
+        if other and other["home"]:
+            say(f"the control plane for {other['home']} holds {other['url']}, not this LABWORK_HOME "
+                f"({settings.home}); to use that one, set LABWORK_HOME={other['home']}")
+        elif other:
+            say(f"{other['url']} is taken by another program (perhaps the control plane of another "
+                f"LABWORK_HOME), not by the one for {settings.home}")
         say(f"no control plane runs for {settings.home}; starting one in the background "
             f"(log: {settings.logs_dir / 'control.log'})")
         info = start_background(settings)

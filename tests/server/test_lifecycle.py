@@ -181,3 +181,19 @@ def test_background_start_prints_the_token_to_the_terminal_not_to_the_log(tmp_pa
     assert f"/?token={token}" in terminal.decode(errors="replace")
     log = (home / "logs" / "control.log").read_text()
     assert "dashboard: http://127.0.0.1:" in log and token not in log
+
+
+def test_cli_says_when_another_program_holds_the_port(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "labwork", "init", str(tmp_path / "p")],
+                              env=_env(home, LABWORK_PORT=str(port)), capture_output=True, text=True, timeout=120)
+        try:
+            assert proc.returncode == 0, proc.stderr
+            assert f"http://127.0.0.1:{port} is taken by another program" in proc.stderr, proc.stderr
+            assert json.loads((home / "control.json").read_text())["port"] != port
+        finally:
+            _kill_from_control_json(home)
