@@ -27,6 +27,7 @@ from labwork.gateway.driver import Driver, DriverDied
 from labwork.gateway.protocol import (FINISHED_STATES, CreateRequest, LivyError, bad,
                                       parse_duration)
 from labwork.gateway.sparkmagic_kernels import PROJECT_TAG
+from labwork.private import user_umask
 from labwork.settings import GatewaySettings
 
 log = logging.getLogger("labwork.gateway")
@@ -455,7 +456,7 @@ class Batch:
             with open(self.log_path, "ab", buffering=0) as logf:
                 self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=logf,
                                              stderr=subprocess.STDOUT, cwd=str(self.dir), env=env,
-                                             start_new_session=True)
+                                             start_new_session=True, umask=user_umask())
         except OSError as exc:
             self.error = f"spark-submit did not start: {exc}"
             self._set("dead")

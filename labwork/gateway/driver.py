@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labwork.private import user_umask
+
 log = logging.getLogger("labwork.gateway")
 
 
@@ -71,7 +73,7 @@ class Driver:
         try:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf,
                                          stderr=subprocess.STDOUT, cwd=str(self.dir), env=env,
-                                         start_new_session=True)
+                                         start_new_session=True, umask=user_umask())
         finally:
             logf.close()
         self.pid = self.proc.pid

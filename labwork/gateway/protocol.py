@@ -5,12 +5,13 @@ into `{"msg": ...}`. Nothing here touches processes.
 """
 from __future__ import annotations
 
-import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+from labwork import units
 
 VERSION = "0.9.0-labwork"
 
@@ -36,36 +37,19 @@ def bad(msg: str) -> LivyError:
     return LivyError(400, msg)
 
 
-_TIME = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|m|min|mins|h|hour|hours|d|day|days)?\s*$",
-                   re.IGNORECASE)
-_TIME_UNITS = {"ms": 0.001, "s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60, "mins": 60,
-               "h": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400}
-
-
 def parse_duration(value: Any, what: str = "duration") -> float | None:
     """'10m' -> 600.0 seconds; a bare number is milliseconds (Spark's getTimeAsMs)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise bad(f"{what}: expected a time string like '10m' or '1h', got {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value) / 1000.0
-    m = _TIME.match(str(value))
-    if not m:
-        raise bad(f"{what}: expected a time string like '10m' or '1h', got {value!r}")
-    number, unit = float(m.group(1)), (m.group(2) or "ms").lower()
-    return number * _TIME_UNITS[unit]
-
-
-_SIZE = re.compile(r"^\s*\d+\s*([kmgtp]b?|b)?\s*$", re.IGNORECASE)
+    try:
+        return units.parse_duration(value)
+    except ValueError as exc:
+        raise bad(f"{what}: {exc}") from exc
 
 
 def check_size(value: Any, what: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not _SIZE.match(value):
-        raise bad(f"{what}: expected a JVM memory size like '512m' or '2g', got {value!r}")
-    return value.strip()
+    try:
+        return units.check_size(value)
+    except ValueError as exc:
+        raise bad(f"{what}: {exc}") from exc
 
 
 def check_int(value: Any, what: str, minimum: int = 0) -> int | None:

@@ -34,6 +34,7 @@ from labwork.errors import ConfigError, Conflict, NotFound, Unavailable
 from labwork.notebooks.config import MAX_HOURS, ServerConfig, parse_config
 from labwork.notebooks.preview import notebook_in_project
 from labwork.notebooks.recent import last_config, recent_notebooks
+from labwork.private import user_umask
 from labwork.project.files import load_project
 from labwork.project.registry import get_project_row
 from labwork.server.daemon import pid_alive, port_free
@@ -253,7 +254,8 @@ class ServerManager:
             try:
                 with open(log_path, "ab") as out:
                     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            cwd=root, env=env, start_new_session=True, close_fds=True)
+                                            cwd=root, env=env, start_new_session=True, close_fds=True,
+                                            umask=user_umask())  # the user's files get the user's modes
             except OSError as exc:
                 self._finish(server_id, "failed", f"could not run Jupyter: {exc}")
                 raise Unavailable(f"could not run Jupyter: {exc}", where=" ".join(cmd[:3])) from exc

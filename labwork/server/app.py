@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from labwork import __version__
 from labwork.errors import LabworkError
+from labwork.private import private_dir
 from labwork.server.auth import AccessGuard, load_or_create_token, require_token
 from labwork.server.context import Context
 from labwork.server.sessions import WebSessions
@@ -40,7 +41,7 @@ async def _run_hooks(hooks: list) -> None:
 
 def create_app(settings: Settings, *, url: str = "") -> FastAPI:
     """Build the app: store (migrated), token, API routes and every part (servers, gateway, ...)."""
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.home)
     ctx = Context(settings=settings, store=Store(settings.db_url),
                   token=load_or_create_token(settings.token_file), url=url)
     started = datetime.now(UTC)
