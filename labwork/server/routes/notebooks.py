@@ -13,15 +13,13 @@ from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, ConfigDict
 
 from labwork.notebooks.manager import ServerManager
-from labwork.notebooks.preview import list_notebooks, notebook_in_project, render_preview
+from labwork.notebooks.preview import PREVIEW_CSP, list_notebooks, notebook_in_project
+from labwork.notebooks.preview_cache import shared_previews
 from labwork.notebooks.recent import record_launch, record_spark_ui
 from labwork.project.registry import get_project_row
 from labwork.server.auth import require_token
 
 router = APIRouter(tags=["notebooks"], dependencies=[Depends(require_token)])
-
-# A preview is sanitized; the sandbox also gives it an opaque origin (no access to our cookies).
-PREVIEW_CSP = "sandbox allow-popups allow-popups-to-escape-sandbox; object-src 'none'; base-uri 'none'"
 
 
 def _manager(request: Request) -> ServerManager:
@@ -118,7 +116,7 @@ def notebooks_open(ref: str, body: OpenBody, request: Request) -> dict[str, Any]
 def notebooks_preview(ref: str, path: str, request: Request) -> HTMLResponse:
     """Sanitized read-only HTML of a notebook inside the project (no server needed)."""
     root = get_project_row(request.app.state.ctx.store, ref)["path"]
-    html = render_preview(notebook_in_project(Path(root), path))
+    html = shared_previews().get(notebook_in_project(Path(root), path), root)
     return HTMLResponse(html, headers={"Content-Security-Policy": PREVIEW_CSP,
                                        "X-Content-Type-Options": "nosniff"})
 
