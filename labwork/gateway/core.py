@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from labwork.gateway.driver import Driver, DriverDied
+from labwork.inputs import parse_id
 from labwork.gateway.protocol import (FINISHED_STATES, CreateRequest, LivyError, bad,
                                       parse_duration)
 from labwork.settings import GatewaySettings
@@ -751,8 +752,8 @@ class Gateway:
     def lookup(self, key: str | int) -> Session:
         s = None
         text = str(key)
-        if text.isdigit():
-            s = self.sessions.get(int(text))
+        if (number := parse_id(key)) is not None:
+            s = self.sessions.get(number)
         else:
             for cand in self.sessions.values():
                 if cand.name == text:
@@ -766,8 +767,8 @@ class Gateway:
     def lookup_batch(self, key: str | int) -> Batch:
         b = None
         text = str(key)
-        if text.isdigit():
-            b = self.batches.get(int(text))
+        if (number := parse_id(key)) is not None:
+            b = self.batches.get(number)
         else:
             b = next((c for c in self.batches.values() if c.name == text), None)
         if b is None:

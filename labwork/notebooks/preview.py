@@ -13,6 +13,7 @@ outputs become `<img>` data URIs, in which SVG scripts cannot run.
 from __future__ import annotations
 
 import base64
+import os
 import re
 from pathlib import Path
 
@@ -225,19 +226,27 @@ def render_preview(path: str | Path, root: str | Path | None = None) -> str:
 
 def notebook_in_project(root: str | Path, notebook: str | Path, *, must_exist: bool = True) -> Path:
     """`notebook` (relative to `root`, or absolute) resolved; refused when it leaves the project."""
+    from labwork.inputs import check_path_text
+
+    check_path_text(str(notebook), str(notebook))
     root = Path(root).resolve()
     given = Path(notebook).expanduser()
-    target = (given if given.is_absolute() else root / given).resolve()
+    try:
+        target = (given if given.is_absolute() else root / given).resolve()
+        exists = target.is_file()
+    except (OSError, RuntimeError) as exc:  # a symlink loop, a name the file system refuses
+        raise NotFound("no such notebook in the project", where=str(notebook)) from exc
     if target != root and root not in target.parents:
         raise Forbidden("the path leaves the project folder", where=str(notebook),
                         hint=f"give a path inside {root}")
-    if must_exist and not target.is_file():
+    if must_exist and not exists:
         raise NotFound("no such notebook in the project", where=str(notebook))
     return target
 
 
 def list_notebooks(root: str | Path) -> list[dict]:
-    """The project's `*.ipynb` files (skipping hidden folders and checkpoints), by path."""
+    """The project's `*.ipynb` files (skipping hidden folders and checkpoints), by path. A file name
+    that is not UTF-8 is listed with U+FFFD in its place and a `problem` saying so."""
     root = Path(root).resolve()
     out = []
     for p in sorted(root.rglob("*.ipynb")):
@@ -248,8 +257,15 @@ def list_notebooks(root: str | Path) -> list[dict]:
             st = p.stat()
         except OSError:
             continue
-        out.append({"path": rel.as_posix(), "name": p.name, "size": st.st_size,
-                    "modified": _iso(st.st_mtime)})
+        path, name = rel.as_posix(), p.name
+        item = {"path": path, "name": name, "size": st.st_size, "modified": _iso(st.st_mtime)}
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            item["path"] = os.fsencode(path).decode("utf-8", "replace")
+            item["name"] = os.fsencode(name).decode("utf-8", "replace")
+            item["problem"] = "the file name is not UTF-8: rename it to preview or open it here"
+        out.append(item)
     return out
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from labwork.errors import NotFound
+from labwork.inputs import parse_id
 from labwork.project.files import find_root, load_project
 from labwork.store.db import Store
 from labwork.store.tables import ProjectRow
@@ -38,16 +39,29 @@ def list_projects(store: Store) -> list[dict[str, Any]]:
         return [project_dict(r) for r in s.scalars(select(ProjectRow).order_by(ProjectRow.name))]
 
 
+def _exists(text: str) -> bool:
+    """Whether `text` names an existing path (an over-long or odd name is simply not one)."""
+    try:
+        return Path(text).exists()
+    except (OSError, ValueError):
+        return False
+
+
 def get_project_row(store: Store, ref: int | str | Path) -> dict[str, Any]:
     """A registered project by id, path or name; an unregistered project folder is registered."""
+    number = parse_id(ref) if isinstance(ref, (int, str)) else None
+    if isinstance(ref, int) and number is None:
+        raise NotFound(f"no project {ref}")
+    text = str(ref)
+    if "\x00" in text or len(text) > 4096:
+        raise NotFound("no such project (the reference is not a name, an id or a folder)")
     with store.session() as s:
-        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-            row = s.get(ProjectRow, int(ref))
+        if number is not None:
+            row = s.get(ProjectRow, number)
             if row:
                 return project_dict(row)
         else:
-            text = str(ref)
-            if Path(text).exists():
+            if _exists(text):
                 root = str(find_root(text))
                 row = s.scalar(select(ProjectRow).where(ProjectRow.path == root))
                 if row:
@@ -56,6 +70,6 @@ def get_project_row(store: Store, ref: int | str | Path) -> dict[str, Any]:
                 row = s.scalar(select(ProjectRow).where(ProjectRow.name == text))
                 if row:
                     return project_dict(row)
-    if not (isinstance(ref, int) or str(ref).isdigit()) and Path(str(ref)).exists():
+    if number is None and _exists(text):
         return register_project(store, ref)
     raise NotFound(f"no project '{ref}'", hint="register it with 'labwork init DIR' or by folder in the dashboard")

@@ -18,6 +18,7 @@ from labwork.notebooks.preview_cache import shared_previews
 from labwork.notebooks.recent import record_launch, record_spark_ui
 from labwork.project.registry import get_project_row
 from labwork.server.auth import require_token
+from labwork.server.params import IdField, IdQuery, OffsetQuery
 
 router = APIRouter(tags=["notebooks"], dependencies=[Depends(require_token)])
 
@@ -40,7 +41,7 @@ class LaunchBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     project_path: str
     runconfig: str = ""
-    server_id: int | None = None
+    server_id: IdField | None = None
     kernel_id: str | None = None
     notebook: str | None = None
     server_config: dict[str, Any] | None = None
@@ -87,12 +88,12 @@ def server_history(ref: str, request: Request) -> list[dict[str, Any]]:
 
 
 @router.get("/api/projects/{ref}/server/logs")
-def server_logs(ref: str, request: Request, server_id: int | None = None, offset: int = 0) -> dict[str, Any]:
+def server_logs(ref: str, request: Request, server_id: IdQuery = None, offset: OffsetQuery = 0) -> dict[str, Any]:
     return _manager(request).logs(ref, server_id, offset)
 
 
 @router.get("/api/projects/{ref}/server/logs/download")
-def server_logs_download(ref: str, request: Request, server_id: int | None = None) -> FileResponse:
+def server_logs_download(ref: str, request: Request, server_id: IdQuery = None) -> FileResponse:
     path = _manager(request).log_file(ref, server_id)
     return FileResponse(path, media_type="text/plain; charset=utf-8", filename=f"jupyter-server-{path.stem}.log")
 
