@@ -650,8 +650,8 @@ class Gateway:
         env["MPLBACKEND"] = "Agg"
         env["PYTHONUNBUFFERED"] = "1"
         env["IPYTHONDIR"] = str(self.state_dir / "ipython")
-        if self.settings.master.startswith("local"):
-            env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        if self.settings.master.startswith("local"):  # the UI on loopback like the driver (not setdefault:
+            env["SPARK_LOCAL_IP"] = "127.0.0.1"        # a shell's 0.0.0.0 would open the UI to the net)
         return env
 
     def base_conf(self, req: CreateRequest | None, kind: str, *, for_batch: bool = False,
