@@ -48,6 +48,7 @@ IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 MAX_NOTEBOOK_BYTES = 200 * 1024 * 1024
 MAX_OUTPUT_BYTES = 2 * 1024 * 1024  # one output larger than this is left out with a note
+MAX_TOTAL_OUTPUT_BYTES = 10 * 1024 * 1024  # outputs past this much are left out (bounds a render's cost)
 _IMG_SRC = re.compile(r'(<img\b[^>]*?\s)src="([^"]*)"', re.IGNORECASE)
 _URL_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 
@@ -163,20 +164,27 @@ def _exporter(images: ImageFiles):
 
 
 def _bound_outputs(nb) -> int:  # noqa: ANN001 - a NotebookNode
-    """Replace each output larger than MAX_OUTPUT_BYTES by a note; the number left out."""
+    """Replace each output over MAX_OUTPUT_BYTES, and every output once MAX_TOTAL_OUTPUT_BYTES have
+    been shown, by a note: rendering costs about a CPU-second per MB. Returns how many were left out."""
     import nbformat
 
-    dropped = 0
+    dropped, total = 0, 0
     for cell in nb.cells:
         outputs = cell.get("outputs") or []
         for i, out in enumerate(outputs):
             size = sum(len(v) if isinstance(v, str) else sum(map(len, v)) if isinstance(v, list) else 0
                        for v in [out.get("text", "")] + list((out.get("data") or {}).values()))
             if size > MAX_OUTPUT_BYTES:
-                dropped += 1
-                outputs[i] = nbformat.v4.new_output("stream", name="stderr", text=(
-                    f"[labwork preview: an output of {size / 1e6:.1f} MB is left out; the preview shows "
-                    f"outputs up to {MAX_OUTPUT_BYTES / 1e6:.0f} MB. Open the notebook in Jupyter to see it.]\n"))
+                why = f"the preview shows outputs up to {MAX_OUTPUT_BYTES / 1e6:.0f} MB each"
+            elif total + size > MAX_TOTAL_OUTPUT_BYTES:
+                why = f"the preview shows the first {MAX_TOTAL_OUTPUT_BYTES / 1e6:.0f} MB of outputs"
+            else:
+                total += size
+                continue
+            dropped += 1
+            outputs[i] = nbformat.v4.new_output("stream", name="stderr", text=(
+                f"[labwork preview: an output of {size / 1e6:.1f} MB is left out; {why}. "
+                "Open the notebook in Jupyter to see it.]\n"))
     return dropped
 
 

@@ -208,3 +208,19 @@ def test_missing_attachment_is_a_clear_error(tmp_path: Path) -> None:
     nbformat.write(nb, path)
     with pytest.raises(ConfigError, match="cannot render"):
         render_preview(path)
+
+
+def test_preview_shows_a_bounded_share_of_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from labwork.notebooks import preview
+
+    monkeypatch.setattr(preview, "MAX_TOTAL_OUTPUT_BYTES", 50_000)
+    nb = nbformat.v4.new_notebook()
+    for i in range(10):
+        cell = nbformat.v4.new_code_cell(f"out({i})")
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"chunk-{i} " + "y" * 20_000)]
+        nb.cells.append(cell)
+    path = tmp_path / "many.ipynb"
+    nbformat.write(nb, path)
+    html = render_preview(path)
+    assert "chunk-0" in html and "chunk-1" in html and "chunk-9" not in html
+    assert html.count("the preview shows the first") == 8
