@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from labwork.errors import NotFound
-from labwork.inputs import parse_id
+from labwork.inputs import check_path_text, parse_id
 from labwork.project.files import find_root, load_project
 from labwork.store.db import Store
 from labwork.store.tables import ProjectRow
@@ -21,7 +21,8 @@ def project_dict(row: ProjectRow) -> dict[str, Any]:
 
 def register_project(store: Store, folder: str | Path) -> dict[str, Any]:
     """Register (or refresh the name of) the project in `folder`; it must be a labwork project."""
-    project = load_project(find_root(folder) if Path(folder).exists() else folder)
+    check_path_text(str(folder), "path")
+    project = load_project(find_root(folder) if _exists(str(folder)) else folder)
     path = str(project.root)
     with store.session() as s:
         row = s.scalar(select(ProjectRow).where(ProjectRow.path == path))

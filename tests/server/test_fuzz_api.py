@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 
 from tests.conftest import ControlPlane
 
-MAX_EXAMPLES = 40
+MAX_EXAMPLES = 100
 
 
 @pytest.fixture(scope="module")

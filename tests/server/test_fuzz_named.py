@@ -103,3 +103,10 @@ def test_livy_huge_paging(named_cp) -> None:
             for params in ({"from": HUGE}, {"size": HUGE}, {"from": "²"}, {"from": "-" + HUGE}):
                 r = http.get(path, params=params, headers={"X-Requested-By": "test"})
                 assert r.status_code in (200, 400), (path, params, r.status_code, r.text[:200])
+
+
+def test_register_odd_paths(named_cp) -> None:
+    cp, _pid, _root = named_cp
+    with cp.client() as http:
+        for path in ("a\x00b", "/tmp/" + "x" * 300, "y" * 5000):
+            _error_shape(http.post("/api/projects", json={"path": path}), 400, 404)
