@@ -77,8 +77,10 @@ def check_int(value: Any, what: str, minimum: int = 0) -> int | None:
         raise bad(f"{what}: expected an integer, got {value!r}")
     if isinstance(value, str) and parse_int(value.strip()) is not None:
         value = parse_int(value.strip())
-    if not isinstance(value, int) or parse_int(value) is None:
+    if not isinstance(value, int):
         raise bad(f"{what}: expected an integer, got {value!r}")
+    if parse_int(value) is None:
+        raise bad(f"{what}: {value} is out of range")
     if value < minimum:
         raise bad(f"{what}: must be at least {minimum}, got {value}")
     return value

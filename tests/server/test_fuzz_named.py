@@ -110,3 +110,13 @@ def test_register_odd_paths(named_cp) -> None:
     with cp.client() as http:
         for path in ("a\x00b", "/tmp/" + "x" * 300, "y" * 5000):
             _error_shape(http.post("/api/projects", json={"path": path}), 400, 404)
+
+
+def test_livy_huge_integers_in_bodies(named_cp) -> None:
+    cp, _pid, _root = named_cp
+    with cp.client() as http:
+        for field in ("driverCores", "executorCores", "numExecutors", "heartbeatTimeoutInSecond"):
+            for value in (10**20, "²", -(10**20)):
+                r = http.post("/livy/sessions", json={"kind": "pyspark", field: value},
+                              headers={"X-Requested-By": "test"})
+                assert r.status_code == 400 and "msg" in r.json(), (field, value, r.status_code, r.text[:200])
