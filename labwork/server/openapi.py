@@ -31,7 +31,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def install(app: FastAPI) -> None:
-    """Make `app.openapi()` drop FastAPI's 422 and its validation-error schemas."""
+    """Make `app.openapi()` drop FastAPI's 422 and its validation-error schemas, and declare every
+    error answer as the JSON error shape (FastAPI would give an HTML route's errors text/html)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -39,8 +40,14 @@ def install(app: FastAPI) -> None:
                                description=app.description)
             for item in spec.get("paths", {}).values():
                 for op in item.values():
-                    if isinstance(op, dict):
-                        op.get("responses", {}).pop("422", None)
+                    if not isinstance(op, dict):
+                        continue
+                    responses = op.setdefault("responses", {})
+                    responses.pop("422", None)
+                    for code in ERROR_RESPONSES:  # JSON even where the route answers HTML
+                        if str(code) in responses:
+                            responses[str(code)]["content"] = {"application/json": {
+                                "schema": {"$ref": "#/components/schemas/ErrorBody"}}}
             schemas = spec.get("components", {}).get("schemas", {})
             for name in ("HTTPValidationError", "ValidationError"):
                 schemas.pop(name, None)

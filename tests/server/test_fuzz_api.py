@@ -76,3 +76,16 @@ def test_no_server_errors_and_only_declared_answers(fuzz_cp: ControlPlane) -> No
     assert count >= 20
     assert not failures, f"{len(failures)} kinds of problem:\n" + "\n".join(
         f"{kind}\n    {example}" for kind, example in sorted(failures.items()))
+
+
+def test_openapi_declares_the_error_answers(fuzz_cp: ControlPlane) -> None:
+    import httpx
+
+    spec = httpx.get(fuzz_cp.url + "/api/openapi.json", headers=fuzz_cp.headers_for()).json()
+    assert "422" not in str(spec.get("paths")) and "HTTPValidationError" not in str(spec)
+    error = spec["components"]["schemas"]["ErrorBody"]
+    assert set(error["required"]) == {"error", "msg"} and {"where", "hint", "details"} <= set(error["properties"])
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            assert {"400", "401", "403", "404", "409", "503"} <= set(op["responses"]), (method, path)
+            assert op["responses"]["404"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
