@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from labwork.errors import NotFound
+from labwork.errors import LabworkError, NotFound
 from labwork.inputs import check_path_text, parse_id
 from labwork.project.files import find_root, load_project
 from labwork.store.db import Store
@@ -48,29 +48,38 @@ def _exists(text: str) -> bool:
         return False
 
 
-def get_project_row(store: Store, ref: int | str | Path) -> dict[str, Any]:
-    """A registered project by id, path or name; an unregistered project folder is registered."""
-    number = parse_id(ref) if isinstance(ref, (int, str)) else None
-    if isinstance(ref, int) and number is None:
-        raise NotFound(f"no project {ref}")
+def _is_path(text: str) -> bool:
+    return "/" in text or "\\" in text or text in (".", "..") or text.startswith("~")
+
+
+def get_project_row(store: Store, ref: int | str | Path, *, register: bool = False) -> dict[str, Any]:
+    """A registered project by id, name or absolute folder path.
+
+    A path must be absolute: a relative one would be resolved against the control plane's working
+    directory, not the caller's (400). An unregistered project folder is registered only when
+    `register` is true, which only state-changing requests ask for (a GET changes nothing)."""
     text = str(ref)
     if "\x00" in text or len(text) > 4096:
         raise NotFound("no such project (the reference is not a name, an id or a folder)")
-    with store.session() as s:
-        if number is not None:
-            row = s.get(ProjectRow, number)
+    if isinstance(ref, Path) or (isinstance(ref, str) and _is_path(ref)):
+        if not Path(text).is_absolute():
+            raise LabworkError(f"'{text}' is a relative path: a project is named by its id, its name "
+                               "or its absolute folder path", where="project")
+        with store.session() as s:
+            root = str(find_root(text)) if _exists(text) else text
+            row = s.scalar(select(ProjectRow).where(ProjectRow.path == root))
             if row:
                 return project_dict(row)
+        if register and _exists(text):
+            return register_project(store, text)
+        raise NotFound(f"no registered project at '{text}'",
+                       hint="register it with 'labwork init DIR' or by folder in the dashboard")
+    with store.session() as s:
+        if isinstance(ref, int) or text.isascii() and text.isdigit():  # '²' is a name, not an id
+            number = parse_id(ref)
+            row = s.get(ProjectRow, number) if number is not None else None
         else:
-            if _exists(text):
-                root = str(find_root(text))
-                row = s.scalar(select(ProjectRow).where(ProjectRow.path == root))
-                if row:
-                    return project_dict(row)
-            else:
-                row = s.scalar(select(ProjectRow).where(ProjectRow.name == text))
-                if row:
-                    return project_dict(row)
-    if number is None and _exists(text):
-        return register_project(store, ref)
+            row = s.scalar(select(ProjectRow).where(ProjectRow.name == text))
+        if row:
+            return project_dict(row)
     raise NotFound(f"no project '{ref}'", hint="register it with 'labwork init DIR' or by folder in the dashboard")

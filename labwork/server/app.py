@@ -13,16 +13,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from labwork import __version__
 from labwork.errors import LabworkError
-from labwork.server.auth import load_or_create_token, require_token
+from labwork.server.auth import AccessGuard, load_or_create_token, require_token
 from labwork.server.context import Context
 from labwork.server.openapi import ERROR_RESPONSES
 from labwork.server.openapi import install as install_openapi
+from labwork.server.sessions import WebSessions
 from labwork.settings import Settings
 from labwork.store.db import Store
 
 
 HTTP_KINDS = {400: "ValidationError", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
-              405: "MethodNotAllowed", 409: "Conflict", 413: "TooLarge", 503: "Unavailable"}
+              405: "MethodNotAllowed", 409: "Conflict", 413: "TooLarge", 415: "UnsupportedMediaType",
+              503: "Unavailable"}
 
 
 def error_response(exc: LabworkError) -> JSONResponse:
@@ -65,6 +67,9 @@ def create_app(settings: Settings, *, url: str = "") -> FastAPI:
                   responses=ERROR_RESPONSES)
     install_openapi(app)
     app.state.ctx = ctx
+    # One check of who calls and whether the request may change state, for /api, pages and /livy.
+    sessions = ctx.parts["web_sessions"] = WebSessions(ctx.store, ctx.token, settings.session_hours * 3600)
+    app.add_middleware(AccessGuard, token=ctx.token, sessions=sessions)
 
     @app.exception_handler(LabworkError)
     async def _labwork_error(_request: Request, exc: LabworkError) -> JSONResponse:

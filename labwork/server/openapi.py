@@ -1,5 +1,5 @@
 """What the control plane's OpenAPI document says about errors: every route may answer the one
-error shape (`LabworkError.to_dict`) with 400, 401, 403, 404, 409 or 503, and never 422 (request
+error shape (`LabworkError.to_dict`) with 400, 401, 403, 404, 409, 415 or 503, and never 422 (request
 validation errors are rendered as 400 by `labwork.server.app`)."""
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorBody, "description": "Refused: a cross-origin request, or a path that leaves its folder"},
     404: {"model": ErrorBody, "description": "No such project, server, run, notebook or file"},
     409: {"model": ErrorBody, "description": "Clashes with the current state"},
+    415: {"model": ErrorBody, "description": "A JSON route was sent another Content-Type"},
     503: {"model": ErrorBody, "description": "A dependency is missing or not answering"},
 }
 
