@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from labwork.gateway.driver import Driver, DriverDied
+from labwork.inputs import parse_id
 from labwork.gateway.protocol import (FINISHED_STATES, CreateRequest, LivyError, bad,
                                       parse_duration)
 from labwork.gateway.sparkmagic_kernels import PROJECT_TAG
@@ -655,8 +656,8 @@ class Gateway:
         env["MPLBACKEND"] = "Agg"
         env["PYTHONUNBUFFERED"] = "1"
         env["IPYTHONDIR"] = str(self.state_dir / "ipython")
-        if self.settings.master.startswith("local"):
-            env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        if self.settings.master.startswith("local"):  # the UI on loopback like the driver (not setdefault:
+            env["SPARK_LOCAL_IP"] = "127.0.0.1"        # a shell's 0.0.0.0 would open the UI to the net)
         return env
 
     def base_conf(self, req: CreateRequest | None, kind: str, *, for_batch: bool = False,
@@ -757,8 +758,8 @@ class Gateway:
     def lookup(self, key: str | int) -> Session:
         s = None
         text = str(key)
-        if text.isdigit():
-            s = self.sessions.get(int(text))
+        if (number := parse_id(key)) is not None:
+            s = self.sessions.get(number)
         else:
             for cand in self.sessions.values():
                 if cand.name == text:
@@ -772,8 +773,8 @@ class Gateway:
     def lookup_batch(self, key: str | int) -> Batch:
         b = None
         text = str(key)
-        if text.isdigit():
-            b = self.batches.get(int(text))
+        if (number := parse_id(key)) is not None:
+            b = self.batches.get(number)
         else:
             b = next((c for c in self.batches.values() if c.name == text), None)
         if b is None:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from labwork.errors import ConfigError, LabworkError
 from labwork.history import ingestion, queries
 from labwork.server.auth import require_token
+from labwork.server.params import OffsetQuery
 from labwork.server.context import Context
 
 log = logging.getLogger("labwork.history")
@@ -100,7 +101,7 @@ def post_records(body: RecordsBody, request: Request) -> dict[str, Any]:
 @router.get("/api/runs")
 def runs(request: Request, project: str | None = None, notebook: str | None = None,
          status: str | None = None, since: str | None = None, until: str | None = None,
-         limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+         limit: int = Query(50, ge=1, le=1000), offset: OffsetQuery = 0) -> dict[str, Any]:
     return queries.list_runs(_ctx(request).store, project=project, notebook=notebook, status=status,
                              since=since, until=until, limit=limit, offset=offset)
 

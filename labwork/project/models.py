@@ -15,7 +15,7 @@ class Strict(BaseModel):
 
 
 def check_name(value: str, what: str = "name") -> str:
-    if not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise ValueError(f"{what} {value!r} must be 1-64 letters, digits, '_', '-' or '.', "
                          "starting with a letter or digit")
     return value
