@@ -148,13 +148,20 @@ def render_fragment(template: str, **context: Any) -> str:
 
 
 def error_text(exc: LabworkError) -> str:
-    """A LabworkError as one clear sentence (where, message, hint)."""
+    """A LabworkError as one clear sentence (where, message, hint), with the hint the dashboard's
+    way (what to click or fill in) rather than the command line's flags."""
     text = exc.message
     if exc.where:
         text = f"{exc.where}: {text}"
-    if exc.hint:
-        text += f" (hint: {exc.hint})"
+    hint = exc.hint_for("dashboard")
+    if hint:
+        text += f" (hint: {hint})"
     return text
+
+
+def file_problems(loaded: Any) -> list[dict[str, Any]]:
+    """A loaded project's broken files (`Project.problems`): path, the problem, the file's name."""
+    return [{"where": e.where, "msg": e.message, "name": e.details.get("name")} for e in loaded.problems]
 
 
 def http_status(exc: LabworkError) -> int:

@@ -167,7 +167,7 @@ def attach_target(folder: Path | str | None, kind: str, name: str, options: dict
     try:
         check_name(name, "compute target name")
     except ValueError as exc:
-        raise ConfigError(str(exc), where="--name") from exc
+        raise ConfigError(str(exc), where="name") from exc
     if kind not in TARGET_KINDS:
         raise ConfigError(f"unknown compute target kind {kind!r}; expected one of {', '.join(TARGET_KINDS)}",
                           where="KIND")
@@ -180,7 +180,8 @@ def attach_target(folder: Path | str | None, kind: str, name: str, options: dict
     rfile = project.config_dir / "runconfig" / f"{name}.toml"
     if (tfile.exists() or rfile.exists()) and not overwrite:
         raise Conflict(f"compute target or run configuration '{name}' exists", where=str(tfile),
-                       hint=f"detach it first: labwork computetarget detach {name}")
+                       hint=f"detach it first: labwork computetarget detach {name}",
+                       hints={"dashboard": f"detach it first with Detach in the row of '{name}', or choose another name"})
     if framework is None:
         framework = "pyspark" if kind in ("spark", "livy") else "python"
     rc = RunConfig.model_validate({"target": name, "framework": framework})

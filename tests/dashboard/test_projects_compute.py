@@ -86,3 +86,24 @@ def test_prepare_missing_requirements_file(cp, page, project):
     page.locator("#runconfigs tr[data-runconfig='needsreq'] button.prepare").click()
     expect(page.locator("#page-error")).to_contain_text("does not exist")
     expect(page.locator("#job-needsreq")).to_have_count(0)
+
+
+def test_prepare_updates_the_row_without_a_reload(cp, page, project):
+    """A real environment build: when it finishes the row says 'prepared' (the rows are rendered by
+    the one template the page uses, fetched again), with no reload of the page."""
+    root = Path(project["path"])
+    (root / "requirements.txt").write_text(f"# {project['name']}: nothing beyond the kernel\n")
+    (root / ".labwork" / "runconfig" / "built.toml").write_text(
+        'target = "local"\n[environment]\nrequirements = "requirements.txt"\n')
+    login(page, cp, f"/projects/{project['id']}/compute")
+    row = page.locator("#runconfigs tr[data-runconfig='built']")
+    expect(row.locator(".env-state")).to_have_text("not prepared")
+    row.locator("button.prepare").click()
+    page.wait_for_url("**/compute#prepare-built")  # the POST's redirect loads the page once
+    expect(page.locator("#job-built")).to_be_visible()
+    page.evaluate("window.__sameDocument = true")  # gone if the page reloads again
+    expect(page.locator("#job-built .job-state")).to_have_text("finished", timeout=300_000)
+    expect(row.locator(".env-state")).to_have_text("prepared")
+    expect(page.locator("#job-built")).to_contain_text("environment ready")
+    assert page.evaluate("window.__sameDocument === true")
+    shot(page, "compute-prepared-row")

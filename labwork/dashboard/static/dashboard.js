@@ -157,7 +157,28 @@
       watchJob(el, function (j) {
         var st = $(".job-state", el);
         if (st) { st.textContent = j.state === "done" ? "finished" : "failed: " + (j.error || ""); st.className = "job-state state-" + j.state; }
+        refreshRows(el);
       });
+    });
+  }
+
+  // The run configuration's rows as the server renders them now (its environment prepared or not).
+  function refreshRows(el) {
+    var url = el.getAttribute("data-rows-url");
+    var jobRow = el.closest("tr");
+    var row = jobRow && jobRow.previousElementSibling;
+    if (!url || !row) return;
+    fetch(url, { credentials: "same-origin" }).then(function (r) {
+      return r.ok ? r.text() : null;
+    }).then(function (html) {
+      if (html === null) return;
+      var t = document.createElement("template");
+      t.innerHTML = "<table><tbody>" + html + "</tbody></table>";  // our own escaped fragment
+      var fresh = $all("tbody > tr", t.content);
+      if (!fresh.length) return;
+      fresh.forEach(function (tr) { row.parentNode.insertBefore(tr, row); });
+      row.parentNode.removeChild(row);
+      jobRow.parentNode.removeChild(jobRow);
     });
   }
 
