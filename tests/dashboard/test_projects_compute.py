@@ -50,7 +50,19 @@ def test_compute_attach_detach_prepare(cp, page, project):
     expect(page.locator("#page-error")).to_contain_text("master must be")
     assert not (Path(project["path"]) / ".labwork" / "compute" / "cluster.toml").exists()
 
+    # errors name the form's fields and buttons, not the command line's flags
+    page.fill("#attach-form input[name=name]", "../cluster")
     page.fill("#attach-form input[name='spark.master']", "local[2]")
+    page.click("#attach")
+    expect(page.locator("#page-error")).to_contain_text("Not attached: name: ")
+    expect(page.locator("#page-error")).not_to_contain_text("--name")
+    page.fill("#attach-form input[name=name]", "local")
+    page.click("#attach")
+    expect(page.locator("#page-error")).to_contain_text("detach it first with Detach in the row of 'local'")
+    expect(page.locator("#page-error")).not_to_contain_text("labwork computetarget")
+    shot(page, "compute-attach-taken-name")
+
+    page.fill("#attach-form input[name=name]", "cluster")
     page.click("#attach")
     expect(page.locator("#page-notice")).to_contain_text("attached")
     expect(page.locator("#targets tr[data-target='cluster']")).to_contain_text("local[2]")
