@@ -87,7 +87,9 @@ def find_root(start: Path | str | None = None) -> Path:
         if (folder / PROJECT_FILE).is_file():
             return folder
     raise NotFound(f"not a labwork project (no {PROJECT_FILE} here or above)", where=str(here),
-                   hint="run 'labwork init' in the project folder")
+                   hint="run 'labwork init' in the project folder",
+                   hints={"dashboard": "the folder needs a labwork.toml (run 'labwork init' in it once), "
+                                       "then add it again"})
 
 
 def load_project(start: Path | str | None = None) -> Project:

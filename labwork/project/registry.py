@@ -58,4 +58,5 @@ def get_project_row(store: Store, ref: int | str | Path) -> dict[str, Any]:
                     return project_dict(row)
     if not (isinstance(ref, int) or str(ref).isdigit()) and Path(str(ref)).exists():
         return register_project(store, ref)
-    raise NotFound(f"no project '{ref}'", hint="register it with 'labwork init DIR' or by folder in the dashboard")
+    raise NotFound(f"no project '{ref}'", hint="register it with 'labwork init DIR' or by folder in the dashboard",
+                   hints={"dashboard": "the Projects page lists the registered projects; add one there by its folder"})
