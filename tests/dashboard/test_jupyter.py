@@ -207,3 +207,24 @@ def test_broken_runconfig_file_is_shown(cp, page, project, content, expected):
     page.click(".project-bar a[href$='/compute']")
     expect(page.locator("#problems li.problem[data-name='broken']")).to_contain_text(expected)
     expect(page.locator("#runconfigs tr[data-runconfig='local']")).to_be_visible()
+
+
+def test_the_pages_poll_does_not_cancel_a_submitted_form(cp, page, project):
+    """Stop takes a while; meanwhile the page's poll sees the state change. It must not reload the
+    page then: that cancels the form's navigation and its answer ('stopped', or an error) is lost.
+    The stop's answer is held back (the real one, fetched from the control plane) until a poll has
+    seen the server stopped, then delivered."""
+    pid = project["id"]
+    with httpx.Client(base_url=cp.url, headers=cp.headers_for(), timeout=150) as http:
+        http.post(f"/api/projects/{pid}/server", json={"hours": 1}).raise_for_status()
+    login(page, cp, f"/projects/{pid}/jupyter")
+    expect(page.locator("#server-state")).to_have_text("running")
+    held = []
+    page.route("**/jupyter/stop", lambda route: held.append((route, route.fetch(max_redirects=0))))
+    with page.expect_response(lambda r: "/jupyter/state.json" in r.url and bool(held), timeout=60_000):
+        page.click("#stop", no_wait_after=True)
+    route, answer = held[0]
+    assert answer.status == 303
+    route.fulfill(response=answer)
+    expect(page.locator("#page-notice")).to_contain_text("stopped")
+    expect(page.locator("#server-state")).to_have_text("stopped")

@@ -14,6 +14,14 @@
       });
   }
 
+  // Set once a form of this page is submitted: its answer replaces the page, so the page's own
+  // polling must not reload it meanwhile (that would cancel the form's navigation and its answer).
+  var leaving = false;
+  window.addEventListener("submit", function (ev) {
+    var f = ev.target;
+    if (!ev.defaultPrevented && !(f.target && f.target !== "_self")) leaving = true;
+  });
+
   function fmtLeft(s) {
     s = Math.max(0, Math.floor(s));
     var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
@@ -45,7 +53,7 @@
     var shown = card.getAttribute("data-state");
     var starting = shown === "starting";
     var lines = $("#progress-lines"), elapsed = $("#progress-elapsed");
-    function reload() { window.location.href = window.location.pathname; }
+    function reload() { if (!leaving) window.location.href = window.location.pathname; }
     function poll() {
       getJSON(url).then(function (res) {
         var s = res.body || {};
