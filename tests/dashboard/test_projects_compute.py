@@ -118,4 +118,7 @@ def test_prepare_updates_the_row_without_a_reload(cp, page, project):
     expect(row.locator(".env-state")).to_have_text("prepared")
     expect(page.locator("#job-built")).to_contain_text("environment ready")
     assert page.evaluate("window.__sameDocument === true")
+    # the build's last lines stay in view
+    assert page.evaluate("(() => { const p = document.querySelector('#job-built .progress-lines');"
+                         " return p.scrollTop + p.clientHeight >= p.scrollHeight - 2; })()")
     shot(page, "compute-prepared-row")

@@ -187,6 +187,9 @@
       fresh.forEach(function (tr) { row.parentNode.insertBefore(tr, row); });
       row.parentNode.removeChild(row);
       jobRow.parentNode.removeChild(jobRow);
+      fresh.forEach(function (tr) {
+        $all(".progress-lines", tr).forEach(function (pre) { pre.scrollTop = pre.scrollHeight; });
+      });
     });
   }
 
