@@ -228,3 +228,19 @@ def test_the_pages_poll_does_not_cancel_a_submitted_form(cp, page, project):
     route.fulfill(response=answer)
     expect(page.locator("#page-notice")).to_contain_text("stopped")
     expect(page.locator("#server-state")).to_have_text("stopped")
+
+
+def test_a_start_that_fails_says_where_to_look_in_the_page(cp, page, project):
+    """Jupyter exits at once (a `jupyterlab.py` in the project folder shadows the package, as a
+    user's file of that name would): the page shows the failure with the page's hint (Server
+    logs), not the CLI's `--server` flag."""
+    (Path(project["path"]) / "jupyterlab.py").write_text(
+        "import sys\nprint('this project stops Jupyter on purpose')\nsys.exit(3)\n")
+    login(page, cp, f"/projects/{project['id']}/jupyter")
+    page.click("#start")
+    error = page.locator("#start-error")
+    expect(error).to_contain_text("the Jupyter server did not start", timeout=150_000)
+    expect(error).to_contain_text("see the whole log with Server logs")
+    expect(error).not_to_contain_text("--server")
+    expect(page.locator("#server-state")).to_have_text("failed")
+    shot(page, "jupyter-start-failed")
