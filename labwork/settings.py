@@ -47,6 +47,12 @@ class HistorySettings(Strict):
 
     max_upload_mb: float = 100.0
     flush_interval_s: float = 0.2
+    heartbeat_s: float = Field(60.0, gt=0, description=(
+        "how often a kernel with a run tells the control plane it is alive (seconds)"))
+    stale_after_s: float = Field(600.0, gt=0, description=(
+        "a running run not heard from for this long is closed as failed, 'kernel stopped reporting' "
+        "(seconds; keep it well above heartbeat_s)"))
+    reap_every_s: float = Field(30.0, gt=0, description="how often the control plane looks for such runs (seconds)")
 
 
 class Settings(Strict):
@@ -59,6 +65,9 @@ class Settings(Strict):
     logs_kept_per_project: int = 10
     deadline_check_s: float = 2.0
     jupyter_start_timeout_s: float = 120.0
+    session_hours: float = Field(24.0, gt=0, description=(
+        "how long a dashboard log-in lasts, in hours; after it the browser is asked for the token "
+        "again (log-out ends it at once)"))
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
 

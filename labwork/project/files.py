@@ -11,7 +11,7 @@ import tomlkit
 from pydantic import TypeAdapter, ValidationError
 
 from labwork.errors import Conflict, ConfigError, NotFound
-from labwork.project.models import (TARGET_KINDS, ComputeTarget, ProjectFile, RunConfig,
+from labwork.project.models import (MASTER_WITH_LIVY, TARGET_KINDS, ComputeTarget, ProjectFile, RunConfig,
                                     check_name)
 
 PROJECT_FILE = "labwork.toml"
@@ -174,6 +174,8 @@ def attach_target(folder: Path | str | None, kind: str, name: str, options: dict
         raise ConfigError(f"unknown compute target kind {kind!r}; expected one of {', '.join(TARGET_KINDS)}",
                           where="KIND")
     data = {"type": kind, **{k: v for k, v in (options or {}).items() if v is not None}}
+    if kind == "spark" and data.get("via") == "livy" and "master" in data:
+        raise ConfigError(MASTER_WITH_LIVY, where="--master")  # even the legacy default: asked for
     try:
         target = _TARGET.validate_python(data)
     except ValidationError as exc:

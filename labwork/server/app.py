@@ -12,8 +12,9 @@ from fastapi.responses import JSONResponse
 
 from labwork import __version__
 from labwork.errors import LabworkError
-from labwork.server.auth import load_or_create_token, require_token
+from labwork.server.auth import AccessGuard, load_or_create_token, require_token
 from labwork.server.context import Context
+from labwork.server.sessions import WebSessions
 from labwork.settings import Settings
 from labwork.store.db import Store
 
@@ -56,6 +57,9 @@ def create_app(settings: Settings, *, url: str = "") -> FastAPI:
     app = FastAPI(title="labwork control plane", version=__version__, lifespan=lifespan,
                   openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None)
     app.state.ctx = ctx
+    # One check of who calls and whether the request may change state, for /api, pages and /livy.
+    sessions = ctx.parts["web_sessions"] = WebSessions(ctx.store, ctx.token, settings.session_hours * 3600)
+    app.add_middleware(AccessGuard, token=ctx.token, sessions=sessions)
 
     @app.exception_handler(LabworkError)
     async def _labwork_error(_request: Request, exc: LabworkError) -> JSONResponse:

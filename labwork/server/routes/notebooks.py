@@ -127,7 +127,7 @@ def notebooks_preview(ref: str, path: str, request: Request) -> HTMLResponse:
 def kernel_launched(body: LaunchBody, request: Request) -> dict[str, Any]:
     """Called by the kernel launcher: record which notebook ran with which configuration."""
     store = request.app.state.ctx.store
-    return record_launch(store, get_project_row(store, body.project_path), runconfig=body.runconfig,
+    return record_launch(store, get_project_row(store, body.project_path, register=True), runconfig=body.runconfig,
                          notebook=body.notebook, server_id=body.server_id, kernel_id=body.kernel_id,
                          server_config=body.server_config)
 
