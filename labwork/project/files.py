@@ -175,7 +175,7 @@ def attach_target(folder: Path | str | None, kind: str, name: str, options: dict
                           where="KIND")
     data = {"type": kind, **{k: v for k, v in (options or {}).items() if v is not None}}
     if kind == "spark" and data.get("via") == "livy" and "master" in data:
-        raise ConfigError(MASTER_WITH_LIVY, where="--master")  # even the legacy default: asked for
+        raise ConfigError(MASTER_WITH_LIVY, where="master")  # even the legacy default: asked for
     try:
         target = _TARGET.validate_python(data)
     except ValidationError as exc:
