@@ -16,12 +16,17 @@ class LabworkError(Exception):
     exit_code: int = 1
 
     def __init__(self, message: str, *, where: str | None = None, hint: str | None = None,
-                 details: dict[str, Any] | None = None) -> None:
+                 details: dict[str, Any] | None = None, hints: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.where = where
-        self.hint = hint
+        self.hint = hint  # the command line's (and the API's) phrasing: commands and flags
+        self.hints = hints or {}  # other front ends' phrasing, e.g. {"dashboard": "press Start"}
         self.details = details or {}
+
+    def hint_for(self, front: str) -> str | None:
+        """The hint as `front` ("dashboard", ...) phrases it: each names its own buttons or flags."""
+        return self.hints.get(front, self.hint)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"error": type(self).__name__, "msg": self.message}

@@ -2,14 +2,16 @@
 `experiment prepare` build of a run configuration's environment) with progress."""
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from labwork.dashboard.auth import form_auth, page_auth
+from labwork.dashboard.auth import csrf_token, form_auth, json_auth, page_auth
 from labwork.dashboard.jobs import Job, jobs_of
-from labwork.dashboard.web import ctx_of, error_text, get_project, message_page, render
+from labwork.dashboard.web import (ctx_of, error_text, file_problems, get_project, message_page, render,
+                                   render_fragment)
 from labwork.errors import ConfigError, LabworkError
 
 router = APIRouter()
@@ -29,30 +31,34 @@ KIND_OPTIONS: dict[str, list[tuple[str, str]]] = {
 }
 
 
-def _context(request: Request, project_id: int) -> dict[str, Any]:
+def _environment(loaded: Any, name: str, settings: Any) -> dict[str, Any]:
     from labwork.kernels.environments import environment_for
+    try:
+        env = environment_for(loaded, name, settings)
+        return {"prepared": env.prepared, "current": env.is_current, "python": env.python}
+    except LabworkError as exc:
+        return {"prepared": False, "current": False, "error": error_text(exc)}
+
+
+def runconfig_view(request: Request, project_id: int, loaded: Any, name: str) -> dict[str, Any]:
+    """What one run configuration's rows show (the page and the rows' refresh after Prepare)."""
+    job = jobs_of(request).latest(project_id, f"prepare:{name}")
+    return {"name": name, "rc": loaded.runconfigs[name].model_dump(mode="json"),
+            "env": _environment(loaded, name, ctx_of(request).settings), "job": job.to_dict() if job else None,
+            "default": name == loaded.default_runconfig}
+
+
+def _context(request: Request, project_id: int) -> dict[str, Any]:
     from labwork.project.files import load_project
     project = get_project(request, project_id)
     loaded = load_project(project["path"])
     desc = {  # as labwork.project.describe.describe_project, from the project loaded once
         "default_runconfig": loaded.default_runconfig,
         "targets": {n: t.model_dump(mode="json") for n, t in sorted(loaded.targets.items())},
-        "runconfigs": {n: rc.model_dump(mode="json") for n, rc in sorted(loaded.runconfigs.items())},
-        "problems": [{"where": e.where, "msg": e.message} for e in loaded.problems],
+        "problems": file_problems(loaded),
     }
-    settings = ctx_of(request).settings
-    envs: dict[str, dict[str, Any]] = {}
-    for name in desc["runconfigs"]:
-        try:
-            env = environment_for(loaded, name, settings)
-            envs[name] = {"prepared": env.prepared, "current": env.is_current, "python": env.python}
-        except LabworkError as exc:
-            envs[name] = {"prepared": False, "current": False, "error": error_text(exc)}
-    jobs = jobs_of(request)
-    prepare_jobs = {name: job.to_dict() for name in desc["runconfigs"]
-                    if (job := jobs.latest(project_id, f"prepare:{name}")) is not None}
-    return {"project": project, "desc": desc, "envs": envs, "prepare_jobs": prepare_jobs,
-            "kinds": KIND_OPTIONS, "section": "compute"}
+    rows = [runconfig_view(request, project_id, loaded, name) for name in sorted(loaded.runconfigs)]
+    return {"project": project, "desc": desc, "rows": rows, "kinds": KIND_OPTIONS, "section": "compute"}
 
 
 def _page(request: Request, project_id: int, *, status: int = 200, error: str | None = None,
@@ -69,6 +75,23 @@ def _page(request: Request, project_id: int, *, status: int = 200, error: str | 
 def compute(request: Request, project_id: int, ok: str | None = None,
             _auth: None = Depends(page_auth)) -> Response:
     return _page(request, project_id, notice=NOTICES.get(ok or ""))
+
+
+@router.get("/projects/{project_id:int}/compute/runconfigs/{name}/rows", dependencies=[Depends(json_auth)])
+def runconfig_rows(request: Request, project_id: int, name: str) -> HTMLResponse:
+    """One run configuration's table rows, as the page renders them: the page's script swaps them
+    in when a Prepare finishes, so the row says 'prepared' without a reload."""
+    from labwork.project.files import load_project
+    try:
+        project = get_project(request, project_id)
+        loaded = load_project(project["path"])
+        loaded.runconfig(name)  # unknown or broken: NotFound / ConfigError with the reason
+        row = runconfig_view(request, project_id, loaded, name)
+    except LabworkError as exc:
+        return HTMLResponse(f"<tr><td colspan='6' class='error'>{escape(error_text(exc))}</td></tr>",
+                            status_code=exc.http_status)
+    html = render_fragment("runconfig_rows.html", r=row, project=project, csrf=csrf_token(request))
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
 @router.post("/projects/{project_id:int}/compute/attach")

@@ -8,6 +8,7 @@ Jupyter; the environment check's alert.
 """
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from labwork.dashboard import livy
 from labwork.dashboard.auth import form_auth, json_auth, page_auth
 from labwork.dashboard.jobs import Job, jobs_of
-from labwork.dashboard.web import ctx_of, error_text, get_project, message_page, render, render_fragment
+from labwork.dashboard.web import (ctx_of, error_text, file_problems, fmt_hours, fmt_time, get_project,
+                                   limit_hours, message_page, render, render_fragment, time_limit)
 from labwork.errors import ConfigError, LabworkError, NotFound
 
 router = APIRouter()
@@ -27,7 +29,6 @@ NOTICES = {
     "added": "Project added.",
     "started": "The Jupyter server is running.",
     "stopped": "The Jupyter server was stopped. Its log is kept below.",
-    "extended": "Time limit extended.",
     "checking": "Checking the environment again…",
 }
 LOG_WINDOW = 200_000  # the viewer starts this many bytes before the end of a big log
@@ -120,9 +121,25 @@ def page_context(request: Request, project_id: int) -> dict[str, Any]:
     recent = manager.recent(project_id)
     env = env_status(request, project)
     job = _start_job(request, project_id)
+    problems, working = project_files(project)
+    fields = form_fields(status.get("config"), ctx.settings.default_hours)
+    if status["state"] == "running":  # the limit in force, Extends included (the form is read-only then)
+        hours = limit_hours(status)
+        fields.update(hours="" if hours is None else f"{hours:g}", no_limit=hours is None)
     return {"project": project, "status": status, "recent": recent, "env": env,
-            "fields": form_fields(status.get("config"), ctx.settings.default_hours), "job": job.to_dict() if job else None,
-            "extend_hours": f"{ctx.settings.extend_hours:g}", "section": "jupyter"}
+            "problems": problems, "working": working,
+            "fields": fields, "job": job.to_dict() if job else None,
+            "extend_hours": fmt_hours(ctx.settings.extend_hours), "section": "jupyter"}
+
+
+def project_files(project: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The project's broken files and the run configurations (kernels) that still work."""
+    from labwork.project.files import load_project
+    try:
+        loaded = load_project(project["path"])
+    except LabworkError as exc:  # labwork.toml itself: no kernel works until it is fixed
+        return [{"where": exc.where, "msg": exc.message, "name": None}], []
+    return file_problems(loaded), sorted(loaded.runconfigs)
 
 
 def env_status(request: Request, project: dict[str, Any], *, force: bool = False) -> dict[str, Any]:
@@ -144,13 +161,25 @@ async def _spark_sessions(request: Request, project: dict[str, Any]) -> dict[str
     return {"available": True, "sessions": livy.project_sessions(sessions, project["path"])}
 
 
+def extend_notice(status: dict[str, Any], hours: float) -> str:
+    """Extend's answer, with the limit and deadline as the server card shows them."""
+    if status.get("state") != "running":
+        return "Time limit extended."
+    if status.get("no_limit"):
+        return "Time limit removed: the server runs until it is stopped."
+    return (f"Time limit extended by {fmt_hours(hours)}: {time_limit(status)} in all, "
+            f"shuts down at {fmt_time(status.get('deadline'))}.")
+
+
 async def _render_page(request: Request, project_id: int, *, status_code: int = 200,
                        error: str | None = None, notice: str | None = None,
-                       fields: dict[str, Any] | None = None) -> Response:
+                       fields: dict[str, Any] | None = None, ok: str | None = None) -> Response:
     try:
         data = await run_in_threadpool(page_context, request, project_id)
     except LabworkError as exc:
         return message_page(request, "Project", error_text(exc), exc.http_status)
+    if ok == "extended":
+        notice = extend_notice(data["status"], ctx_of(request).settings.extend_hours)
     data["spark"] = await _spark_sessions(request, data["project"])
     if fields is not None:
         data["fields"] = fields
@@ -160,7 +189,7 @@ async def _render_page(request: Request, project_id: int, *, status_code: int = 
 @router.get("/projects/{project_id:int}/jupyter")
 async def jupyter(request: Request, project_id: int, ok: str | None = None,
                   _auth: None = Depends(page_auth)) -> Response:
-    return await _render_page(request, project_id, notice=NOTICES.get(ok or ""))
+    return await _render_page(request, project_id, notice=NOTICES.get(ok or ""), ok=ok)
 
 
 @router.get("/projects/{project_id:int}/jupyter/state.json", dependencies=[Depends(json_auth)])
@@ -341,7 +370,7 @@ def env_alert(request: Request, project_id: int) -> HTMLResponse:
     try:
         project = get_project(request, project_id)
     except LabworkError as exc:
-        return HTMLResponse(f"<p class='error'>{exc.message}</p>", status_code=exc.http_status)
+        return HTMLResponse(f"<p class='error'>{escape(error_text(exc))}</p>", status_code=exc.http_status)
     html = render_fragment("env_alert.html", project=project, env=env_status(request, project))
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 

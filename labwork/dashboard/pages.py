@@ -7,13 +7,15 @@
     /projects/{id}/runs, /runs run history; /runs/{run}; /runs/compare?run=a&run=b
     /spark                     the gateway's Spark sessions and batches
     /login                     asks for the token when the page was opened without it
-    /static/...                the page's CSS and script (no secrets; served without the token)
+    /static/...                the page's CSS, script and icon (no secrets; served without the token)
+    /favicon.ico               where browsers look for the icon without a <link>: the SVG one
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from labwork.dashboard.envcache import EnvChecks
@@ -43,3 +45,9 @@ def attach(app: FastAPI, ctx: Context) -> None:
                    spark_page):
         app.include_router(module.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="dashboard-static")
+    app.add_api_route("/favicon.ico", _favicon, methods=["GET", "HEAD"], include_in_schema=False)
+
+
+def _favicon() -> RedirectResponse:
+    """Browsers ask for /favicon.ico on their own (a JSON view, a log, a download): no 404 for them."""
+    return RedirectResponse("/static/favicon.svg", status_code=308, headers={"Cache-Control": "max-age=86400"})

@@ -97,14 +97,36 @@ def fmt_value(v: Any) -> str:
     return str(v)
 
 
-def config_summary(cfg: dict[str, Any] | None) -> str:
-    """`Spark · JupyterLab · 6 h · driver 1g × 1, 2 executors 1g × 1` for a ServerConfig dict."""
+def fmt_hours(hours: float | None) -> str:
+    """A time limit in hours: `6 h`, `8.5 h`, `no limit`."""
+    return "no limit" if hours is None else f"{round(float(hours), 2):g} h"
+
+
+def limit_hours(server: dict[str, Any]) -> float | None:
+    """A server's time limit in hours as it stands now: the configured hours plus every Extend
+    (from its start to its deadline); None for no limit."""
+    started, deadline = parse_time(server.get("started")), parse_time(server.get("deadline"))
+    if server.get("no_limit") or deadline is None:
+        return None
+    if started is None:
+        return (server.get("config") or {}).get("hours")
+    return round((deadline - started).total_seconds() / 3600, 2)
+
+
+def time_limit(server: dict[str, Any] | None) -> str:
+    """`limit_hours` as text; the server card, the projects list and Extend's answer use it."""
+    return fmt_hours(limit_hours(server)) if server else "—"
+
+
+def config_summary(cfg: dict[str, Any] | None, limit: str | None = None) -> str:
+    """`Spark · JupyterLab · 6 h · driver 1g × 1, 2 executors 1g × 1` for a ServerConfig dict
+    (`limit` replaces the configured hours: a running server's limit after Extend)."""
     if not cfg:
         return "—"
     kind = "Spark" if cfg.get("kind") == "spark" else "Python"
     ui = "classic Notebook" if cfg.get("ui") == "classic" else "JupyterLab"
-    hours = cfg.get("hours")
-    limit = "no limit" if hours is None else f"{hours:g} h"
+    if limit is None:
+        limit = fmt_hours(cfg.get("hours"))
     text = f"{kind} · {ui} · {limit}"
     sp = cfg.get("spark") or {}
     if cfg.get("kind") == "spark" and sp:
@@ -115,6 +137,13 @@ def config_summary(cfg: dict[str, Any] | None) -> str:
     return text
 
 
+def server_summary(server: dict[str, Any] | None) -> str:
+    """A server's configuration with its time limit as it stands now (see `time_limit`)."""
+    if not server:
+        return "—"
+    return config_summary(server.get("config"), time_limit(server))
+
+
 def urlq(value: Any) -> str:
     return quote(str(value), safe="/")
 
@@ -123,7 +152,8 @@ def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
                       auto_reload=False, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(time=fmt_time, duration=fmt_duration, left=fmt_left, size=fmt_size,
-                       value=fmt_value, config=config_summary, urlq=urlq)
+                       value=fmt_value, config=config_summary, server_config=server_summary,
+                       limit=time_limit, urlq=urlq)
     env.globals.update(version=__version__, urlencode=urlencode)
     return env
 
@@ -148,13 +178,20 @@ def render_fragment(template: str, **context: Any) -> str:
 
 
 def error_text(exc: LabworkError) -> str:
-    """A LabworkError as one clear sentence (where, message, hint)."""
+    """A LabworkError as one clear sentence (where, message, hint), with the hint the dashboard's
+    way (what to click or fill in) rather than the command line's flags."""
     text = exc.message
     if exc.where:
         text = f"{exc.where}: {text}"
-    if exc.hint:
-        text += f" (hint: {exc.hint})"
+    hint = exc.hint_for("dashboard")
+    if hint:
+        text += f" (hint: {hint})"
     return text
+
+
+def file_problems(loaded: Any) -> list[dict[str, Any]]:
+    """A loaded project's broken files (`Project.problems`): path, the problem, the file's name."""
+    return [{"where": e.where, "msg": e.message, "name": e.details.get("name")} for e in loaded.problems]
 
 
 def http_status(exc: LabworkError) -> int:

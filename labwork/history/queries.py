@@ -234,7 +234,8 @@ def artifact_file(store: Store, artifacts_dir: Path, run_ref: str, path: str) ->
                         .order_by(ArtifactRow.uploaded_at.desc(), ArtifactRow.id.desc()).limit(1)).first()
         if row is None:
             raise NotFound(f"run {run['id']} has no artifact '{path}'",
-                           hint="see the run's artifacts with 'labwork run show RUN'")
+                           hint="see the run's artifacts with 'labwork run show RUN'",
+                           hints={"dashboard": "the run's page lists its outputs"})
         info = artifact_dict(row)
     root = Path(artifacts_dir).resolve()
     file = (run_artifact_dir(artifacts_dir, run["id"]) / info["id"]).resolve()
@@ -253,7 +254,8 @@ def _resolve_run(store: Store, ref: str) -> dict[str, Any]:
 def _find_run(s: Session, ref: str) -> RunRow:
     ref = (ref or "").strip()
     if not RUN_ID.match(ref):
-        raise NotFound(f"no run '{ref}'", hint="run ids are shown by 'labwork run list'")
+        raise NotFound(f"no run '{ref}'", hint="run ids are shown by 'labwork run list'",
+                       hints={"dashboard": "the Run history page lists the runs"})
     row = s.get(RunRow, ref)
     if row is not None:
         return row
@@ -264,7 +266,8 @@ def _find_run(s: Session, ref: str) -> RunRow:
             return rows[0]
         if len(rows) > 1:
             raise Conflict(f"run id prefix '{ref}' matches several runs", hint="give more characters")
-    raise NotFound(f"no run '{ref}'", hint="run ids are shown by 'labwork run list'")
+    raise NotFound(f"no run '{ref}'", hint="run ids are shown by 'labwork run list'",
+                       hints={"dashboard": "the Run history page lists the runs"})
 
 
 def _like_escape(text: str) -> str:

@@ -54,7 +54,8 @@ def check_environment(project: Project, rc_name: str, settings: Settings) -> dic
     env = environment_for(project, rc_name, settings)
     if not env.prepared:
         raise Unavailable(f"the environment of run configuration '{rc_name}' is not prepared",
-                          hint=f"labwork experiment prepare --runconfig {rc_name}")
+                          hint=f"labwork experiment prepare --runconfig {rc_name}",
+                          hints={"dashboard": f"press Prepare in the row of '{rc_name}' on the project's Compute page"})
     proc = subprocess.run([env.python, "-m", "pip", "check", "--disable-pip-version-check"],
                           capture_output=True, text=True, timeout=300)
     closure_proc = subprocess.run([env.python, "-c", _CLOSURE, *JUPYTER_ROOTS],

@@ -45,6 +45,9 @@ log = logging.getLogger("labwork.notebooks")
 ACTIVE = ("starting", "running", "stopping")
 FIRST_PORT = 8888
 SPEC_MANAGER = "labwork.kernels.specmanager"
+# The dashboard's phrasing of the hints below (the CLI's names its commands and flags).
+START_HINTS = {"dashboard": "start one with Start on the project's Jupyter page"}
+NO_LIMIT_HINTS = {"dashboard": "for a server that never stops, stop it and start it again with 'no limit' ticked"}
 LOG_CHUNK = 1 << 20  # at most 1 MiB of log per `logs` call
 
 
@@ -277,13 +280,14 @@ class ServerManager:
         if running_cfg.same_runtime(cfg):
             raise Conflict(f"a Jupyter server already runs for project '{name}' at {where}",
                            hint=f"open {self.server_url(active)} or stop it first with 'labwork notebook stop'",
+                           hints={"dashboard": "open it with Open Jupyter, or press Stop first"},
                            details=details)
         changed = sorted(k for k, v in cfg.model_dump(exclude={"hours"}).items()
                          if running_cfg.model_dump(exclude={"hours"})[k] != v)
         raise Conflict(f"a Jupyter server already runs for project '{name}' at {where} with another "
                        f"configuration (differs in: {', '.join(changed)}); changing the configuration "
                        "needs a stop first", hint="stop it with 'labwork notebook stop', then start it again",
-                       details=details)
+                       hints={"dashboard": "press Stop, then Start with the new configuration"}, details=details)
 
     def _wait_started(self, server_id: int, proc: subprocess.Popen, base: str, token: str,
                       log_path: Path) -> None:
@@ -308,7 +312,8 @@ class ServerManager:
         self._finish(server_id, "failed", f"the Jupyter server did not start: {problem}")
         raise Unavailable(f"the Jupyter server did not start: {problem}\n--- last lines of its log ---\n{last}",
                           where=str(log_path), details={"log": last},
-                          hint=f"see the whole log with 'labwork notebook logs --server {server_id}'")
+                          hint=f"see the whole log with 'labwork notebook logs --server {server_id}'",
+                          hints={"dashboard": "see the whole log with Server logs"})
 
     def _finish(self, server_id: int, state: str, reason: str, *, when: datetime | None = None,
                 how: str | None = None) -> None:
@@ -353,7 +358,7 @@ class ServerManager:
                 server_id = row.id if row else None
             if server_id is None:
                 raise NotFound(f"no Jupyter server runs for project '{project['name']}'",
-                               hint="start one with 'labwork notebook start'")
+                               hint="start one with 'labwork notebook start'", hints=START_HINTS)
             self._stop_server(server_id, reason, project["path"])
         return self.status(project["id"])
 
@@ -515,15 +520,16 @@ class ServerManager:
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"hours must be a number, got {hours!r}", where="extend") from exc
             if not hours > 0 or hours > MAX_HOURS:
-                raise ConfigError(f"hours must be more than 0 and at most {MAX_HOURS}, got {hours:g}; "
-                                  "use --no-limit for a server that never stops", where="extend")
+                raise ConfigError(f"hours must be more than 0 and at most {MAX_HOURS}, got {hours:g}",
+                                  where="extend", hint="use --no-limit for a server that never stops",
+                                  hints=NO_LIMIT_HINTS)
         project = self._project(project_ref)
         with self._lock(project["id"]):
             with self.store.session() as s:
                 row = self._active_row(s, project["id"])
                 if row is None or row.state != "running":
                     raise NotFound(f"no Jupyter server runs for project '{project['name']}'",
-                                   hint="start one with 'labwork notebook start'")
+                                   hint="start one with 'labwork notebook start'", hints=START_HINTS)
                 now = _now()
                 if hours is None:
                     row.deadline = None
@@ -533,7 +539,7 @@ class ServerManager:
                     new = base + timedelta(hours=hours)
                     if new - now > timedelta(hours=MAX_HOURS):
                         raise ConfigError(f"the deadline would be more than {MAX_HOURS} hours away",
-                                          where="extend", hint="use --no-limit instead")
+                                          where="extend", hint="use --no-limit instead", hints=NO_LIMIT_HINTS)
                     row.deadline = new
                     text = f"deadline extended by {hours:g} h to {_iso(new)}"
                 path = row.log_path
@@ -547,12 +553,13 @@ class ServerManager:
                            .order_by(ServerRow.id.desc()).limit(1))
             if row is None:
                 raise NotFound(f"project '{project['name']}' has had no Jupyter server yet",
-                               hint="start one with 'labwork notebook start'")
+                               hint="start one with 'labwork notebook start'", hints=START_HINTS)
             return row
         row = s.get(ServerRow, int(server_id))
         if row is None or row.project_id != project["id"]:
             raise NotFound(f"no server {server_id} in project '{project['name']}'",
-                           hint="'labwork notebook status' shows the current one")
+                           hint="'labwork notebook status' shows the current one",
+                           hints={"dashboard": "the project's Jupyter page shows the current one"})
         return row
 
     def log_file(self, project_ref: int | str | Path, server_id: int | None = None) -> Path:

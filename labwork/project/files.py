@@ -97,7 +97,9 @@ def find_root(start: Path | str | None = None) -> Path:
         if (folder / PROJECT_FILE).is_file():
             return folder
     raise NotFound(f"not a labwork project (no {PROJECT_FILE} here or above)", where=str(here),
-                   hint="run 'labwork init' in the project folder")
+                   hint="run 'labwork init' in the project folder",
+                   hints={"dashboard": "the folder needs a labwork.toml (run 'labwork init' in it once), "
+                                       "then add it again"})
 
 
 def load_project(start: Path | str | None = None) -> Project:
@@ -174,13 +176,13 @@ def attach_target(folder: Path | str | None, kind: str, name: str, options: dict
                   *, framework: str | None = None, overwrite: bool = False) -> Project:
     """Write a compute target and a run configuration of the same name (Azure ML's way)."""
     project = load_project(folder)
-    valid_name(name, "compute target name", where="--name")
+    valid_name(name, "compute target name", where="name")
     if kind not in TARGET_KINDS:
         raise ConfigError(f"unknown compute target kind {kind!r}; expected one of {', '.join(TARGET_KINDS)}",
                           where="KIND")
     data = {"type": kind, **{k: v for k, v in (options or {}).items() if v is not None}}
     if kind == "spark" and data.get("via") == "livy" and "master" in data:
-        raise ConfigError(MASTER_WITH_LIVY, where="--master")  # even the legacy default: asked for
+        raise ConfigError(MASTER_WITH_LIVY, where="master")  # even the legacy default: asked for
     try:
         target = _TARGET.validate_python(data)
     except ValidationError as exc:
@@ -189,7 +191,8 @@ def attach_target(folder: Path | str | None, kind: str, name: str, options: dict
     rfile = project.config_dir / "runconfig" / f"{name}.toml"
     if (tfile.exists() or rfile.exists()) and not overwrite:
         raise Conflict(f"compute target or run configuration '{name}' exists", where=str(tfile),
-                       hint=f"detach it first: labwork computetarget detach {name}")
+                       hint=f"detach it first: labwork computetarget detach {name}",
+                       hints={"dashboard": f"detach it first with Detach in the row of '{name}', or choose another name"})
     if framework is None:
         framework = "pyspark" if kind in ("spark", "livy") else "python"
     rc = RunConfig.model_validate({"target": name, "framework": framework})

@@ -14,6 +14,9 @@ from labwork.store.db import Store
 from labwork.store.tables import ProjectRow
 
 
+# The dashboard's phrasing of the hint (the CLI's names `labwork init`).
+PROJECTS_HINTS = {"dashboard": "the Projects page lists the registered projects; add one there by its folder"}
+
 def project_dict(row: ProjectRow) -> dict[str, Any]:
     return {"id": row.id, "name": row.name, "path": row.path,
             "registered_at": row.registered_at.isoformat() if row.registered_at else None}
@@ -73,7 +76,8 @@ def get_project_row(store: Store, ref: int | str | Path, *, register: bool = Fal
         if register and _exists(text):
             return register_project(store, text)
         raise NotFound(f"no registered project at '{text}'",
-                       hint="register it with 'labwork init DIR' or by folder in the dashboard")
+                       hint="register it with 'labwork init DIR' or by folder in the dashboard",
+                       hints=PROJECTS_HINTS)
     with store.session() as s:
         if isinstance(ref, int) or text.isascii() and text.isdigit():  # '²' is a name, not an id
             number = parse_id(ref)
@@ -82,4 +86,5 @@ def get_project_row(store: Store, ref: int | str | Path, *, register: bool = Fal
             row = s.scalar(select(ProjectRow).where(ProjectRow.name == text))
         if row:
             return project_dict(row)
-    raise NotFound(f"no project '{ref}'", hint="register it with 'labwork init DIR' or by folder in the dashboard")
+    raise NotFound(f"no project '{ref}'", hint="register it with 'labwork init DIR' or by folder in the dashboard",
+                   hints=PROJECTS_HINTS)

@@ -1,6 +1,8 @@
 """Project › Jupyter: start from the page, time left, Open Jupyter, Extend, Stop, server logs."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from playwright.sync_api import expect
@@ -52,8 +54,23 @@ def test_spark_settings_form(cp, page, project):
     shot(page, "jupyter-spark-config")
 
 
+def _start_kernel(cp, project, display_name: str) -> None:
+    """A kernel for a notebook on the project's running server, through Jupyter's own REST API."""
+    with httpx.Client(base_url=cp.url, headers=cp.headers_for()) as http:
+        server = http.get(f"/api/projects/{project['id']}/server").json()
+    with httpx.Client(base_url=server["base_url"], headers={"Authorization": f"token {server['token']}"},
+                      timeout=60) as jup:
+        specs = jup.get("/api/kernelspecs").json()["kernelspecs"]
+        names = [n for n, k in specs.items() if k["spec"]["display_name"] == display_name]
+        assert names, f"no kernel spec shown as {display_name!r}: {[k['spec']['display_name'] for k in specs.values()]}"
+        jup.post("/api/sessions", json={"path": "k.ipynb", "type": "notebook", "name": "k.ipynb",
+                                        "kernel": {"name": names[0]}}).raise_for_status()
+
+
 def test_start_open_extend_stop_logs(cp, page, context, project):
     pid = project["id"]
+    # a broken run configuration file: the others still give kernels
+    (Path(project["path"]) / ".labwork" / "runconfig" / "broken.toml").write_text("target = \n")
     login(page, cp, f"/projects/{pid}/jupyter")
     page.fill("#hours", "2")
     page.click("#start")
@@ -66,6 +83,15 @@ def test_start_open_extend_stop_logs(cp, page, context, project):
     expect(time_left).to_be_visible()
     left = seconds(time_left.inner_text())
     assert 2 * 3600 - 300 < left <= 2 * 3600
+    expect(page.locator("#server-config")).to_have_text("Python · JupyterLab · 2 h")
+
+    # the kernels table names a kernel as Jupyter does: "<project> <run configuration>"
+    _start_kernel(cp, project, f"{project['name']} local")
+    page.reload()
+    kernels = page.locator("#kernels")
+    expect(kernels.locator("td.kernel-name")).to_have_text(f"{project['name']} local")
+    expect(kernels).not_to_contain_text("labwork-")
+    expect(page.locator("#problems")).to_contain_text("broken.toml")
     shot(page, "jupyter-running")
 
     # the countdown moves
@@ -97,6 +123,12 @@ def test_start_open_extend_stop_logs(cp, page, context, project):
     expect(page.locator("#page-notice")).to_contain_text("extended")
     after = seconds(page.locator("#time-left").inner_text())
     assert after > before + 5 * 3600
+    # the limit shown is the one in force now, in the page and in Extend's answer
+    expect(page.locator("#server-config")).to_have_text("Python · JupyterLab · 8 h")
+    expect(page.locator("#page-notice")).to_contain_text("extended by 6 h: 8 h in all, shuts down at")
+    expect(page.locator("#hours")).to_have_value("8")  # the read-only form shows the limit in force
+    deadline = page.locator("#server .time-left .muted").inner_text()
+    assert deadline.strip("()").removeprefix("shuts down at ") in page.locator("#page-notice").inner_text()
     shot(page, "jupyter-extended")
 
     # the server log, followed while running
@@ -129,6 +161,86 @@ def test_extend_and_stop_without_server_say_so(cp, page, project):
     r = page.request.post(f"{cp.url}/projects/{project['id']}/jupyter/extend", form={"csrf_token": csrf},
                           headers={"Origin": cp.url})
     assert r.status == 404 and "Not extended" in r.text() and "no Jupyter server runs" in r.text()
+    # the hint speaks the page's language (what to press), not the command line's
+    assert "start one with Start on the project&#39;s Jupyter page" in r.text()
+    assert "labwork notebook" not in r.text()
     r = page.request.post(f"{cp.url}/projects/{project['id']}/jupyter/stop", form={"csrf_token": csrf},
                           headers={"Origin": cp.url})
-    assert r.status == 404 and "Not stopped" in r.text()
+    assert r.status == 404 and "Not stopped" in r.text() and "labwork notebook" not in r.text()
+    page.set_content(r.text())
+    shot(page, "jupyter-stop-without-server")
+
+
+def test_extend_past_the_longest_limit_says_what_to_do_in_the_page(cp, page, project):
+    """An error of the library with a command-line hint (`--no-limit`) gets the page's own hint."""
+    login(page, cp, f"/projects/{project['id']}/jupyter")
+    page.fill("#hours", "720")
+    page.click("#start")
+    expect(page.locator("#server-state")).to_have_text("running", timeout=150_000)
+    page.click("#extend")
+    error = page.locator("#page-error")
+    expect(error).to_contain_text("Not extended: extend: the deadline would be more than 720 hours away")
+    expect(error).to_contain_text("stop it and start it again with 'no limit' ticked")
+    expect(error).not_to_contain_text("--")
+    shot(page, "jupyter-extend-too-far")
+    with httpx.Client(base_url=cp.url, headers=cp.headers_for(), timeout=60) as http:
+        http.delete(f"/api/projects/{project['id']}/server").raise_for_status()
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("target = \n", "broken.toml"),  # not TOML
+    ('target = "local"\nframwork = "python"\n', "unknown key 'framwork'"),  # a bad key
+])
+def test_broken_runconfig_file_is_shown(cp, page, project, content, expected):
+    """The Jupyter page names a broken run-configuration file, where and what; the rest still works."""
+    path = Path(project["path"]) / ".labwork" / "runconfig" / "broken.toml"
+    path.write_text(content)
+    login(page, cp, f"/projects/{project['id']}/jupyter")
+    box = page.locator("#problems")
+    expect(box).to_contain_text("Broken project files")
+    problem = box.locator("li.problem[data-name='broken']")
+    expect(problem).to_contain_text(str(path))
+    expect(problem).to_contain_text(expected)
+    expect(box).to_contain_text("the others still work: local")
+    expect(page.locator("#start")).to_be_enabled()
+    shot(page, "jupyter-broken-runconfig" + ("-key" if "framwork" in content else ""))
+    page.click(".project-bar a[href$='/compute']")
+    expect(page.locator("#problems li.problem[data-name='broken']")).to_contain_text(expected)
+    expect(page.locator("#runconfigs tr[data-runconfig='local']")).to_be_visible()
+
+
+def test_the_pages_poll_does_not_cancel_a_submitted_form(cp, page, project):
+    """Stop takes a while; meanwhile the page's poll sees the state change. It must not reload the
+    page then: that cancels the form's navigation and its answer ('stopped', or an error) is lost.
+    The stop's answer is held back (the real one, fetched from the control plane) until a poll has
+    seen the server stopped, then delivered."""
+    pid = project["id"]
+    with httpx.Client(base_url=cp.url, headers=cp.headers_for(), timeout=150) as http:
+        http.post(f"/api/projects/{pid}/server", json={"hours": 1}).raise_for_status()
+    login(page, cp, f"/projects/{pid}/jupyter")
+    expect(page.locator("#server-state")).to_have_text("running")
+    held = []
+    page.route("**/jupyter/stop", lambda route: held.append((route, route.fetch(max_redirects=0))))
+    with page.expect_response(lambda r: "/jupyter/state.json" in r.url and bool(held), timeout=60_000):
+        page.click("#stop", no_wait_after=True)
+    route, answer = held[0]
+    assert answer.status == 303
+    route.fulfill(response=answer)
+    expect(page.locator("#page-notice")).to_contain_text("stopped")
+    expect(page.locator("#server-state")).to_have_text("stopped")
+
+
+def test_a_start_that_fails_says_where_to_look_in_the_page(cp, page, project):
+    """Jupyter exits at once (a `jupyterlab.py` in the project folder shadows the package, as a
+    user's file of that name would): the page shows the failure with the page's hint (Server
+    logs), not the CLI's `--server` flag."""
+    (Path(project["path"]) / "jupyterlab.py").write_text(
+        "import sys\nprint('this project stops Jupyter on purpose')\nsys.exit(3)\n")
+    login(page, cp, f"/projects/{project['id']}/jupyter")
+    page.click("#start")
+    error = page.locator("#start-error")
+    expect(error).to_contain_text("the Jupyter server did not start", timeout=150_000)
+    expect(error).to_contain_text("see the whole log with Server logs")
+    expect(error).not_to_contain_text("--server")
+    expect(page.locator("#server-state")).to_have_text("failed")
+    shot(page, "jupyter-start-failed")

@@ -50,7 +50,19 @@ def test_compute_attach_detach_prepare(cp, page, project):
     expect(page.locator("#page-error")).to_contain_text("master must be")
     assert not (Path(project["path"]) / ".labwork" / "compute" / "cluster.toml").exists()
 
+    # errors name the form's fields and buttons, not the command line's flags
+    page.fill("#attach-form input[name=name]", "../cluster")
     page.fill("#attach-form input[name='spark.master']", "local[2]")
+    page.click("#attach")
+    expect(page.locator("#page-error")).to_contain_text("Not attached: name: ")
+    expect(page.locator("#page-error")).not_to_contain_text("--name")
+    page.fill("#attach-form input[name=name]", "local")
+    page.click("#attach")
+    expect(page.locator("#page-error")).to_contain_text("detach it first with Detach in the row of 'local'")
+    expect(page.locator("#page-error")).not_to_contain_text("labwork computetarget")
+    shot(page, "compute-attach-taken-name")
+
+    page.fill("#attach-form input[name=name]", "cluster")
     page.click("#attach")
     expect(page.locator("#page-notice")).to_contain_text("attached")
     expect(page.locator("#targets tr[data-target='cluster']")).to_contain_text("local[2]")
@@ -86,3 +98,27 @@ def test_prepare_missing_requirements_file(cp, page, project):
     page.locator("#runconfigs tr[data-runconfig='needsreq'] button.prepare").click()
     expect(page.locator("#page-error")).to_contain_text("does not exist")
     expect(page.locator("#job-needsreq")).to_have_count(0)
+
+
+def test_prepare_updates_the_row_without_a_reload(cp, page, project):
+    """A real environment build: when it finishes the row says 'prepared' (the rows are rendered by
+    the one template the page uses, fetched again), with no reload of the page."""
+    root = Path(project["path"])
+    (root / "requirements.txt").write_text(f"# {project['name']}: nothing beyond the kernel\n")
+    (root / ".labwork" / "runconfig" / "built.toml").write_text(
+        'target = "local"\n[environment]\nrequirements = "requirements.txt"\n')
+    login(page, cp, f"/projects/{project['id']}/compute")
+    row = page.locator("#runconfigs tr[data-runconfig='built']")
+    expect(row.locator(".env-state")).to_have_text("not prepared")
+    row.locator("button.prepare").click()
+    page.wait_for_url("**/compute#prepare-built")  # the POST's redirect loads the page once
+    expect(page.locator("#job-built")).to_be_visible()
+    page.evaluate("window.__sameDocument = true")  # gone if the page reloads again
+    expect(page.locator("#job-built .job-state")).to_have_text("finished", timeout=300_000)
+    expect(row.locator(".env-state")).to_have_text("prepared")
+    expect(page.locator("#job-built")).to_contain_text("environment ready")
+    assert page.evaluate("window.__sameDocument === true")
+    # the build's last lines stay in view
+    assert page.evaluate("(() => { const p = document.querySelector('#job-built .progress-lines');"
+                         " return p.scrollTop + p.clientHeight >= p.scrollHeight - 2; })()")
+    shot(page, "compute-prepared-row")

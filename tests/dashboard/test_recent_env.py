@@ -37,8 +37,10 @@ def test_recent_notebook_opens_with_its_last_configuration(cp, page, context, pr
     nb_tab.wait_for_selector("#main-panel, .jp-NotebookPanel", timeout=120_000)
     shot(nb_tab, "classic-notebook-opened")
     nb_tab.close()
-    page.goto(f"{cp.url}/projects/{project['id']}/jupyter")
-    expect(page.locator("#server-state")).to_have_text("running")
+    # The Jupyter page polls the server's state and reloads itself when it changes (here: none ->
+    # running). A page.goto() of ours would race that reload (net::ERR_ABORTED): wait for the
+    # page's own reload instead; the locator follows it.
+    expect(page.locator("#server-state")).to_have_text("running", timeout=30_000)
     expect(page.locator("#server")).to_contain_text("classic Notebook · 3 h")
     with httpx.Client(base_url=cp.url, headers=cp.headers_for(), timeout=60) as http:
         http.delete(f"/api/projects/{project['id']}/server").raise_for_status()

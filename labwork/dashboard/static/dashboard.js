@@ -14,6 +14,14 @@
       });
   }
 
+  // Set once a form of this page is submitted: its answer replaces the page, so the page's own
+  // polling must not reload it meanwhile (that would cancel the form's navigation and its answer).
+  var leaving = false;
+  window.addEventListener("submit", function (ev) {
+    var f = ev.target;
+    if (!ev.defaultPrevented && !(f.target && f.target !== "_self")) leaving = true;
+  });
+
   function fmtLeft(s) {
     s = Math.max(0, Math.floor(s));
     var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
@@ -45,7 +53,7 @@
     var shown = card.getAttribute("data-state");
     var starting = shown === "starting";
     var lines = $("#progress-lines"), elapsed = $("#progress-elapsed");
-    function reload() { window.location.href = window.location.pathname; }
+    function reload() { if (!leaving) window.location.href = window.location.pathname; }
     function poll() {
       getJSON(url).then(function (res) {
         var s = res.body || {};
@@ -157,6 +165,30 @@
       watchJob(el, function (j) {
         var st = $(".job-state", el);
         if (st) { st.textContent = j.state === "done" ? "finished" : "failed: " + (j.error || ""); st.className = "job-state state-" + j.state; }
+        refreshRows(el);
+      });
+    });
+  }
+
+  // The run configuration's rows as the server renders them now (its environment prepared or not).
+  function refreshRows(el) {
+    var url = el.getAttribute("data-rows-url");
+    var jobRow = el.closest("tr");
+    var row = jobRow && jobRow.previousElementSibling;
+    if (!url || !row) return;
+    fetch(url, { credentials: "same-origin" }).then(function (r) {
+      return r.ok ? r.text() : null;
+    }).then(function (html) {
+      if (html === null) return;
+      var t = document.createElement("template");
+      t.innerHTML = "<table><tbody>" + html + "</tbody></table>";  // our own escaped fragment
+      var fresh = $all("tbody > tr", t.content);
+      if (!fresh.length) return;
+      fresh.forEach(function (tr) { row.parentNode.insertBefore(tr, row); });
+      row.parentNode.removeChild(row);
+      jobRow.parentNode.removeChild(jobRow);
+      fresh.forEach(function (tr) {
+        $all(".progress-lines", tr).forEach(function (pre) { pre.scrollTop = pre.scrollHeight; });
       });
     });
   }
