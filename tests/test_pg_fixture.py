@@ -21,9 +21,10 @@ def test_needs_postgres(pg_url):
 def _run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     probe = tmp_path / "test_probe.py"
     probe.write_text(PROBE)
+    base = {k: v for k, v in os.environ.items() if k != "LABWORK_TEST_PG_REQUIRED"}  # CI sets it
     return subprocess.run([sys.executable, "-m", "pytest", str(probe), "-q", "-rs", "-p", "no:cacheprovider",
                            "--rootdir", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, PYTHONPATH=str(REPO),
+                          env=dict(base, PYTHONPATH=str(REPO),
                                    LABWORK_TEST_PG="host=127.0.0.1 port=1 dbname=test user=postgres", **env))
 
 
