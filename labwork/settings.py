@@ -40,6 +40,11 @@ class GatewaySettings(Strict):
     auth_user: str | None = None
     auth_password_env: str | None = None  # name of the env var that holds the password
     warm_pool: int = 0
+    max_output_bytes: int = Field(
+        default=50 * 1024 * 1024, ge=1024,
+        description="Largest statement output the gateway returns (bytes of its JSON; Livy's "
+                    "rpc.max.size, 50 MiB). A larger output ends the statement with an error "
+                    "saying its size and this limit.")
 
 
 class HistorySettings(Strict):

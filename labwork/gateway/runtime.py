@@ -24,6 +24,7 @@ import io
 import json
 import math
 import os
+import re
 import signal
 import socket
 import sys
@@ -73,6 +74,7 @@ def boot(payload: str) -> None:
         _S["cfg"] = cfg
         _S["gateway_pid"] = cfg.get("gateway_pid")
         _S["max_rows"] = int(cfg.get("sql_max_rows", 1000))
+        _S["max_output"] = int(cfg.get("max_output_bytes", 50 * 1024 * 1024))
         from pyspark.sql import SparkSession
         builder = SparkSession.builder
         for key, value in cfg.get("conf", {}).items():
@@ -139,6 +141,11 @@ def _install_handler() -> None:
         op = content.get("op", "run")
         if op == "run":
             out = execute(int(content["id"]), content.get("kind", "pyspark"), content["code"])
+        elif op == "complete":
+            try:
+                out = {"candidates": complete_scala(content["code"], int(content["cursor"]))}
+            except Exception as exc:  # noqa: BLE001 - no candidates rather than an error
+                out = {"candidates": [], "error": f"{type(exc).__name__}: {exc}"}
         elif op == "info":
             out = {"ok": "sc" in _S, **_info(), "pid": os.getpid(), "side_port": _S.get("side_port")}
         else:
@@ -202,10 +209,45 @@ def execute(statement_id: int, kind: str, code: str) -> dict:
         result = {"status": "cancelled"}
     try:
         result = _sanitize(result)
-        json.dumps(result, allow_nan=False)
+        size = len(json.dumps(result, ensure_ascii=False, allow_nan=False).encode("utf-8"))
     except Exception as exc:  # not JSON-serialisable after all
         result = _error(type(exc), exc, None, statement_id)
+        size = 0
+    if size > _max_output():
+        result = _too_large(statement_id, size)
     return result
+
+
+def _max_output() -> int:
+    return int(_S.get("max_output") or 50 * 1024 * 1024)
+
+
+def _too_large(statement_id: int, size: int) -> dict:
+    """What Livy's rpc.max.size becomes here: an error that says how large and what the cap is."""
+    cap = _max_output()
+    return {"status": "error", "execution_count": statement_id, "ename": "OutputTooLarge",
+            "evalue": f"the statement's output is {_mib(size)} ({size} bytes), more than the "
+                      f"gateway's limit of {_mib(cap)} ({cap} bytes; gateway.max_output_bytes)",
+            "traceback": []}
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MiB"
+
+
+class _Capture(io.StringIO):
+    """stdout/stderr of a statement, kept only up to the output cap (the rest is counted)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit, self.size = limit, 0
+
+    def write(self, text: str) -> int:
+        n = len(text)
+        self.size += n
+        if self.size <= self.limit:
+            return super().write(text)
+        return n
 
 
 def _in_py4j(frame) -> bool:
@@ -250,7 +292,7 @@ def _run(statement_id: int, kind: str, code: str) -> dict:
             sc.setJobGroup(group, f"livy statement {statement_id}", True)
         except Exception:
             pass
-    out, err = io.StringIO(), io.StringIO()
+    out, err = _Capture(_max_output()), _Capture(_max_output())
     saved = sys.stdout, sys.stderr, sys.displayhook
     sys.stdout, sys.stderr, sys.displayhook = out, err, sys.__displayhook__
     result: dict | None = None
@@ -269,16 +311,19 @@ def _run(statement_id: int, kind: str, code: str) -> dict:
         return {"status": "error", "execution_count": statement_id, "ename": "Error",
                 "evalue": "incomplete statement", "traceback": []}
     except _ScalaError as exc:
-        return {"status": "error", "execution_count": statement_id, "ename": "Error",
-                "evalue": str(exc), "traceback": []}
+        return {"status": "error", "execution_count": statement_id, "ename": exc.ename,
+                "evalue": exc.evalue, "traceback": exc.traceback}
     except BaseException as exc:  # noqa: BLE001
         return _error(type(exc), exc, exc.__traceback__, statement_id)
     finally:
         sys.stdout, sys.stderr, sys.displayhook = saved
+    if out.size + err.size > _max_output():
+        return _too_large(statement_id, out.size + err.size)
     data = dict(result or {})
     text = data.pop("text/plain", "") or ""
     text += out.getvalue() + err.getvalue()
-    text = text.rstrip()
+    if kind != "spark":  # Livy right-strips Python output only; Scala's is the REPL's, raw
+        text = text.rstrip()
     if text or not data:
         data["text/plain"] = text
     return {"status": "ok", "execution_count": statement_id, "data": data}
@@ -461,6 +506,15 @@ def _run_sql(code: str) -> dict:
 
 
 # -- Scala (the REPL classes in pyspark's jars, in this driver's JVM) --------------------------
+# What Livy's Scala interpreter does at start-up, so `col`, `lit`, `trim`, `sql(...)` and `$"x"`
+# work as they do there.
+_SCALA_IMPORTS = ("import org.apache.spark.SparkContext._", "import spark.implicits._",
+                  "import spark.sql", "import org.apache.spark.sql.functions._")
+_MAGIC = re.compile(r"^%(\w+)\W*(.*)")
+_CARET = re.compile(r"^\s*\^\s*$")
+_WARNING = re.compile(r"^(\s*)warning: ")
+
+
 def _scala():
     """The Scala REPL (IMain) in this driver's JVM, sharing its SparkSession; made on first use."""
     interp = _S.get("scala")
@@ -492,7 +546,8 @@ def _scala():
     buf = jvm.java.io.ByteArrayOutputStream()
     stream = jvm.java.io.PrintStream(buf, True, "UTF-8")
     _S.update(scala=interp, scala_writer=writer, scala_buf=buf, scala_stream=stream)
-    interp.interpret("import spark.implicits._")
+    for line in _SCALA_IMPORTS:
+        interp.interpret(line)
     writer.getBuffer().setLength(0)
     return interp
 
@@ -510,38 +565,227 @@ def _console_to(stream) -> None:
         pass
 
 
+class _ScalaError(Exception):
+    """A Scala statement's error, already in Livy's shape."""
+
+    def __init__(self, ename: str, evalue: str, traceback_lines: list[str]) -> None:
+        super().__init__(evalue)
+        self.ename, self.evalue, self.traceback = ename, evalue, traceback_lines
+
+
 def _run_scala(code: str) -> dict:
-    interp = _scala()
+    """Livy's Scala semantics: the statement is interpreted line by line (a line the compiler
+    finds incomplete is joined with the next), so output comes in the order the lines ran; the
+    text of the lines is concatenated as the REPL printed it, newlines kept; the first error
+    ends the statement; a statement that is incomplete at its end but compiles inside `{ }`
+    (comments only) is a success."""
+    _scala()
+    lines = code.strip().split("\n")
+    result: dict = {"text/plain": ""}
+    i = 0
+    while i < len(lines):
+        head = lines[i]
+        i += 1
+        status, value = _scala_line(head)
+        while status == "incomplete" and i < len(lines):
+            head += "\n" + lines[i]
+            i += 1
+            status, value = _scala_line(head)
+        if status == "incomplete":
+            again, _ = _scala_line("{\n" + head + "\n}")
+            if again == "ok":
+                return result
+            raise _Incomplete()
+        if status == "error":
+            raise value
+        if "text/plain" in result and "text/plain" in value:
+            last, cur = result["text/plain"], value["text/plain"]
+            result = {"text/plain": last + cur} if last or cur else value
+        else:
+            result = value
+    return result
+
+
+def _scala_line(code: str) -> tuple[str, Any]:
+    """One interpreter call: ("ok", data) | ("incomplete", None) | ("error", _ScalaError)."""
+    m = _MAGIC.match(code)
+    if m:
+        try:
+            return "ok", _scala_magic(m.group(1), m.group(2).strip())
+        except _ScalaError as exc:
+            return "error", exc
+    interp = _S["scala"]
     writer, buf, stream = _S["scala_writer"], _S["scala_buf"], _S["scala_stream"]
     writer.getBuffer().setLength(0)
     buf.reset()
     _console_to(stream)
     res = interp.interpret(code)
     name = str(res.toString()) if res is not None else "Success"
-    echo = _scala_echo(str(writer.toString()))
+    reported = str(writer.toString())
     writer.getBuffer().setLength(0)
     printed = str(buf.toString("UTF-8"))
     buf.reset()
+    text = printed + _scala_echo(_scala_warnings_to_log(reported))
     if "Incomplete" in name:
-        raise _Incomplete()
+        return "incomplete", None
     if "Error" in name:
-        lines = [ln for ln in echo.splitlines() if ln.strip()] or ["error"]
-        raise _ScalaError("\n".join(lines))
-    return {"text/plain": printed + echo}
+        if not text.strip():  # Scala 2.13 answers a comment-only line with an empty Error
+            return "incomplete", None
+        return "error", _scala_error(text)
+    return "ok", {"text/plain": text}
 
 
-class _ScalaError(Exception):
-    pass
+def _scala_error(text: str) -> _ScalaError:
+    """Livy's shape: evalue is the first line, the traceback the lines after it. (Scala 2.13
+    puts a caret line first, pointing into a prompt the client never showed: dropped.)"""
+    lines = text.splitlines(keepends=True)
+    while lines and (not lines[0].strip() or _CARET.match(lines[0])):
+        lines.pop(0)
+    if not lines:
+        return _ScalaError("Error", "unknown error", [])
+    rest = [ln if ln.endswith("\n") else ln + "\n" for ln in lines[1:]]
+    return _ScalaError("Error", lines[0].strip(), rest)
+
+
+def _scala_warnings_to_log(text: str) -> str:
+    """Compiler warnings (with their caret line and continuation lines) go to the session log;
+    what is left is the REPL's echo and its errors."""
+    kept: list[str] = []
+    lines = text.splitlines(keepends=True)
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        start = i
+        if _CARET.match(line) and i + 1 < len(lines) and _WARNING.match(lines[i + 1]):
+            i += 1
+            line = lines[i]
+        m = _WARNING.match(line)
+        if not m:
+            kept.extend(lines[start:i + 1])
+            i += 1
+            continue
+        indent = len(m.group(1))
+        i += 1
+        while i < len(lines) and lines[i].strip() and \
+                len(lines[i]) - len(lines[i].lstrip()) > indent and not _WARNING.match(lines[i]):
+            i += 1
+        try:
+            sys.__stderr__.write("".join(lines[start:i]))
+            sys.__stderr__.flush()
+        except Exception:
+            pass
+    return "".join(kept)
 
 
 def _scala_echo(text: str) -> str:
     """Scala 2.13 echoes `val res0: Int = 2`; Livy's clients know `res0: Int = 2`."""
     out = []
-    for line in text.splitlines():
+    for line in text.splitlines(keepends=True):
         if line.startswith("val ") and ":" in line.split("=", 1)[0]:
             line = line[4:]
         out.append(line)
-    return "\n".join(out) + ("\n" if out else "")
+    return "".join(out)
+
+
+def _scala_value(name: str):
+    """A Scala value by name, as Livy's %json / %table read it (an RDD: its first 10 items)."""
+    interp = _S["scala"]
+    opt = interp.valueOfTerm(name) if name else None
+    if opt is None or opt.isEmpty():
+        raise _ScalaError("NameError", f"Value {name} does not exist", [])
+    value = opt.get()
+    jvm = _S["sc"]._jvm
+    if hasattr(value, "getClass") and \
+            jvm.java.lang.Class.forName("org.apache.spark.rdd.RDD").isInstance(value):
+        value = value.take(10)
+    return value
+
+
+def _scala_json(value) -> Any:
+    """The value as json4s (Livy's serializer, in Spark's jars) writes it, read back here."""
+    jvm = _S["sc"]._jvm
+    cls = jvm.java.lang.Class
+    formats = cls.forName("org.json4s.DefaultFormats$").getField("MODULE$").get(None)
+    methods = cls.forName("org.json4s.jackson.JsonMethods$").getField("MODULE$").get(None)
+    return json.loads(methods.compact(jvm.org.json4s.Extraction.decompose(value, formats)))
+
+
+def _scala_magic(name: str, arg: str) -> dict:
+    if name == "json":
+        value = _scala_value(arg)
+        try:
+            return {"application/json": _scala_json(value)}
+        except Exception:
+            raise _ScalaError("ValueError", "Failed to convert value into a JSON value", []) \
+                from None
+    if name == "table":
+        return _scala_table(_scala_json(_scala_value(arg)))
+    raise _ScalaError("UnknownMagic", f"Unknown magic command {name}", [])
+
+
+class _TypesDiffer(Exception):
+    pass
+
+
+def _livy_type(value: Any) -> str:
+    """Livy's table type of a JSON value (json4s: every integer is BIGINT_TYPE)."""
+    if value is None:
+        return "NULL_TYPE"
+    if isinstance(value, bool):
+        return "BOOLEAN_TYPE"
+    if isinstance(value, str):
+        return "STRING_TYPE"
+    if isinstance(value, int):
+        return "BIGINT_TYPE"
+    if isinstance(value, float):
+        return "DOUBLE_TYPE"
+    items = value if isinstance(value, list) else list(value.values())
+    if len({_livy_type(v) for v in items}) > 1:
+        raise _TypesDiffer()
+    return "ARRAY_TYPE" if isinstance(value, list) else "MAP_TYPE"
+
+
+def _scala_table(value: Any) -> dict:
+    rows = value if isinstance(value, list) else [value]
+    headers: dict[str, dict] = {}
+    data = []
+    try:
+        for row in rows:
+            if isinstance(row, list):
+                cols = [(str(n), v) for n, v in enumerate(row)]
+            elif isinstance(row, dict):
+                cols = list(row.items())
+            else:
+                cols = [("0", row)]
+            for key, v in cols:
+                t = _livy_type(v)
+                if key in headers and headers[key]["type"] != t:
+                    raise _TypesDiffer()
+                headers.setdefault(key, {"type": t, "name": key})
+            data.append([v for _, v in cols])
+    except _TypesDiffer:
+        raise _ScalaError("TypeError", "table rows have different types", []) from None
+    return {"application/vnd.livy.table.v1+json": {"headers": list(headers.values()),
+                                                   "data": data}}
+
+
+def complete_scala(code: str, cursor: int) -> list[str]:
+    """Candidates from the Scala REPL's own completer (member names, as Livy returns them)."""
+    interp = _scala()
+    completion_cls = _S["sc"]._jvm.scala.tools.nsc.interpreter.shell.ReplCompletion
+    completer = _S.get("scala_completer")
+    if completer is None:
+        completer = completion_cls(interp, getattr(completion_cls,
+                                                   "$lessinit$greater$default$2")())
+        _S["scala_completer"] = completer
+    found = completer.complete(code, cursor, True).candidates()
+    out: list[str] = []
+    it = found.iterator()
+    while it.hasNext():
+        cand = str(it.next().name())
+        if cand and cand not in out:
+            out.append(cand)
+    return out
 
 
 # -- side channel -----------------------------------------------------------------------------
