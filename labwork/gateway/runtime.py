@@ -7,7 +7,9 @@ and answered with its Livy output, so only the reliable shell channel is on the 
 (`run(id, kind, code_b64)` does the same through a plain execute request, for debugging). This
 module gives the statement Livy's semantics exactly:
 the last expression's repr, then stdout, then stderr, right-stripped; errors as ename / evalue /
-traceback lines; `%json`, `%table` and `%matplot` magics; `sql` and `spark` (Scala) kinds.
+traceback lines; `%json`, `%table` and `%matplot` magics; the `sql` kind; the `spark` (Scala)
+kind through `labwork.gateway.scala_repl`. Every output is bounded by the gateway's
+`max_output_bytes` before it leaves the driver.
 
 A small side channel (a TCP socket on 127.0.0.1 with a per-session secret, served by a daemon
 thread) lets the gateway cancel a statement's Spark jobs and read their progress while the main
@@ -24,7 +26,6 @@ import io
 import json
 import math
 import os
-import re
 import signal
 import socket
 import sys
@@ -33,6 +34,8 @@ import time
 import traceback
 import warnings
 from typing import Any
+
+from labwork.gateway import scala_repl
 
 _S: dict[str, Any] = {"reply": None, "current": None}
 _THIS = __file__.rstrip("c")
@@ -91,6 +94,7 @@ def boot(payload: str) -> None:
         except Exception:  # pragma: no cover - removed in some future Spark
             pass
         _S["spark"], _S["sc"] = spark, sc
+        scala_repl.attach(spark)
         _route_warnings()
         port = _start_side_channel(cfg.get("secret", ""))
         threading.Thread(target=_watchdog, name="labwork-watchdog", daemon=True).start()
@@ -143,7 +147,8 @@ def _install_handler() -> None:
             out = execute(int(content["id"]), content.get("kind", "pyspark"), content["code"])
         elif op == "complete":
             try:
-                out = {"candidates": complete_scala(content["code"], int(content["cursor"]))}
+                out = {"candidates": scala_repl.complete(content["code"],
+                                                          int(content["cursor"]))}
             except Exception as exc:  # noqa: BLE001 - no candidates rather than an error
                 out = {"candidates": [], "error": f"{type(exc).__name__}: {exc}"}
         elif op == "info":
@@ -164,10 +169,6 @@ def info() -> None:
 
 # -- statements -------------------------------------------------------------------------------
 class _UnknownMagic(Exception):
-    pass
-
-
-class _Incomplete(Exception):
     pass
 
 
@@ -302,15 +303,15 @@ def _run(statement_id: int, kind: str, code: str) -> dict:
         elif kind == "sql":
             result = _run_sql(code)
         elif kind == "spark":
-            result = _run_scala(code)
+            result = scala_repl.run(code)
         else:
             raise ValueError(f"unsupported statement kind '{kind}'")
     except KeyboardInterrupt:
         raise
-    except _Incomplete:
+    except scala_repl.Incomplete:
         return {"status": "error", "execution_count": statement_id, "ename": "Error",
                 "evalue": "incomplete statement", "traceback": []}
-    except _ScalaError as exc:
+    except scala_repl.ScalaError as exc:
         return {"status": "error", "execution_count": statement_id, "ename": exc.ename,
                 "evalue": exc.evalue, "traceback": exc.traceback}
     except BaseException as exc:  # noqa: BLE001
@@ -503,289 +504,6 @@ def _run_sql(code: str) -> dict:
     rows = df.take(_S.get("max_rows", 1000))
     return {"application/json": {"schema": schema,
                                  "data": [[_jsonable(v) for v in row] for row in rows]}}
-
-
-# -- Scala (the REPL classes in pyspark's jars, in this driver's JVM) --------------------------
-# What Livy's Scala interpreter does at start-up, so `col`, `lit`, `trim`, `sql(...)` and `$"x"`
-# work as they do there.
-_SCALA_IMPORTS = ("import org.apache.spark.SparkContext._", "import spark.implicits._",
-                  "import spark.sql", "import org.apache.spark.sql.functions._")
-_MAGIC = re.compile(r"^%(\w+)\W*(.*)")
-_CARET = re.compile(r"^\s*\^\s*$")
-_WARNING = re.compile(r"^(\s*)warning: ")
-
-
-def _scala():
-    """The Scala REPL (IMain) in this driver's JVM, sharing its SparkSession; made on first use."""
-    interp = _S.get("scala")
-    if interp is not None:
-        return interp
-    sc = _S["sc"]
-    jvm = sc._jvm
-    outdir = sc.getConf().get("spark.repl.class.outputDir", None)
-    if not outdir:
-        raise RuntimeError("this session was not started with Scala support "
-                           "(create it with kind 'spark' or 'shared')")
-    settings = jvm.scala.tools.nsc.Settings()
-    args = jvm.java.util.ArrayList()
-    for a in ["-Yrepl-class-based", "-Yrepl-outdir", outdir, "-usejavacp",
-              "-classpath", jvm.java.lang.System.getProperty("java.class.path")]:
-        args.add(a)
-    scala_args = jvm.scala.jdk.javaapi.CollectionConverters.asScala(args).toList()
-    settings.processArguments(scala_args, True)
-    writer = jvm.java.io.StringWriter()
-    printer = jvm.java.io.PrintWriter(writer, True)
-    reporter = jvm.scala.tools.nsc.interpreter.shell.ReplReporterImpl(settings, printer)
-    interp = jvm.scala.tools.nsc.interpreter.IMain(settings, reporter)
-    interp.initializeCompiler()
-    mods = getattr(interp, "bind$default$4")()
-    interp.bind("spark", "org.apache.spark.sql.SparkSession", _S["spark"]._jsparkSession, mods)
-    interp.bind("sc", "org.apache.spark.SparkContext", sc._jsc.sc(), mods)
-    # What user code prints (println) goes to scala.Console.out, a DynamicVariable; point it
-    # at a buffer (on the py4j thread that runs this driver's statements).
-    buf = jvm.java.io.ByteArrayOutputStream()
-    stream = jvm.java.io.PrintStream(buf, True, "UTF-8")
-    _S.update(scala=interp, scala_writer=writer, scala_buf=buf, scala_stream=stream)
-    for line in _SCALA_IMPORTS:
-        interp.interpret(line)
-    writer.getBuffer().setLength(0)
-    return interp
-
-
-def _console_to(stream) -> None:
-    try:
-        jvm = _S["sc"]._jvm
-        console = jvm.java.lang.Class.forName("scala.Console$")
-        module = console.getField("MODULE$").get(None)
-        for name in ("outVar", "errVar"):
-            field = console.getDeclaredField(name)
-            field.setAccessible(True)
-            getattr(field.get(module), "value_$eq")(stream)
-    except Exception:
-        pass
-
-
-class _ScalaError(Exception):
-    """A Scala statement's error, already in Livy's shape."""
-
-    def __init__(self, ename: str, evalue: str, traceback_lines: list[str]) -> None:
-        super().__init__(evalue)
-        self.ename, self.evalue, self.traceback = ename, evalue, traceback_lines
-
-
-def _run_scala(code: str) -> dict:
-    """Livy's Scala semantics: the statement is interpreted line by line (a line the compiler
-    finds incomplete is joined with the next), so output comes in the order the lines ran; the
-    text of the lines is concatenated as the REPL printed it, newlines kept; the first error
-    ends the statement; a statement that is incomplete at its end but compiles inside `{ }`
-    (comments only) is a success."""
-    _scala()
-    lines = code.strip().split("\n")
-    result: dict = {"text/plain": ""}
-    i = 0
-    while i < len(lines):
-        head = lines[i]
-        i += 1
-        status, value = _scala_line(head)
-        while status == "incomplete" and i < len(lines):
-            head += "\n" + lines[i]
-            i += 1
-            status, value = _scala_line(head)
-        if status == "incomplete":
-            again, _ = _scala_line("{\n" + head + "\n}")
-            if again == "ok":
-                return result
-            raise _Incomplete()
-        if status == "error":
-            raise value
-        if "text/plain" in result and "text/plain" in value:
-            last, cur = result["text/plain"], value["text/plain"]
-            result = {"text/plain": last + cur} if last or cur else value
-        else:
-            result = value
-    return result
-
-
-def _scala_line(code: str) -> tuple[str, Any]:
-    """One interpreter call: ("ok", data) | ("incomplete", None) | ("error", _ScalaError)."""
-    m = _MAGIC.match(code)
-    if m:
-        try:
-            return "ok", _scala_magic(m.group(1), m.group(2).strip())
-        except _ScalaError as exc:
-            return "error", exc
-    interp = _S["scala"]
-    writer, buf, stream = _S["scala_writer"], _S["scala_buf"], _S["scala_stream"]
-    writer.getBuffer().setLength(0)
-    buf.reset()
-    _console_to(stream)
-    res = interp.interpret(code)
-    name = str(res.toString()) if res is not None else "Success"
-    reported = str(writer.toString())
-    writer.getBuffer().setLength(0)
-    printed = str(buf.toString("UTF-8"))
-    buf.reset()
-    text = printed + _scala_echo(_scala_warnings_to_log(reported))
-    if "Incomplete" in name:
-        return "incomplete", None
-    if "Error" in name:
-        if not text.strip():  # Scala 2.13 answers a comment-only line with an empty Error
-            return "incomplete", None
-        return "error", _scala_error(text)
-    return "ok", {"text/plain": text}
-
-
-def _scala_error(text: str) -> _ScalaError:
-    """Livy's shape: evalue is the first line, the traceback the lines after it. (Scala 2.13
-    puts a caret line first, pointing into a prompt the client never showed: dropped.)"""
-    lines = text.splitlines(keepends=True)
-    while lines and (not lines[0].strip() or _CARET.match(lines[0])):
-        lines.pop(0)
-    if not lines:
-        return _ScalaError("Error", "unknown error", [])
-    rest = [ln if ln.endswith("\n") else ln + "\n" for ln in lines[1:]]
-    return _ScalaError("Error", lines[0].strip(), rest)
-
-
-def _scala_warnings_to_log(text: str) -> str:
-    """Compiler warnings (with their caret line and continuation lines) go to the session log;
-    what is left is the REPL's echo and its errors."""
-    kept: list[str] = []
-    lines = text.splitlines(keepends=True)
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        start = i
-        if _CARET.match(line) and i + 1 < len(lines) and _WARNING.match(lines[i + 1]):
-            i += 1
-            line = lines[i]
-        m = _WARNING.match(line)
-        if not m:
-            kept.extend(lines[start:i + 1])
-            i += 1
-            continue
-        indent = len(m.group(1))
-        i += 1
-        while i < len(lines) and lines[i].strip() and \
-                len(lines[i]) - len(lines[i].lstrip()) > indent and not _WARNING.match(lines[i]):
-            i += 1
-        try:
-            sys.__stderr__.write("".join(lines[start:i]))
-            sys.__stderr__.flush()
-        except Exception:
-            pass
-    return "".join(kept)
-
-
-def _scala_echo(text: str) -> str:
-    """Scala 2.13 echoes `val res0: Int = 2`; Livy's clients know `res0: Int = 2`."""
-    out = []
-    for line in text.splitlines(keepends=True):
-        if line.startswith("val ") and ":" in line.split("=", 1)[0]:
-            line = line[4:]
-        out.append(line)
-    return "".join(out)
-
-
-def _scala_value(name: str):
-    """A Scala value by name, as Livy's %json / %table read it (an RDD: its first 10 items)."""
-    interp = _S["scala"]
-    opt = interp.valueOfTerm(name) if name else None
-    if opt is None or opt.isEmpty():
-        raise _ScalaError("NameError", f"Value {name} does not exist", [])
-    value = opt.get()
-    jvm = _S["sc"]._jvm
-    if hasattr(value, "getClass") and \
-            jvm.java.lang.Class.forName("org.apache.spark.rdd.RDD").isInstance(value):
-        value = value.take(10)
-    return value
-
-
-def _scala_json(value) -> Any:
-    """The value as json4s (Livy's serializer, in Spark's jars) writes it, read back here."""
-    jvm = _S["sc"]._jvm
-    cls = jvm.java.lang.Class
-    formats = cls.forName("org.json4s.DefaultFormats$").getField("MODULE$").get(None)
-    methods = cls.forName("org.json4s.jackson.JsonMethods$").getField("MODULE$").get(None)
-    return json.loads(methods.compact(jvm.org.json4s.Extraction.decompose(value, formats)))
-
-
-def _scala_magic(name: str, arg: str) -> dict:
-    if name == "json":
-        value = _scala_value(arg)
-        try:
-            return {"application/json": _scala_json(value)}
-        except Exception:
-            raise _ScalaError("ValueError", "Failed to convert value into a JSON value", []) \
-                from None
-    if name == "table":
-        return _scala_table(_scala_json(_scala_value(arg)))
-    raise _ScalaError("UnknownMagic", f"Unknown magic command {name}", [])
-
-
-class _TypesDiffer(Exception):
-    pass
-
-
-def _livy_type(value: Any) -> str:
-    """Livy's table type of a JSON value (json4s: every integer is BIGINT_TYPE)."""
-    if value is None:
-        return "NULL_TYPE"
-    if isinstance(value, bool):
-        return "BOOLEAN_TYPE"
-    if isinstance(value, str):
-        return "STRING_TYPE"
-    if isinstance(value, int):
-        return "BIGINT_TYPE"
-    if isinstance(value, float):
-        return "DOUBLE_TYPE"
-    items = value if isinstance(value, list) else list(value.values())
-    if len({_livy_type(v) for v in items}) > 1:
-        raise _TypesDiffer()
-    return "ARRAY_TYPE" if isinstance(value, list) else "MAP_TYPE"
-
-
-def _scala_table(value: Any) -> dict:
-    rows = value if isinstance(value, list) else [value]
-    headers: dict[str, dict] = {}
-    data = []
-    try:
-        for row in rows:
-            if isinstance(row, list):
-                cols = [(str(n), v) for n, v in enumerate(row)]
-            elif isinstance(row, dict):
-                cols = list(row.items())
-            else:
-                cols = [("0", row)]
-            for key, v in cols:
-                t = _livy_type(v)
-                if key in headers and headers[key]["type"] != t:
-                    raise _TypesDiffer()
-                headers.setdefault(key, {"type": t, "name": key})
-            data.append([v for _, v in cols])
-    except _TypesDiffer:
-        raise _ScalaError("TypeError", "table rows have different types", []) from None
-    return {"application/vnd.livy.table.v1+json": {"headers": list(headers.values()),
-                                                   "data": data}}
-
-
-def complete_scala(code: str, cursor: int) -> list[str]:
-    """Candidates from the Scala REPL's own completer (member names, as Livy returns them)."""
-    interp = _scala()
-    completion_cls = _S["sc"]._jvm.scala.tools.nsc.interpreter.shell.ReplCompletion
-    completer = _S.get("scala_completer")
-    if completer is None:
-        completer = completion_cls(interp, getattr(completion_cls,
-                                                   "$lessinit$greater$default$2")())
-        _S["scala_completer"] = completer
-    found = completer.complete(code, cursor, True).candidates()
-    out: list[str] = []
-    it = found.iterator()
-    while it.hasNext():
-        cand = str(it.next().name())
-        if cand and cand not in out:
-            out.append(cand)
-    return out
 
 
 # -- side channel -----------------------------------------------------------------------------
