@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import time
 
 import psutil
 import pytest
@@ -40,7 +41,6 @@ def test_outputs_are_bounded(gateway, sessions):
         assert len(text(whole)) == 2 * MiB
         marker = run(c, sid, "'meta-saved'")
         meta_path = gateway.gateway.session_meta_path(sid)
-        import time
         deadline = time.monotonic() + 60
         while True:  # the housekeeper saves changed sessions once a second
             meta = json.loads(meta_path.read_text())
@@ -65,7 +65,8 @@ def test_failed_start_is_dead_and_says_why(gateway, tmp_path):
         assert len(final["log"]) <= 10
         log = c.get(f"/sessions/{s['id']}/log", params={"size": -1}).json()["log"]
         assert log[0] == "stdout: " and "\nstderr: " in log
-        cause = [line for line in log[log.index("\nstderr: "):] if "UNRESOLVED DEPENDENCIES" in line]
+        stderr = log[log.index("\nstderr: "):]
+        cause = [line for line in stderr if "UNRESOLVED DEPENDENCIES" in line]
         assert cause, log
         assert any("x#y;1" in line for line in log), log
         assert _driver_dirs(gateway, s["id"])
@@ -76,7 +77,6 @@ def test_failed_start_is_dead_and_says_why(gateway, tmp_path):
 def test_delete_starting_session_removes_its_driver(gateway):
     """Item 10 and 11: a session deleted while `starting` leaves no driver folder behind; `?doAs=`
     wins over the body's proxyUser; counts are 0 where unset, as Livy's are."""
-    import time
     with gateway.client() as c:
         r = c.post("/sessions", params={"doAs": "alice"},
                    json={"kind": "pyspark", "proxyUser": "bob"})
@@ -98,7 +98,8 @@ def test_session_log_holds_the_last_ten_lines(gateway, sessions):
     """Item 11: the session object's `log` is the last 10 lines of /log (Livy), not 20."""
     with gateway.client() as c:
         sid = sessions["pyspark"]
-        run(c, sid, "import sys\nfor i in range(15):\n    print(f'log line {i}', file=sys.__stderr__, flush=True)")
+        run(c, sid, "import sys\nfor i in range(15):\n"
+                    "    print(f'log line {i}', file=sys.__stderr__, flush=True)")
         full = c.get(f"/sessions/{sid}/log", params={"size": -1}).json()["log"]
         assert len(full) > 10 and full[0] == "stdout: "
         view = c.get(f"/sessions/{sid}").json()["log"]
