@@ -2,14 +2,24 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+PORT ?=
 
-.PHONY: run test setup bench clean
+.PHONY: run test setup bench clean lock shell
 
 setup:
 	@bash scripts/setup.sh run
 
 run: setup
-	@$(PY) -m labwork serve --sample examples/iris
+	@$(PY) -m labwork serve --sample examples/iris $(if $(PORT),--port $(PORT))
+
+# A shell with .venv/bin first on PATH, where the `labwork` command lives.
+shell: setup
+	@echo "labwork: a shell with $(VENV)/bin on PATH ('exit' to leave)"
+	@PATH="$(abspath $(VENV))/bin:$$PATH" VIRTUAL_ENV="$(abspath $(VENV))" $${SHELL:-bash} -i
+
+# Refresh constraints.txt on purpose (newest versions pyproject.toml allows), then run `make test`.
+lock:
+	@bash scripts/lock.sh
 
 test:
 	@bash scripts/setup.sh test

@@ -80,3 +80,9 @@ class MissingExtra(Unavailable):
     def __init__(self, extra: str, what: str) -> None:
         super().__init__(f"{what} needs the optional extra '{extra}'",
                          hint=f"install labwork[{extra}] (pip install 'labwork[{extra}]')")
+
+
+class UnsupportedMediaType(LabworkError):
+    """A request body of the wrong Content-Type (e.g. text/plain where JSON is read)."""
+
+    http_status = 415

@@ -68,3 +68,23 @@ def make_tree_private(root: str | os.PathLike[str]) -> None:
             st = p.lstat()
             if not p.is_symlink() and st.st_mode & 0o077:
                 os.chmod(p, st.st_mode & 0o700)
+
+
+_user_umask: int | None = None
+
+
+def restrict_umask() -> int:
+    """Make every file this process creates from now on private (umask 077), for processes that
+    own `LABWORK_HOME` (the control plane); remembers the user's umask for `user_umask()`."""
+    global _user_umask
+    previous = os.umask(0o077)
+    if _user_umask is None:
+        _user_umask = previous
+    return previous
+
+
+def user_umask() -> int:
+    """The umask to give processes started for the user (Jupyter servers, Spark drivers), whose
+    files in project folders must get the user's usual modes; -1 (leave as is, `subprocess.Popen`'s
+    default) when `restrict_umask()` was not called."""
+    return -1 if _user_umask is None else _user_umask

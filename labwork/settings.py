@@ -2,13 +2,16 @@
 variables, then command-line flags. Unknown keys are errors at start-up, with their source."""
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from labwork import units
 from labwork.errors import ConfigError
 
 ENV_PREFIX = "LABWORK_"
@@ -19,53 +22,120 @@ def default_home() -> Path:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+_HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_BARE_NUMBER = re.compile(r"^\s*\d+(\.\d+)?\s*$")
+
+
+def _host(value: str) -> str:
+    """An IP address or a hostname; '999.1.1.1' is neither (an all-digit name is a bad address)."""
+    text = value.strip()
+    try:
+        ipaddress.ip_address(text)
+        return text
+    except ValueError:
+        pass
+    labels = text.rstrip(".").split(".")
+    if (text and len(text) <= 253 and all(_HOSTNAME_LABEL.match(lab) for lab in labels)
+            and not labels[-1].isdigit()):
+        return text
+    raise ValueError(f"expected an IP address or a host name, got {value!r}")
+
+
+def _duration(value: Any) -> str:
+    """A duration string with its unit: in settings a bare number (Livy reads milliseconds) would
+    surprise more than it helps."""
+    if not isinstance(value, str) or not value.strip() or _BARE_NUMBER.match(value):
+        raise ValueError(f"expected {units.DURATION_EXPECTED} (a string with a unit), got {value!r}")
+    units.parse_duration(value)
+    return value.strip()
+
+
+def _size(value: Any) -> str:
+    return units.check_size(value) or ""
+
+
+def _db_url(value: str) -> str:
+    """An SQLAlchemy URL whose dialect SQLAlchemy knows (its driver may still be missing)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ValueError("expected an SQLAlchemy URL like 'sqlite:///path/labwork.db' or "
+                         "'postgresql+psycopg://user@host/db'") from None
+    try:
+        url.get_dialect()
+    except NoSuchModuleError:
+        raise ValueError(f"unknown database dialect '{url.drivername}'; expected sqlite:// or "
+                         "postgresql+psycopg://") from None
+    return value
+
+
+Host = Annotated[str, AfterValidator(_host)]
+Port = Annotated[int, Field(ge=0, le=65535)]
+Duration = Annotated[str, BeforeValidator(_duration)]
+Size = Annotated[str, BeforeValidator(_size)]
+DbUrl = Annotated[str, AfterValidator(_db_url)]
 
 
 class GatewaySettings(Strict):
     """The Livy-compatible Spark gateway (see labwork.gateway)."""
 
-    master: str = "local[*]"
-    host: str = "127.0.0.1"
-    port: int = 8998
-    driver_memory: str = "1g"
-    driver_cores: int = 1
-    executor_memory: str = "1g"
-    executor_cores: int = 1
-    allowed_local_paths: list[str] = Field(default_factory=list)
-    max_sessions: int = 16
-    idle_timeout: str = "1h"
-    retain_finished: str = "10m"
-    csrf_protection: bool = False
-    auth_user: str | None = None
-    auth_password_env: str | None = None  # name of the env var that holds the password
-    warm_pool: int = 0
+    master: str = Field("local[*]", description="Spark master for sessions: local[*], spark://…, yarn, k8s://…")
+    host: Host = Field("127.0.0.1", description="address the standalone gateway binds")
+    port: Port = Field(8998, description="port of the standalone gateway (1-65535; 0 = any free)")
+    driver_memory: Size = Field("1g", description="default driver memory of a session, e.g. '2g'")
+    driver_cores: int = Field(1, ge=1, description="default driver cores of a session")
+    executor_memory: Size = Field("1g", description="default executor memory, e.g. '4g'")
+    executor_cores: int = Field(1, ge=1, description="default executor cores")
+    allowed_local_paths: list[str] = Field(default_factory=list,
+                                           description="local folders sessions may read files and jars from")
+    max_sessions: int = Field(16, ge=1, description="most sessions alive at once")
+    idle_timeout: Duration = Field("1h", description="an idle session is deleted after this long, e.g. '30m'")
+    retain_finished: Duration = Field("10m", description="how long a finished session stays listed, e.g. '10m'")
+    csrf_protection: bool = Field(False, description="require Livy's X-Requested-By header on changes")
+    auth_user: str | None = Field(None, description="user name for HTTP basic auth (standalone gateway)")
+    auth_password_env: str | None = Field(None, description="name of the environment variable that holds "
+                                                            "the basic-auth password")
+    warm_pool: int = Field(0, ge=0, description="drivers kept started ahead of requests")
     max_output_bytes: int = Field(
-        default=50 * 1024 * 1024, ge=1024,
-        description="Largest statement output the gateway returns (bytes of its JSON; Livy's "
-                    "rpc.max.size, 50 MiB). A larger output ends the statement with an error "
-                    "saying its size and this limit.")
+        50 * 1024 * 1024, ge=1024,
+        description="largest statement output returned, in bytes of its JSON (Livy's rpc.max.size, "
+                    "50 MiB); a larger one ends the statement with an error saying its size and "
+                    "this limit")
 
 
 class HistorySettings(Strict):
     """Run history: upload limits and delivery."""
 
-    max_upload_mb: float = 100.0
-    flush_interval_s: float = 0.2
+    max_upload_mb: float = Field(100.0, gt=0, description="largest output '%labwork upload' accepts, in MB")
+    flush_interval_s: float = Field(0.2, gt=0, description="seconds between a kernel's deliveries of records")
+    heartbeat_s: float = Field(60.0, gt=0, description=(
+        "how often a kernel with a run tells the control plane it is alive (seconds)"))
+    stale_after_s: float = Field(600.0, gt=0, description=(
+        "a running run not heard from for this long is closed as failed, 'kernel stopped reporting' "
+        "(seconds; keep it well above heartbeat_s)"))
+    reap_every_s: float = Field(30.0, gt=0, description="how often the control plane looks for such runs (seconds)")
 
 
 class Settings(Strict):
-    home: Path = Field(default_factory=default_home)
-    host: str = "127.0.0.1"
-    port: int = 8790
-    db: str | None = None  # SQLAlchemy URL; default sqlite under home
-    default_hours: float = 6.0
-    extend_hours: float = 6.0
-    logs_kept_per_project: int = 10
-    deadline_check_s: float = 2.0
-    jupyter_start_timeout_s: float = 120.0
-    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
-    history: HistorySettings = Field(default_factory=HistorySettings)
+    home: Path = Field(default_factory=default_home, description="state folder (LABWORK_HOME)")
+    host: Host = Field("127.0.0.1", description="address the control plane binds")
+    port: Port = Field(8790, description="port of the control plane (1-65535; 0 = any free)")
+    db: DbUrl | None = Field(None, description="SQLAlchemy URL of the store; default SQLite under home")
+    default_hours: float = Field(6.0, gt=0, description="a Jupyter server's time limit, in hours")
+    extend_hours: float = Field(6.0, gt=0, description="hours one Extend adds")
+    logs_kept_per_project: int = Field(10, ge=1, description="Jupyter server logs kept per project")
+    deadline_check_s: float = Field(2.0, gt=0, description="seconds between deadline and idle checks")
+    jupyter_start_timeout_s: float = Field(120.0, gt=0, description="seconds a Jupyter server may take to start")
+    session_hours: float = Field(24.0, gt=0, description=(
+        "how long a dashboard log-in lasts, in hours; after it the browser is asked for the token "
+        "again (log-out ends it at once)"))
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings, description="the [gateway] section")
+    history: HistorySettings = Field(default_factory=HistorySettings, description="the [history] section")
 
     # Derived locations -------------------------------------------------------------------
     @property
@@ -131,12 +201,16 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _describe(exc: ValidationError, source: str) -> ConfigError:
+    """One line: the key, what was expected and what was given; `where` is the source."""
     first = exc.errors()[0]
     key = ".".join(str(p) for p in first["loc"])
     if first["type"] == "extra_forbidden":
         msg = f"unknown setting '{key}'"
     else:
-        msg = f"setting '{key}': {first['msg']} (got {first.get('input')!r})"
+        text = first["msg"].removeprefix("Value error, ")
+        if "got " not in text:
+            text = f"{text[:1].lower()}{text[1:]} (got {first.get('input')!r})"
+        msg = f"setting '{key}': {text}"
     return ConfigError(msg, where=source, details={"key": key, "errors": len(exc.errors())})
 
 

@@ -45,13 +45,14 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-# The virtual environment, reinstalled when pyproject.toml changes.
+# The virtual environment, reinstalled when pyproject.toml or constraints.txt changes. Versions
+# come from constraints.txt (what the tests ran with); `make lock` refreshes it on purpose.
 [ -x "$VENV/bin/python" ] || { say "creating $VENV"; "$PY" -m venv "$VENV"; }
-stamp="$VENV/.labwork-installed-$(sha1sum pyproject.toml | cut -c1-12)"
+stamp="$VENV/.labwork-installed-$(cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
   say "installing labwork and its dependencies into $VENV (first time takes a few minutes)"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e ".[all]"
+  "$VENV/bin/python" -m pip install -q -c constraints.txt -e ".[all]"
   rm -f "$VENV"/.labwork-installed-*
   touch "$stamp"
 fi

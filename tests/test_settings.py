@@ -48,3 +48,52 @@ def test_kernel_context_variables_are_not_settings(tmp_path: Path) -> None:
     s = load_settings(environ={"LABWORK_HOME": str(tmp_path), "LABWORK_HISTORY": "1",
                                "LABWORK_URL": "http://x", "LABWORK_PROJECT_DIR": "/p"})
     assert s.history.max_upload_mb == 100.0
+
+
+@pytest.mark.parametrize("toml, key, expected", [
+    ('[gateway]\nidle_timeout = "soon"\n', "gateway.idle_timeout", "a duration like"),
+    ('[gateway]\nretain_finished = "-5m"\n', "gateway.retain_finished", "a duration like"),
+    ('[gateway]\nretain_finished = 10\n', "gateway.retain_finished", "a duration like"),
+    ('[gateway]\nidle_timeout = "3600"\n', "gateway.idle_timeout", "with a unit"),
+    ('default_hours = inf\n', "default_hours", "finite number"),
+    ('extend_hours = nan\n', "extend_hours", "finite number"),
+    ('[gateway]\nport = 70000\n', "gateway.port", "less than or equal to 65535"),
+    ('port = -1\n', "port", "greater than or equal to 0"),
+    ('host = "999.1.1.1"\n', "host", "an IP address or a host name"),
+    ('host = "bad host"\n', "host", "an IP address or a host name"),
+    ('db = "garbage://x"\n', "db", "unknown database dialect 'garbage'"),
+    ('db = "not a url"\n', "db", "an SQLAlchemy URL"),
+    ('default_hours = -2\n', "default_hours", "greater than 0"),
+    ('[gateway]\nmax_sessions = 0\n', "gateway.max_sessions", "greater than or equal to 1"),
+    ('[gateway]\ndriver_memory = "lots"\n', "gateway.driver_memory", "a JVM memory size"),
+    ('[history]\nmax_upload_mb = -1\n', "history.max_upload_mb", "greater than 0"),
+])
+def test_bad_values_name_key_source_and_expectation(toml: str, key: str, expected: str, tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(toml)
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ={"LABWORK_HOME": str(tmp_path)})
+    assert err.value.where == str(tmp_path / "config.toml")
+    assert err.value.message.startswith(f"setting '{key}': ") and expected in err.value.message, err.value.message
+    assert "\n" not in err.value.message and "got " in err.value.message
+
+
+def test_good_values_are_accepted(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('host = "localhost"\nport = 0\ndb = "postgresql+psycopg://u@h/db"\n'
+                                          '[gateway]\nidle_timeout = "30m"\nretain_finished = " 90s "\n'
+                                          'host = "::1"\ndriver_memory = "2g"\n')
+    s = load_settings(environ={"LABWORK_HOME": str(tmp_path)})
+    assert (s.host, s.port, s.gateway.host, s.gateway.retain_finished) == ("localhost", 0, "::1", "90s")
+
+
+def test_every_setting_says_what_it_is_for() -> None:
+    from labwork.settings import GatewaySettings, HistorySettings, Settings
+    for model in (Settings, GatewaySettings, HistorySettings):
+        assert all(f.description for f in model.model_fields.values()), model
+
+
+def test_the_gateway_parses_durations_with_the_settings_parser() -> None:
+    from labwork import units
+    from labwork.gateway.protocol import LivyError, parse_duration
+    assert parse_duration("10m", "ttl") == units.parse_duration("10m") == 600.0
+    with pytest.raises(LivyError, match="ttl: expected a duration like"):
+        parse_duration("soon", "ttl")

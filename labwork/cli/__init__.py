@@ -11,6 +11,7 @@ import typer
 from labwork.errors import LabworkError
 
 app = typer.Typer(help="labwork: a self-hosted notebook workbench.", no_args_is_help=True,
+                  rich_markup_mode=None,  # plain click help: flags show no "<bool>" value
                   pretty_exceptions_enable=False, add_completion=False)
 
 
@@ -33,27 +34,40 @@ def _register() -> None:
 _register()
 
 
+def _usage_error(exc: BaseException) -> int | None:
+    """Show a usage error the way click does (one line after the usage) and give its exit code;
+    None when `exc` is not one. typer >= 0.29 raises its own copy of click's exceptions
+    (`typer.TyperException`), older typer the standalone `click` ones: both are handled here."""
+    import click
+    if isinstance(exc, (typer.TyperException, click.exceptions.ClickException)):
+        exc.show()  # type: ignore[union-attr]
+        return int(getattr(exc, "exit_code", 2))
+    if isinstance(exc, (typer.Abort, click.exceptions.Abort)):
+        return 1
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
+    """Entry point: usage errors exit 2 with click's message, `LabworkError`s with their code."""
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = app(args=argv, prog_name="labwork", standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
     except LabworkError as exc:
+        from rich.markup import escape
+
         from labwork.cli.output import err_console
-        err_console.print(f"[bold red]error:[/] {exc.where + ': ' if exc.where else ''}{exc.message}",
-                          highlight=False, markup=True)
+        where = f"{exc.where}: " if exc.where else ""
+        err_console.print(f"[bold red]error:[/] {escape(where + exc.message)}", highlight=False)
         if exc.hint:
-            err_console.print(f"  hint: {exc.hint}", highlight=False)
+            err_console.print(f"  hint: {escape(exc.hint)}", highlight=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as exc:  # click usage errors and the like
-        import click
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
-        raise
+    except Exception as exc:
+        code = _usage_error(exc)
+        if code is None:
+            raise
+        sys.exit(code)

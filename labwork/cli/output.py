@@ -7,19 +7,37 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+def _console(stderr: bool = False) -> Console:
+    """A console that never cuts a line where nobody sees the cut: in a terminal rich wraps to its
+    width; piped or captured (no terminal, where rich would assume 80 columns) lines are as long as
+    they need to be."""
+    c = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not c.is_terminal:
+        c.width = 1000
+    return c
+
+
+console = _console()
+err_console = _console(stderr=True)
+
+# Columns of identifiers copied whole: kept on one line (other columns wrap around them). Long
+# values (URLs, paths) fold over lines in a narrow terminal, never cut.
+UNBROKEN = {"id", "run", "app id", "name"}
 
 
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
-def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
+def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None,
+                unbroken: Iterable[str] = ()) -> None:
+    """A table whose cells lose no character: every column folds instead of cutting with '…'."""
+    keep = UNBROKEN | {c.lower() for c in unbroken}
     table = Table(title=title)
     for col in columns:
-        table.add_column(col)
+        table.add_column(col, overflow="fold", no_wrap=col.lower() in keep)
     for row in rows:
-        table.add_row(*["" if v is None else str(v) for v in row])
+        table.add_row(*[Text("" if v is None else str(v)) for v in row])  # values are not markup
     console.print(table)

@@ -1,26 +1,28 @@
-"""Dashboard access: the control plane's token in a session cookie, a login page, CSRF protection.
+"""Dashboard access: log-in exchanges the token for a session; forms carry a CSRF token.
 
-* A page opened with `?token=TOKEN` (what `labwork serve` prints) sets the session cookie
-  (`labwork.server.auth.COOKIE`, HttpOnly, SameSite=Lax) and redirects to the same URL without the
-  token, as Jupyter does. Without a valid token a page redirects to `/login`.
-* Every POST is checked three ways: the token (cookie), the Origin (or Referer) header must be
-  this server, and the form's `csrf_token` must be the HMAC of the browser's session nonce (a
-  second HttpOnly cookie) keyed by the control plane's token. A refused POST changes nothing.
+Who is calling is decided once, for every mount, by `labwork.server.auth.AccessGuard`: it turns a
+page opened with `?token=TOKEN` (what `labwork serve` prints) into a server-side session and
+redirects to the clean URL, sends a browser without a session to `/login`, and refuses a
+state-changing request that carries only the session cookie unless its Origin (or Referer) is this
+server. The cookie (`labwork_session_<port>`: HttpOnly, SameSite=Strict, Path=/) holds a signed
+random session id, never the token (`labwork.server.sessions`).
+
+Here: the login form and log-out (which deletes the session server-side), and the second layer
+on every POST from a browser: the form's `csrf_token` must be the HMAC of the session id.
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from labwork.server.auth import COOKIE, token_ok
+from labwork.access import same_secret
+from labwork.server.auth import end_session, identity_of, sessions_of, start_session
+from labwork.server.auth import clean_url as _clean_url
 
-SESSION_COOKIE = "labwork_session"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 
@@ -33,10 +35,6 @@ class NeedLogin(Exception):
         self.reason = reason
 
 
-class TokenInURL(Exception):
-    """A page was opened with a valid `?token=`: set the cookie and redirect to the clean URL."""
-
-
 class CsrfRefused(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -47,60 +45,32 @@ class JsonUnauthorized(Exception):
     pass
 
 
-# --- the session nonce and its CSRF token -----------------------------------------------------------
-
-def session_nonce(request: Request) -> str:
-    """The browser's session nonce (made once per request when the cookie is absent)."""
-    nonce = request.cookies.get(SESSION_COOKIE) or getattr(request.state, "new_session", None)
-    if not nonce or len(nonce) > 100:
-        nonce = secrets.token_urlsafe(24)
-        request.state.new_session = nonce
-    return nonce
-
+# --- the CSRF token of a session ----------------------------------------------------------------------
 
 def csrf_token(request: Request) -> str:
-    key = request.app.state.ctx.token.encode()
-    return hmac.new(key, b"labwork-csrf:" + session_nonce(request).encode(), hashlib.sha256).hexdigest()
+    """The forms' CSRF token: bound to this browser's session ("" before log-in)."""
+    session_id = identity_of(request).session_id
+    return sessions_of(request).csrf_token(session_id) if session_id else ""
 
 
-def set_cookies(request: Request, response: Response, *, token: str | None = None) -> Response:
-    """Set the session nonce cookie when it is new, and the token cookie when `token` is given."""
-    new = getattr(request.state, "new_session", None)
-    if new:
-        response.set_cookie(SESSION_COOKIE, new, httponly=True, samesite="lax", path="/")
-    if token is not None:
-        response.set_cookie(COOKIE, token, httponly=True, samesite="lax", path="/")
+def set_cookies(_request: Request, response: Response) -> Response:
+    """Pages set no cookie of their own any more (the session cookie is set at log-in)."""
     return response
 
 
-def _same_origin(request: Request, value: str) -> bool:
-    parts = urlsplit(value)
-    host = request.headers.get("host", "")
-    return bool(parts.netloc) and parts.netloc.lower() == host.lower() and parts.scheme in ("http", "https")
-
-
-def check_origin(request: Request) -> None:
-    origin = request.headers.get("origin")
-    if origin is not None:
-        if origin == "null" or not _same_origin(request, origin):
-            raise CsrfRefused(f"the request came from another site ({origin})")
-        return
-    referer = request.headers.get("referer")
-    if referer and not _same_origin(request, referer):
-        raise CsrfRefused("the request came from another site (Referer)")
-
-
 def check_csrf(request: Request, given: str | None) -> None:
-    if not request.cookies.get(SESSION_COOKIE):
-        raise CsrfRefused("the browser sent no session cookie; reload the page and try again")
+    """A browser's POST (session cookie) must carry its session's CSRF token; a caller holding the
+    token itself (bearer, Basic) is no browser riding on a cookie and needs none."""
+    identity = identity_of(request)
+    if identity.via != "session":
+        return
     if not given or not hmac.compare_digest(str(given), csrf_token(request)):
         raise CsrfRefused("the form's CSRF token is missing or wrong; reload the page and try again")
 
 
 def clean_url(request: Request) -> str:
     """This request's path and query without `token`."""
-    query = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-    return request.url.path + (("?" + urlencode(query)) if query else "")
+    return _clean_url(request.url.path, request.query_params)
 
 
 def safe_next(value: str | None) -> str:
@@ -113,26 +83,22 @@ def safe_next(value: str | None) -> str:
 # --- dependencies ---------------------------------------------------------------------------------------
 
 def page_auth(request: Request) -> None:
-    """For HTML pages (GET)."""
-    if "token" in request.query_params:
-        if token_ok(request):
-            raise TokenInURL()
-        raise NeedLogin("wrong token")
-    if not token_ok(request):
+    """For HTML pages (GET). `AccessGuard` already sent anonymous browsers to /login."""
+    if not identity_of(request).ok:
         raise NeedLogin()
 
 
 def json_auth(request: Request) -> None:
     """For the pages' JSON and fragment endpoints (polled by the page's script)."""
-    if not token_ok(request):
+    if not identity_of(request).ok:
         raise JsonUnauthorized()
 
 
 async def form_auth(request: Request) -> dict[str, Any]:
-    """For every POST: token, Origin and CSRF token; returns the form as a dict (lists kept)."""
-    if not token_ok(request):
+    """For every POST: an authenticated caller and the session's CSRF token (the Origin was
+    checked by `AccessGuard`); returns the form as a dict (lists kept)."""
+    if not identity_of(request).ok:
         raise NeedLogin()
-    check_origin(request)
     form = await request.form()
     check_csrf(request, form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER))
     out: dict[str, Any] = {}
@@ -151,12 +117,6 @@ async def form_auth(request: Request) -> dict[str, Any]:
 
 def install_handlers(app) -> None:
     from labwork.dashboard.web import render
-
-    @app.exception_handler(TokenInURL)
-    async def _token_in_url(request: Request, _exc: TokenInURL) -> Response:
-        response = RedirectResponse(clean_url(request), status_code=303)
-        session_nonce(request)
-        return set_cookies(request, response, token=request.app.state.ctx.token)
 
     @app.exception_handler(NeedLogin)
     async def _need_login(request: Request, exc: NeedLogin) -> Response:
@@ -185,33 +145,35 @@ def install_handlers(app) -> None:
 router = APIRouter()
 
 
+WRONG_TOKEN = "That token is wrong. It is in LABWORK_HOME/token, and in the URL 'labwork serve' prints."
+
+
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, next: str = "/") -> Response:
+def login_page(request: Request, next: str = "/", error: str | None = None) -> Response:
     from labwork.dashboard.web import render
-    if token_ok(request) and "token" not in request.query_params:
+    if identity_of(request).ok:
         return RedirectResponse(safe_next(next), status_code=303)
-    return render(request, "login.html", next=safe_next(next))
+    return render(request, "login.html", status_code=401 if error else 200, next=safe_next(next),
+                  error=WRONG_TOKEN if error == "token" else None)
 
 
 @router.post("/login")
 async def login(request: Request) -> Response:
+    """The token for a session: the cookie gets a signed session id, never the token."""
     from labwork.dashboard.web import render
-    check_origin(request)
     form = await request.form()
-    check_csrf(request, form.get(CSRF_FIELD))
     given = str(form.get("token") or "").strip()
     nxt = safe_next(str(form.get("next") or "/"))
-    expected = request.app.state.ctx.token
-    if not given or not secrets.compare_digest(given, expected):
-        return render(request, "login.html", status_code=401, next=nxt,
-                      error="That token is wrong. It is in LABWORK_HOME/token, and in the URL "
-                            "'labwork serve' prints.")
-    return set_cookies(request, RedirectResponse(nxt, status_code=303), token=expected)
+    if not same_secret(given, request.app.state.ctx.token):
+        return render(request, "login.html", status_code=401, next=nxt, error=WRONG_TOKEN)
+    response = RedirectResponse(nxt, status_code=303)
+    await start_session(request, response)
+    return response
 
 
 @router.post("/logout")
 async def logout(request: Request, _form: dict = Depends(form_auth)) -> Response:
+    """The session ends server-side: a copy of the old cookie is worth nothing after this."""
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/")
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    await end_session(request, response)
     return response

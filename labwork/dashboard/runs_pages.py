@@ -6,6 +6,7 @@ that a run with thousands of entries is shown a page at a time (indexed by run i
 """
 from __future__ import annotations
 
+import math
 import posixpath
 from html import escape as html_escape
 from datetime import date
@@ -190,6 +191,7 @@ def _values(s, run_id: str) -> dict[str, dict[str, Any]]:
     for item in out.values():
         item["points"] = numeric_points(item["series"])
         item["chart"] = len(item["points"]) > 1
+        item["nonfinite"] = sum(1 for v in item["series"] if isinstance(v, float) and not math.isfinite(v))
         item["strings"] = [v for v in item["series"] if isinstance(v, str)][:50]
     return out
 
@@ -279,7 +281,8 @@ def run_page(request: Request, run_id: str, page: int = Query(1), _auth: None = 
     except LabworkError as exc:
         return message_page(request, "Run", error_text(exc), exc.http_status)
     rows = [entry_html(e) for e in entries]
-    charts = [{"name": v["name"], "svg": line_chart([{"label": v["name"], "points": v["points"]}])}
+    charts = [{"name": v["name"], "svg": line_chart([{"label": v["name"], "points": v["points"]}]),
+               "note": f"{v['nonfinite']} NaN or infinite point(s) not drawn" if v["nonfinite"] else ""}
               for v in values.values() if v["chart"]]
     pages = max(1, -(-total // ENTRIES_PAGE))
     return render(request, "run.html", run=run, entry_rows=rows, entries_total=total, page=page, pages=pages,

@@ -1,12 +1,9 @@
 """The Livy REST API as a self-contained FastAPI app (mounted at /livy or served alone)."""
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import os
-import secrets
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from labwork.access import SAFE_METHODS, cross_site_problem, json_type_problem, presented_secret, same_secret
 from labwork.gateway.core import Gateway
 from labwork.gateway.protocol import (VERSION, LivyError, bad, log_slice, paging, parse_create,
                                       parse_statement)
@@ -32,24 +30,23 @@ def jresp(obj: Any, status: int = 200) -> Response:
     return Response(_dumps(obj), status_code=status, media_type="application/json")
 
 
-def _basic_credentials(header: str) -> tuple[str, str] | None:
-    if not header.lower().startswith("basic "):
-        return None
-    try:
-        text = base64.b64decode(header[6:].strip()).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    user, sep, password = text.partition(":")
-    return (user, password) if sep else None
-
-
-def _same(given: str, expected: str) -> bool:
-    return secrets.compare_digest(given.encode("utf-8", "surrogateescape"),
-                                  expected.encode("utf-8", "surrogateescape"))
+def _refusal(status: int, msg: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(_dumps({"msg": msg}), status_code=status, media_type="application/json",
+                    headers=headers)
 
 
 class _Guard:
-    """Pure ASGI middleware: authentication and the CSRF header check, before any routing."""
+    """Pure ASGI middleware: authentication and the CSRF checks, before any routing.
+
+    * A state-changing request from another site (Origin/Referer naming another server) is
+      refused, 403, whatever it carries (`labwork.access.cross_site_problem`).
+    * `authenticate(request)` decides who may call: the standalone gateway checks its token (bearer
+      or Basic password), the control plane's mount checks what its `AccessGuard` found. With
+      `[gateway] auth_user` (+ `auth_password_env`) that user's Basic password (or the password as
+      a bearer token) is accepted too. Neither: open (embedded gateways in tests and benchmarks).
+    * `[gateway] csrf_protection`: Livy's check, a state-changing request needs `X-Requested-By`
+      (a page on another site cannot add it without a CORS preflight, which is never granted).
+    """
 
     def __init__(self, app, *, settings: GatewaySettings,
                  authenticate: Callable[[Request], bool] | None) -> None:
@@ -63,9 +60,7 @@ class _Guard:
 
     def _check(self, request: Request) -> tuple[bool, str | None]:
         """(allowed, user name)."""
-        header = request.headers.get("authorization", "")
-        creds = _basic_credentials(header)
-        user = creds[0] if creds else None
+        secret, user, _present = presented_secret(request.headers)
         basic_on = bool(self.settings.auth_user)
         if self.authenticate is None and not basic_on:
             return True, user
@@ -77,12 +72,9 @@ class _Guard:
                 log.exception("gateway authenticate callback failed")
         if basic_on:
             password = self._password()
-            if password:
-                if creds and _same(creds[0], self.settings.auth_user or "") \
-                        and _same(creds[1], password):
-                    return True, user
-                if header.lower().startswith("bearer ") and _same(header[7:].strip(), password):
-                    return True, self.settings.auth_user
+            if password and same_secret(secret, password) and (
+                    user is None or same_secret(user, self.settings.auth_user)):
+                return True, user or self.settings.auth_user
         return False, None
 
     async def __call__(self, scope, receive, send) -> None:
@@ -90,27 +82,35 @@ class _Guard:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
+        method = scope["method"]
+        problem = cross_site_problem(method, request.headers, ambient_only=False)
+        if problem:
+            await _refusal(403, f"Cross-site request refused: {problem}.")(scope, receive, send)
+            return
         ok, user = self._check(request)
         if not ok:
-            resp = Response(_dumps({"msg": "Authentication required (HTTP Basic or a bearer token)."}),
-                            status_code=401, media_type="application/json",
-                            headers={"WWW-Authenticate": 'Basic realm="livy"'})
-            await resp(scope, receive, send)
+            await _refusal(401, "Authentication required: send the gateway's token as a bearer token "
+                           "or as the HTTP Basic password.",
+                           headers={"WWW-Authenticate": 'Basic realm="livy"'})(scope, receive, send)
             return
-        if self.settings.csrf_protection and scope["method"] not in ("GET", "HEAD", "OPTIONS") \
+        if self.settings.csrf_protection and method not in SAFE_METHODS \
                 and not request.headers.get("x-requested-by"):
-            resp = Response(_dumps({"msg": "Missing Required Header for CSRF protection."}),
-                            status_code=400, media_type="application/json")
-            await resp(scope, receive, send)
+            await _refusal(400, "Missing Required Header for CSRF protection.")(scope, receive, send)
             return
         scope.setdefault("state", {})["livy_user"] = user
         await self.app(scope, receive, send)
 
 
 async def _body(request: Request) -> Any:
+    """The JSON body; an empty one (statement cancel, a bare POST) is `{}` and needs no
+    Content-Type. Any other body must say it is JSON: 415 otherwise (a `text/plain` body is what
+    a page on another site can send without asking)."""
     raw = await request.body()
     if not raw.strip():
         return {}
+    problem = json_type_problem(request.headers.get("content-type"))
+    if problem:
+        raise LivyError(415, problem)
     try:
         return json.loads(raw)
     except ValueError as exc:

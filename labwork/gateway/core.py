@@ -24,8 +24,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from labwork.gateway.driver import Driver, DriverDied
+from labwork.inputs import parse_id
 from labwork.gateway.protocol import (FINISHED_STATES, CreateRequest, LivyError, bad,
                                       parse_duration)
+from labwork.gateway.sparkmagic_kernels import PROJECT_TAG
+from labwork.private import user_umask
 from labwork.settings import GatewaySettings
 
 log = logging.getLogger("labwork.gateway")
@@ -234,6 +237,7 @@ class Session:
             self.dirty = True
             if state in FINISHED_STATES and self.finished_at is None:
                 self.finished_at = time.monotonic()
+                self.gw.session_ended(self)
 
     async def start(self, warm: Driver | None = None) -> None:
         self.set_state("starting")
@@ -493,7 +497,7 @@ class Batch:
             with open(self.log_path, "ab", buffering=0) as logf:
                 self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=logf,
                                              stderr=subprocess.STDOUT, cwd=str(self.dir), env=env,
-                                             start_new_session=True)
+                                             start_new_session=True, umask=user_umask())
         except OSError as exc:
             self.error = f"spark-submit did not start: {exc}"
             self._set("dead")
@@ -536,10 +540,13 @@ class Gateway:
     """Sessions and batches of one gateway, kept under `state_dir`."""
 
     def __init__(self, settings: GatewaySettings, state_dir: Path,
-                 on_statement: Callable[[dict, dict], None] | None = None) -> None:
+                 on_statement: Callable[[dict, dict], None] | None = None,
+                 on_session_end: Callable[[dict], None] | None = None) -> None:
         self.settings = settings
         self.state_dir = Path(state_dir)
         self.on_statement = on_statement
+        # called once when a session reaches a finished state (deleted, dead, failed to start)
+        self.on_session_end = on_session_end
         self.sessions: dict[int, Session] = {}
         self.batches: dict[int, Batch] = {}
         self.pool: list[Driver] = []
@@ -689,8 +696,8 @@ class Gateway:
         env["MPLBACKEND"] = "Agg"
         env["PYTHONUNBUFFERED"] = "1"
         env["IPYTHONDIR"] = str(self.state_dir / "ipython")
-        if self.settings.master.startswith("local"):
-            env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        if self.settings.master.startswith("local"):  # the UI on loopback like the driver (not setdefault:
+            env["SPARK_LOCAL_IP"] = "127.0.0.1"        # a shell's 0.0.0.0 would open the UI to the net)
         return env
 
     def base_conf(self, req: CreateRequest | None, kind: str, *, for_batch: bool = False,
@@ -798,8 +805,8 @@ class Gateway:
     def lookup(self, key: str | int) -> Session:
         s = None
         text = str(key)
-        if text.isdigit():
-            s = self.sessions.get(int(text))
+        if (number := parse_id(key)) is not None:
+            s = self.sessions.get(number)
         else:
             for cand in self.sessions.values():
                 if cand.name == text:
@@ -813,8 +820,8 @@ class Gateway:
     def lookup_batch(self, key: str | int) -> Batch:
         b = None
         text = str(key)
-        if text.isdigit():
-            b = self.batches.get(int(text))
+        if (number := parse_id(key)) is not None:
+            b = self.batches.get(number)
         else:
             b = next((c for c in self.batches.values() if c.name == text), None)
         if b is None:
@@ -868,6 +875,41 @@ class Gateway:
             self._callbacks.submit(call)
         except RuntimeError:
             pass
+
+    def session_ended(self, s: Session) -> None:
+        """Tell `on_session_end` (run history) that a session finished, with its state and why."""
+        cb = self.on_session_end
+        if cb is None:
+            return
+        sess = s.to_json(log_lines=0)
+        sess["error"] = s.error
+
+        def call() -> None:
+            try:
+                cb(sess)
+            except Exception:  # noqa: BLE001 - a callback must never hurt the gateway
+                log.exception("on_session_end callback failed")
+
+        try:
+            self._callbacks.submit(call)
+        except RuntimeError:
+            pass
+
+    async def delete_project_sessions(self, project: str) -> int:
+        """Delete every session whose conf tags it with `spark.labwork.project = project` (what
+        labwork's Spark kernels send); returns how many. Called when the project's server stops."""
+        mine = [s for s in list(self.sessions.values()) if str(s.req.conf.get(PROJECT_TAG) or "") == project]
+        for s in mine:
+            await self.delete_session(s)
+        return len(mine)
+
+    def delete_project_sessions_sync(self, project: str, timeout: float = 60.0) -> int:
+        """`delete_project_sessions` from a thread other than the gateway's loop (the server
+        manager's); 0 when the gateway never started (then it has no sessions)."""
+        loop = self.loop
+        if loop is None or not loop.is_running() or not self.started:
+            return 0
+        return asyncio.run_coroutine_threadsafe(self.delete_project_sessions(project), loop).result(timeout)
 
     # -- batches ---------------------------------------------------------------------------------
     def create_batch(self, req: CreateRequest, owner: str | None) -> Batch:

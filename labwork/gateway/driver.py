@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labwork.private import user_umask
+
 log = logging.getLogger("labwork.gateway")
 
 
@@ -72,7 +74,8 @@ class Driver:
         with open(self.out_path, "ab", buffering=0) as outf, \
                 open(self.err_path, "ab", buffering=0) as errf:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=outf, stderr=errf,
-                                         cwd=str(self.dir), env=env, start_new_session=True)
+                                         cwd=str(self.dir), env=env, start_new_session=True,
+                                         umask=user_umask())
         self.pid = self.proc.pid
         try:
             import psutil

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 
 from fastapi import FastAPI, Request
 
@@ -13,16 +12,15 @@ PREFIX = "/livy"
 
 
 def attach(app: FastAPI, ctx: Context) -> None:
-    """Mount the gateway (state under `home/gateway`); the control plane token is the credential
-    (as a bearer token or as the HTTP Basic password, which is what sparkmagic sends)."""
+    """Mount the gateway (state under `home/gateway`). Who may call it is decided by the control
+    plane's `AccessGuard`, as for every other mount: the control plane's token (a bearer token or
+    the HTTP Basic password, which is what sparkmagic sends), or the dashboard's session for
+    reading and for same-origin requests. The gateway's own guard re-checks that verdict."""
     from labwork.gateway.app import create_gateway_app
-    from labwork.server.auth import token_from_request
-
-    token = ctx.token
+    from labwork.server.auth import identity_of
 
     def authenticate(request: Request) -> bool:
-        given = token_from_request(request)
-        return bool(given) and secrets.compare_digest(given, token)
+        return identity_of(request).ok
 
     on_statement = ctx.parts.get("gateway_on_statement")
     sub = create_gateway_app(ctx.settings.gateway, state_dir=ctx.settings.home / "gateway",

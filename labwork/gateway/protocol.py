@@ -5,12 +5,14 @@ into `{"msg": ...}`. Nothing here touches processes.
 """
 from __future__ import annotations
 
-import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+from labwork import units
+from labwork.inputs import parse_id, parse_int
 
 VERSION = "0.9.0-labwork"
 
@@ -36,36 +38,19 @@ def bad(msg: str) -> LivyError:
     return LivyError(400, msg)
 
 
-_TIME = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|m|min|mins|h|hour|hours|d|day|days)?\s*$",
-                   re.IGNORECASE)
-_TIME_UNITS = {"ms": 0.001, "s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60, "mins": 60,
-               "h": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400}
-
-
 def parse_duration(value: Any, what: str = "duration") -> float | None:
     """'10m' -> 600.0 seconds; a bare number is milliseconds (Spark's getTimeAsMs)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise bad(f"{what}: expected a time string like '10m' or '1h', got {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value) / 1000.0
-    m = _TIME.match(str(value))
-    if not m:
-        raise bad(f"{what}: expected a time string like '10m' or '1h', got {value!r}")
-    number, unit = float(m.group(1)), (m.group(2) or "ms").lower()
-    return number * _TIME_UNITS[unit]
-
-
-_SIZE = re.compile(r"^\s*\d+\s*([kmgtp]b?|b)?\s*$", re.IGNORECASE)
+    try:
+        return units.parse_duration(value)
+    except ValueError as exc:
+        raise bad(f"{what}: {exc}") from exc
 
 
 def check_size(value: Any, what: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not _SIZE.match(value):
-        raise bad(f"{what}: expected a JVM memory size like '512m' or '2g', got {value!r}")
-    return value.strip()
+    try:
+        return units.check_size(value)
+    except ValueError as exc:
+        raise bad(f"{what}: {exc}") from exc
 
 
 def check_int(value: Any, what: str, minimum: int = 0) -> int | None:
@@ -73,10 +58,12 @@ def check_int(value: Any, what: str, minimum: int = 0) -> int | None:
         return None
     if isinstance(value, bool):
         raise bad(f"{what}: expected an integer, got {value!r}")
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
+    if isinstance(value, str) and parse_int(value.strip()) is not None:
+        value = parse_int(value.strip())
     if not isinstance(value, int):
         raise bad(f"{what}: expected an integer, got {value!r}")
+    if parse_int(value) is None:
+        raise bad(f"{what}: {value} is out of range")
     if value < minimum:
         raise bad(f"{what}: must be at least {minimum}, got {value}")
     return value
@@ -257,7 +244,7 @@ def parse_create(body: Any, *, batch: bool, allowed_paths: list[str],
         name = name.strip()
         if not name:
             name = None
-        elif name.isdigit():
+        elif parse_id(name) is not None:
             raise bad(f"name: '{name}' is all digits, which would clash with session ids")
         elif "/" in name:
             raise bad(f"name: '{name}' may not contain '/'")
@@ -288,22 +275,27 @@ def parse_statement(body: Any, session_kind: str) -> tuple[str, str]:
     return code, kind
 
 
+def _query_int(params: dict, key: str, default: int) -> int:
+    """A paging parameter: ASCII digits (an optional '-') within ±2^63, else a 400 naming it."""
+    text = params.get(key)
+    if text in (None, ""):
+        return default
+    number = parse_int(str(text))
+    if number is None:
+        raise bad(f"{key}: expected an integer, got {str(text)[:40]!r}")
+    return number
+
+
 def paging(params: dict, default_size: int = 100) -> tuple[int, int]:
-    try:
-        frm = int(params.get("from", 0) or 0)
-        size = int(params.get("size", default_size) or default_size)
-    except ValueError as exc:
-        raise bad("from/size: expected integers") from exc
+    frm = _query_int(params, "from", 0)
+    size = _query_int(params, "size", default_size) or default_size
     return max(frm, 0), size
 
 
 def log_slice(lines: list[str], params: dict) -> tuple[int, int, list[str]]:
     """Livy's log paging: no `from` = the last `size` lines (default 100); size < 0 = all."""
-    try:
-        frm = int(params["from"]) if params.get("from") not in (None, "") else -1
-        size = int(params["size"]) if params.get("size") not in (None, "") else 100
-    except ValueError as exc:
-        raise bad("from/size: expected integers") from exc
+    frm = _query_int(params, "from", -1)
+    size = _query_int(params, "size", 100)
     total = len(lines)
     if size < 0:
         frm, size = 0, total

@@ -125,21 +125,25 @@ class KernelContext:
 
     def max_upload_mb(self) -> float:
         """history.max_upload_mb from LABWORK_HISTORY__MAX_UPLOAD_MB or LABWORK_HOME/config.toml."""
-        mb: float = 100.0
+        return self.history_setting("max_upload_mb", 100.0)
+
+    def history_setting(self, key: str, default: float) -> float:
+        """A number of the [history] settings: LABWORK_HISTORY__<KEY>, else LABWORK_HOME/config.toml."""
+        value: float = default
         try:
             import tomllib
             cfg = self.home / "config.toml"
             if cfg.exists():
-                mb = float(tomllib.loads(cfg.read_text()).get("history", {}).get("max_upload_mb", mb))
+                value = float(tomllib.loads(cfg.read_text()).get("history", {}).get(key, value))
         except Exception:
             pass
-        env = os.environ.get("LABWORK_HISTORY__MAX_UPLOAD_MB")
+        env = os.environ.get(f"LABWORK_HISTORY__{key.upper()}")
         if env:
             try:
-                mb = float(env)
+                value = float(env)
             except ValueError:
                 pass
-        return mb
+        return value
 
     def run_record(self) -> dict:
         return {"source": "kernel" if self.kernel_id_known else "script",

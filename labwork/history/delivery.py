@@ -16,7 +16,8 @@ is free belongs to a kernel that is gone: the control plane replays it at start-
 half minute), with `replay_orphans`.
 
 Failures are written to `LABWORK_HOME/logs/history-kernel.log`, never to the cell.
-Only the standard library is imported here.
+Every file written here is 0600 in 0700 folders (`labwork.private`): spools hold cell code.
+Only the standard library (and `labwork.private`, which uses nothing else) is imported here.
 """
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
+
+from labwork.private import open_private, private_dir, private_file, write_private
 
 try:
     import fcntl
@@ -51,7 +54,7 @@ def setup_file_log(path: Path) -> None:
     log.propagate = False
     log.setLevel(logging.INFO)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)  # cell code may be in it: 0600 in a 0700 folder
         handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
     except OSError:
@@ -135,18 +138,21 @@ class Http:
 
 
 def post_records(http: Http, records: list[dict[str, Any]]) -> None:
+    """Send one batch. The control plane stores each record on its own: the ones it cannot store
+    are refused alone (kept in its dead-letter file), so a refusal is logged and never sent again."""
     body = json.dumps({"records": records}, default=str).encode()
     try:
-        http.request("POST", "/api/history/records", body, {"Content-Type": "application/json"})
-    except Refused:
-        if len(records) == 1:
-            raise
-        # one bad record must not hold back the others: send them one at a time
-        for rec in records:
-            try:
-                post_records(http, [rec])
-            except Refused as exc:
-                log.error("control plane refused record %s (%s): %s", rec.get("id"), rec.get("type"), exc)
+        answer = http.request("POST", "/api/history/records", body, {"Content-Type": "application/json"})
+    except Refused as exc:
+        log.error("control plane refused a batch of %d records (not sent again): %s", len(records), exc)
+        return
+    try:
+        refused = json.loads(answer or b"{}").get("refused") or []
+    except (ValueError, AttributeError):
+        refused = []
+    for r in refused:
+        log.error("control plane refused record %s (%s), not sent again: %s", r.get("id"), r.get("type"),
+                  r.get("error"))
 
 
 def put_artifact(http: Http, record: dict[str, Any], blob_dir: Path) -> None:
@@ -217,16 +223,11 @@ def write_spool(path: Path, records: list[dict[str, Any]]) -> None:
     if not records:
         path.unlink(missing_ok=True)
         return
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for rec in records:
-            fh.write(json.dumps(rec, default=str) + "\n")
-    os.replace(tmp, path)
+    write_private(path, "".join(json.dumps(rec, default=str) + "\n" for rec in records))
 
 
 def append_spool(path: Path, records: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
+    with open_private(path, "a", encoding="utf-8") as fh:
         fh.write("".join(json.dumps(rec, default=str) + "\n" for rec in records))
 
 
@@ -235,7 +236,8 @@ class Sender:
 
     def __init__(self, spool_dir: Path, run_id: str, base_url_fn: Callable[[bool], str | None],
                  token_fn: Callable[[], str | None], *, flush_interval: float = 0.2,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, heartbeat_s: float = 60.0,
+                 beat: Callable[[], dict[str, Any] | None] | None = None) -> None:
         self.spool_dir = spool_dir
         self.blob_dir = spool_dir / "blobs"
         self.spool_file = spool_dir / f"{run_id}.jsonl"
@@ -256,6 +258,9 @@ class Sender:
         self.sent = 0
         self.spooled = 0
         self.last_error: str | None = None
+        self.heartbeat_s = heartbeat_s
+        self._beat = beat
+        self._last_sent = time.monotonic()
 
     # --- the cell's side ------------------------------------------------------------------------
     def put(self, record: dict[str, Any]) -> None:
@@ -300,7 +305,7 @@ class Sender:
         if fcntl is None:
             return
         try:
-            self.spool_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.spool_dir)
             fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             self._lock_fd = fd
@@ -340,9 +345,15 @@ class Sender:
     def _cycle(self, final: bool = False) -> None:
         batch = self._drain()
         spooled = self.spool_file.exists()
+        now = time.monotonic()
+        if (not batch and not spooled and not final and not self.down and self._beat is not None
+                and now - self._last_sent >= self.heartbeat_s):
+            beat = self._beat()
+            if beat is not None:
+                batch = [beat]
+            self._last_sent = now
         if not batch and not spooled:
             return
-        now = time.monotonic()
         may_try = not self.down or now >= self._retry_at or final
         if final and batch and not spooled:
             # at exit the process may end while we send: make the records durable first
@@ -363,6 +374,7 @@ class Sender:
             return
         try:
             self.sent += send_in_order(self.http, batch, self.blob_dir)
+            self._last_sent = time.monotonic()
             self._up()
         except SendError as exc:
             done = getattr(exc, "sent", 0)

@@ -110,6 +110,12 @@ def labwork_magic(line: str) -> None:
     raise UsageError(f"%labwork: unknown command {cmd!r} (see %labwork --help)")
 
 
+def register_magic_only(ipython: Any) -> None:
+    """`%labwork` without the cell hooks: for kernels that record their cells themselves (labwork's
+    sparkmagic kernels, whose shell only sees sparkmagic's rewritten cells)."""
+    ipython.register_magic_function(labwork_magic, magic_kind="line", magic_name="labwork")
+
+
 def load_ipython_extension(ipython: Any) -> None:
     from labwork.history.recorder import recorder
 

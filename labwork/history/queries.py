@@ -1,12 +1,11 @@
-"""Run history in the store: ingesting records exactly once, storing artifacts, and the queries the
-API routes, the CLI and the dashboard share.
+"""Run history in the store: storing artifacts, and the queries the API routes, the CLI and the
+dashboard share (ingesting records: `labwork.history.ingestion`, re-exported as `ingest`).
 
 Records are plain dicts, the same shape the kernel sends (see docs/history.md, "Records"):
 
-    {"id": "...", "type": "run" | "history" | "entry" | "value" | "end", "run": "<run id>", ...}
+    {"id": "...", "type": "run" | "history" | "entry" | "value" | "seen" | "end", "run": "<run id>", ...}
 
-Each record's `id` is the primary key of the row it creates, so a record that arrives twice (a
-replay after a lost answer) is counted as a duplicate and changes nothing.
+JSON answers show non-finite numbers as "NaN", "Infinity", "-Infinity" (`encoding.for_json`).
 """
 from __future__ import annotations
 
@@ -25,7 +24,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from labwork.errors import ConfigError, Conflict, Forbidden, NotFound
+from labwork.history.encoding import for_json
 from labwork.history.tables import ArtifactRow, EntryRow, RunRow, ValueRow
+from labwork.private import open_private, private_dir
 from labwork.store.db import Store
 
 RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -109,7 +110,7 @@ def run_dict(row: RunRow) -> dict[str, Any]:
             "started_at": iso(started), "ended_at": iso(ended), "duration_s": duration,
             "last_seen": iso(row.last_seen), "entry_count": row.entry_count,
             "error_count": row.error_count,
-            "info": {k: v for k, v in (row.info or {}).items() if not k.startswith("_")}}
+            "info": for_json({k: v for k, v in (row.info or {}).items() if not k.startswith("_")})}
 
 
 def entry_dict(row: EntryRow) -> dict[str, Any]:
@@ -122,7 +123,7 @@ def entry_dict(row: EntryRow) -> dict[str, Any]:
 
 def value_dict(row: ValueRow) -> dict[str, Any]:
     return {"id": row.id, "run_id": row.run_id, "entry_id": row.entry_id, "name": row.name,
-            "seq": row.seq, "kind": row.kind, "value": row.value, "logged_at": iso(row.logged_at)}
+            "seq": row.seq, "kind": row.kind, "value": for_json(row.value), "logged_at": iso(row.logged_at)}
 
 
 def artifact_dict(row: ArtifactRow, versions: int = 1) -> dict[str, Any]:
@@ -135,168 +136,12 @@ def _aware(dt: datetime) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-# --- ingestion ----------------------------------------------------------------------------------------
+# --- ingestion (labwork.history.ingestion) ------------------------------------------------------------
 
-class _Batch:
-    """One ingestion transaction: the runs it touches and the record ids already stored, fetched
-    with one query per table instead of one per record."""
-
-    def __init__(self, s: Session, records: list[dict[str, Any]]) -> None:
-        self.s = s
-        self.runs: dict[str, RunRow] = {}
-        self.seen: dict[type, set[str]] = {}
-        wanted: dict[type, list[str]] = {EntryRow: [], ValueRow: []}
-        for rec in records:
-            if isinstance(rec, dict) and isinstance(rec.get("id"), str):
-                table = {"entry": EntryRow, "value": ValueRow}.get(rec.get("type"))
-                if table is not None:
-                    wanted[table].append(rec["id"])
-        for table, ids in wanted.items():
-            found: set[str] = set()
-            for i in range(0, len(ids), 500):
-                found.update(s.scalars(select(table.id).where(table.id.in_(ids[i:i + 500]))))
-            self.seen[table] = found
-
-    def run(self, record: dict[str, Any]) -> RunRow:
-        """The record's run, created from what the record says when it is not known yet."""
-        run_id = _require(record, "run")
-        row = self.runs.get(run_id)
-        if row is not None:
-            return row
-        if not RUN_ID.match(run_id):
-            raise ConfigError(f"run id {run_id!r} must be 1-64 letters, digits, '_' or '-'")
-        row = self.s.get(RunRow, run_id)
-        if row is None:
-            row = RunRow(id=run_id, source=str(record.get("source") or "kernel"), status="running",
-                         history=False, started_at=_ts(record.get("at")) or _now(), entry_count=0,
-                         error_count=0, info={})
-            self.s.add(row)
-            self.s.flush()  # no ORM relationship orders the inserts: the run row goes first
-        self.runs[run_id] = row
-        return row
-
-    def first_time(self, table: type, rid: str) -> bool:
-        seen = self.seen[table]
-        if rid in seen:
-            return False
-        seen.add(rid)
-        return True
-
-
-def _apply(b: _Batch, record: dict[str, Any]) -> bool:
-    """Apply one record; False when it was already applied."""
-    if not isinstance(record, dict):
-        raise ConfigError("a record must be a JSON object")
-    rid = _require(record, "id")
-    if not RECORD_ID.match(rid):
-        raise ConfigError(f"record id {rid!r} must be 1-100 letters, digits or '_.:-'")
-    kind = _require(record, "type")
-    run = b.run(record)
-    at = _ts(record.get("at")) or _now()
-    seen = _aware(run.last_seen) if run.last_seen else None
-    if seen is None or at > seen:
-        run.last_seen = at
-
-    if kind == "run":
-        if (run.info or {}).get("_run_record") == rid:
-            return False
-        for key in ("project", "project_dir", "notebook", "runconfig", "kernel_id", "host"):
-            if record.get(key) is not None:
-                setattr(run, key, str(record[key]))
-        if record.get("pid") is not None:
-            run.pid = int(record["pid"])
-        if record.get("source"):
-            run.source = str(record["source"])
-        if record.get("history") is not None:
-            run.history = bool(record["history"])
-        if record.get("at") is not None:
-            run.started_at = at
-        run.info = {k: v for k, v in (run.info or {}).items() if k.startswith("_")} \
-            | dict(record.get("info") or {}) | {"_run_record": rid}
-        return True
-
-    if kind == "history":
-        info = dict(run.info or {})
-        done = info.get("_switches", [])
-        if rid in done:
-            return False
-        info["_switches"] = (done + [rid])[-50:]
-        run.info = info
-        run.history = bool(record.get("on"))
-        return True
-
-    if kind == "end":
-        if run.ended_at is not None:
-            return False
-        run.ended_at = at
-        last = b.s.scalars(select(EntryRow).where(EntryRow.run_id == run.id)
-                           .order_by(EntryRow.seq.desc()).limit(1)).first()
-        run.status = {"error": "failed", "interrupted": "interrupted"}.get(last.status if last else "ok",
-                                                                           "completed")
-        if record.get("status") in RUN_STATUSES:
-            run.status = record["status"]
-        return True
-
-    if kind == "entry":
-        status = record.get("status") or "ok"
-        if status not in ENTRY_STATUSES:
-            raise ConfigError(f"entry {rid}: status must be one of {', '.join(ENTRY_STATUSES)}, got {status!r}")
-        if not b.first_time(EntryRow, rid):
-            return False
-        started = _ts(record.get("started"), "started") or at
-        ended = _ts(record.get("ended"), "ended")
-        duration = record.get("duration_ms")
-        if duration is None and ended is not None:
-            duration = round((ended - started).total_seconds() * 1000.0, 3)
-        b.s.add(EntryRow(id=rid, run_id=run.id, seq=int(record.get("seq") or 0),
-                         kind=str(record.get("kind") or "cell"),
-                         execution_count=record.get("execution_count"),
-                         code=_clip(record.get("code") or "", MAX_CODE_CHARS) or "",
-                         started_at=started, ended_at=ended, duration_ms=duration, status=status,
-                         error_name=_clip(record.get("error_name"), 200),
-                         error_value=_clip(record.get("error_value")),
-                         traceback=_clip(record.get("traceback"))))
-        run.entry_count = (run.entry_count or 0) + 1
-        if status != "ok":
-            run.error_count = (run.error_count or 0) + 1
-        return True
-
-    if kind == "value":
-        name = _require(record, "name")
-        if not name or len(name) > 200:
-            raise ConfigError(f"value {rid}: a name must be 1-200 characters")
-        value = record.get("value")
-        kind_ = value_kind(value)
-        if not b.first_time(ValueRow, rid):
-            return False
-        b.s.add(ValueRow(id=rid, run_id=run.id, entry_id=record.get("entry"), name=name,
-                         seq=int(record.get("seq") or 0), kind=kind_, value=value, logged_at=at))
-        return True
-
-    raise ConfigError(f"record {rid}: unknown type {kind!r}",
-                      hint="types: run, history, entry, value, end (artifacts go to the upload route)")
-
-
-def ingest(store: Store, records: Iterable[dict[str, Any]]) -> dict[str, int]:
-    """Apply records in order, in one transaction; duplicates are counted and skipped."""
-    records = list(records)
-    for attempt in range(3):
-        accepted = duplicates = 0
-        try:
-            with store.session() as s:
-                batch = _Batch(s, records)
-                for record in records:
-                    if _apply(batch, record):
-                        accepted += 1
-                    else:
-                        duplicates += 1
-            return {"accepted": accepted, "duplicates": duplicates}
-        except IntegrityError:
-            # the same record arrived twice at once (a replay racing a retry): try again, the
-            # second pass sees the first one's rows and skips them
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+def ingest(store: Store, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Apply records in order, each on its own (see `labwork.history.ingestion.ingest`)."""
+    from labwork.history.ingestion import ingest as _ingest
+    return _ingest(store, records)
 
 
 # --- artifacts ----------------------------------------------------------------------------------------
@@ -340,13 +185,12 @@ def store_artifact(store: Store, artifacts_dir: Path, run_ref: str, path: str,
             for _ in chunks:  # drain the body
                 pass
             return artifact_dict(existing) | {"duplicate": True}
-    folder = run_artifact_dir(artifacts_dir, run["id"])
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir(run_artifact_dir(artifacts_dir, run["id"]))
     tmp = folder / f".incoming-{artifact_id}-{os.getpid()}"
     digest = hashlib.sha256()
     size = 0
     try:
-        with open(tmp, "wb") as fh:
+        with open_private(tmp, "wb") as fh:
             for chunk in chunks:
                 size += len(chunk)
                 if max_bytes is not None and size > max_bytes:
@@ -480,7 +324,7 @@ def get_run(store: Store, ref: str) -> dict[str, Any]:
                 item["kinds"].append(v.kind)
             item["count"] += 1
             item["points"] += len(v.value) if isinstance(v.value, list) else 1
-            item["last"] = v.value
+            item["last"] = for_json(v.value)
         for item in summary.values():
             item["kind"] = item["kinds"][0] if len(item["kinds"]) == 1 else "mixed"
             item["series"] = item["points"] > 1
@@ -513,7 +357,7 @@ def value_series(store: Store, ref: str, name: str) -> dict[str, Any]:
             items = v.value if isinstance(v.value, list) else [v.value]
             for item in items:
                 kinds.add("string" if isinstance(item, str) else "number")
-                points.append({"step": len(points), "value": item, "entry_id": v.entry_id,
+                points.append({"step": len(points), "value": for_json(item), "entry_id": v.entry_id,
                                "logged_at": iso(v.logged_at)})
         kind = kinds.pop() if len(kinds) == 1 else "mixed"
         return {"run_id": row.id, "name": name, "kind": kind, "points": points}

@@ -17,6 +17,7 @@ from typing import Any
 
 from labwork.history.context import KernelContext, detect
 from labwork.history.delivery import Sender, log, setup_file_log
+from labwork.private import open_private
 
 MAX_LOCAL_ENTRIES = 10_000
 
@@ -70,15 +71,11 @@ class Recorder:
         self._lock = threading.Lock()
         self._run_sent = False
         self._ended = False
-        flush = 0.2
-        try:
-            import os
-            flush = float(os.environ.get("LABWORK_HISTORY__FLUSH_INTERVAL_S") or flush)
-        except ValueError:
-            pass
+        flush = self.ctx.history_setting("flush_interval_s", 0.2)
         self.sender = Sender(self.ctx.spool_dir, self.ctx.run_id,
                              lambda prefer_file: self.ctx.control_url(prefer_file=prefer_file),
-                             self.ctx.token, flush_interval=flush)
+                             self.ctx.token, flush_interval=flush,
+                             heartbeat_s=self.ctx.history_setting("heartbeat_s", 60.0), beat=self._beat)
         atexit.register(self.end)
 
     @property
@@ -95,6 +92,13 @@ class Recorder:
                                      "at": time.time(), "history": self.history, **self.ctx.run_record()})
         self.sender.put(record)
 
+    def _beat(self) -> dict[str, Any] | None:
+        """The sender's heartbeat while the run is open: it keeps the reaper away from a kernel
+        that is alive but quiet."""
+        if not self._run_sent or self._ended:
+            return None
+        return {"id": uuid.uuid4().hex, "type": "seen", "run": self.ctx.run_id, "at": time.time()}
+
     def set_history(self, on: bool) -> None:
         self.history = bool(on)
         self._send({"id": uuid.uuid4().hex, "type": "history", "run": self.ctx.run_id,
@@ -108,7 +112,7 @@ class Recorder:
         try:
             if self._run_sent:
                 self.sender.put({"id": uuid.uuid4().hex, "type": "end", "run": self.ctx.run_id,
-                                 "at": time.time()})
+                                 "at": time.time(), "reason": "the kernel shut down"})
             self.sender.close(timeout=3.0)
         except Exception:
             log.exception("closing the run failed")
@@ -170,6 +174,31 @@ class Recorder:
             del entries[: len(entries) - MAX_LOCAL_ENTRIES]
         self._send(rec)
 
+    # --- cells recorded by a kernel that runs them itself (labwork's sparkmagic kernels) ------------
+    def begin_cell(self, code: str) -> _Frame:
+        """A user cell starts; values logged until `end_cell` belong to it."""
+        frame = _Frame(code, uuid.uuid4().hex if self.history else None, time.time())
+        self._stack.append(frame)
+        return frame
+
+    def end_cell(self, frame: _Frame, *, status: str, error_name: str | None = None,
+                 error_value: str | None = None, traceback: str | None = None,
+                 execution_count: int | None = None) -> None:
+        if frame in self._stack:
+            self._stack.remove(frame)
+        if frame.entry_id is None:
+            return
+        self._seq += 1
+        rec = {"id": frame.entry_id, "type": "entry", "run": self.ctx.run_id, "seq": self._seq,
+               "kind": "cell", "execution_count": execution_count, "code": str(frame.info),
+               "started": frame.started, "ended": time.time(), "status": status,
+               "error_name": error_name, "error_value": error_value, "traceback": traceback}
+        rec["at"] = rec["ended"]
+        self.entries.append(rec)
+        if len(self.entries) > MAX_LOCAL_ENTRIES:
+            del self.entries[: len(self.entries) - MAX_LOCAL_ENTRIES]
+        self._send(rec)
+
     def current_entry(self) -> str | None:
         stack = self._stack
         return stack[0].entry_id if stack else None
@@ -221,8 +250,8 @@ class Recorder:
         file, stored_path, size = self.check_upload(given)
         artifact_id = uuid.uuid4().hex
         blob_dir = self.ctx.spool_dir / "blobs"
-        blob_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(file, blob_dir / artifact_id)  # the file as it is now, whatever happens next
+        with open(file, "rb") as src, open_private(blob_dir / artifact_id, "wb") as dst:
+            shutil.copyfileobj(src, dst)  # the file as it is now, whatever happens next
         rec = {"id": artifact_id, "type": "artifact", "run": self.ctx.run_id,
                "entry": self.current_entry(), "path": stored_path, "blob": artifact_id, "size": size,
                "at": time.time()}
@@ -241,4 +270,17 @@ def recorder(user_ns: dict | None = None) -> Recorder:
         with _recorder_lock:
             if _recorder is None:
                 _recorder = Recorder(user_ns=user_ns)
+    return _recorder
+
+
+def kernel_recorder(kernel_id: str) -> Recorder:
+    """The process's recorder for a kernel whose id is known before ipykernel starts (labwork's
+    sparkmagic launcher): `recorder()` and `%labwork` return this one."""
+    global _recorder
+    with _recorder_lock:
+        if _recorder is None:
+            ctx = detect()
+            ctx.kernel_id = kernel_id
+            ctx.kernel_id_known = True
+            _recorder = Recorder(ctx)
     return _recorder

@@ -24,8 +24,9 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict
 
 from labwork.errors import ConfigError, LabworkError
-from labwork.history import queries
+from labwork.history import ingestion, queries
 from labwork.server.auth import require_token
+from labwork.server.params import OffsetQuery
 from labwork.server.context import Context
 
 log = logging.getLogger("labwork.history")
@@ -48,16 +49,59 @@ class RecordsBody(BaseModel):
     records: list[dict[str, Any]]
 
 
+def dead_letter_file(ctx: Context) -> Path:
+    """Where records that cannot be stored are kept: `LABWORK_HOME/history/dead-letter.jsonl`."""
+    return ctx.settings.home / "history" / "dead-letter.jsonl"
+
+
+def ingest_or_keep(ctx: Context, records: list[Any], source: str) -> dict[str, Any]:
+    """`ingestion.ingest`, with every refused record appended to the dead-letter file with why: the
+    one path for the API, spool replays and the gateway's statements."""
+    result = ingestion.ingest(ctx.store, records)
+    if result["refused"]:
+        keep_dead_letters(ctx, [(records[r["index"]], r) for r in result["refused"]], source)
+    return result
+
+
+def keep_dead_letters(ctx: Context, refused: list[tuple[Any, dict[str, Any]]], source: str) -> None:
+    """Append `(record, refusal)` pairs to the dead-letter file (0600), one JSON line each."""
+    import json
+    import time
+
+    from labwork.private import open_private
+
+    path = dead_letter_file(ctx)
+    try:
+        with open_private(path, "a", encoding="utf-8") as fh:
+            for record, why in refused:
+                fh.write(json.dumps({"at": time.time(), "source": source, "error": why["error"],
+                                     "record": record}, default=str) + "\n")
+    except OSError:
+        log.exception("cannot write the dead-letter file %s", path)
+    for _, why in refused:
+        log.error("run-history record %s (type %s) refused, kept in %s: %s", why["id"], why["type"],
+                  path, why["error"])
+
+
 @router.post("/api/history/records")
-def post_records(body: RecordsBody, request: Request) -> dict[str, int]:
-    """Store records sent by a kernel, in order; ids already stored are counted as duplicates."""
-    return queries.ingest(_ctx(request).store, body.records)
+def post_records(body: RecordsBody, request: Request) -> dict[str, Any]:
+    """Store records sent by a kernel, in order; ids already stored are counted as duplicates.
+
+    A record that cannot be stored is refused alone (listed in `refused` with why, and kept in
+    the dead-letter file); when every record of the batch is refused the answer is 400."""
+    result = ingest_or_keep(_ctx(request), body.records, "api")
+    if body.records and len(result["refused"]) == len(body.records):
+        raise ConfigError(f"every record of the batch was refused: {result['refused'][0]['error']}",
+                          where=f"record {result['refused'][0]['id']}",
+                          hint="the refused records are kept in LABWORK_HOME/history/dead-letter.jsonl",
+                          details={"refused": result["refused"]})
+    return result
 
 
 @router.get("/api/runs")
 def runs(request: Request, project: str | None = None, notebook: str | None = None,
          status: str | None = None, since: str | None = None, until: str | None = None,
-         limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+         limit: int = Query(50, ge=1, le=1000), offset: OffsetQuery = 0) -> dict[str, Any]:
     return queries.list_runs(_ctx(request).store, project=project, notebook=notebook, status=status,
                              since=since, until=until, limit=limit, offset=offset)
 
@@ -111,14 +155,8 @@ async def upload(run_id: str, path: str, request: Request, id: str | None = None
 # --- spools of kernels that are gone ----------------------------------------------------------------
 
 def _apply_records(ctx: Context, records: list[dict[str, Any]]) -> None:
-    try:
-        queries.ingest(ctx.store, records)
-    except ConfigError:
-        for rec in records:  # keep the good ones
-            try:
-                queries.ingest(ctx.store, [rec])
-            except ConfigError as exc:
-                log.error("spooled record %s refused: %s", rec.get("id"), exc)
+    """Refused records go to the dead-letter file, so the spool is never sent again for them."""
+    ingest_or_keep(ctx, records, "spool")
 
 
 def _apply_artifact(ctx: Context, record: dict[str, Any], blob: Path) -> None:
@@ -192,6 +230,16 @@ def _history_on(ctx: Context, conf: dict[str, str]) -> bool:
     return on
 
 
+def project_name(conf: dict[str, str]) -> str:
+    """The project's name (`[project] name` of its labwork.toml, e.g. `myIris`), as kernel runs
+    record it: the session's `spark.labwork.project_name`, else read from the project folder."""
+    from labwork.history.context import _project_name
+    given = conf.get("spark.labwork.project_name")
+    if given:
+        return given
+    return _project_name(Path(conf["spark.labwork.project"])) or Path(conf["spark.labwork.project"]).name
+
+
 def _ms(value: Any) -> float | None:
     try:
         v = float(value)
@@ -210,6 +258,8 @@ def record_gateway_statement(ctx: Context, session: dict[str, Any], statement: d
             return
         if str(statement.get("state")) not in _FINAL_STATES:
             return
+        if conf.get("spark.labwork.recorder") == "kernel":
+            return  # a labwork sparkmagic kernel records the user's cells itself
         if not _history_on(ctx, conf):
             return
         run_id = gateway_run_id(session)
@@ -226,10 +276,9 @@ def record_gateway_statement(ctx: Context, session: dict[str, Any], statement: d
             tb = "".join(str(x) for x in tb)
         started = _ms(statement.get("started"))
         ended = _ms(statement.get("completed"))
-        name = conf.get("spark.labwork.name") or Path(project_dir).name
         sid = statement.get("id")
         run_record = {"id": f"{run_id}-run", "type": "run", "run": run_id, "source": "gateway",
-                      "project": conf.get("spark.labwork.project_name") or name, "project_dir": project_dir,
+                      "project": project_name(conf), "project_dir": project_dir,
                       "notebook": conf.get("spark.labwork.notebook"),
                       "runconfig": conf.get("spark.labwork.runconfig"),
                       "kernel_id": f"livy-session-{session.get('id')}", "history": True,
@@ -249,28 +298,57 @@ def record_gateway_statement(ctx: Context, session: dict[str, Any], statement: d
         with ctx.store.session() as s:
             from labwork.history.tables import RunRow
             known = s.get(RunRow, run_id) is not None
-        queries.ingest(ctx.store, ([] if known else [run_record]) + [entry])
+        ingest_or_keep(ctx, ([] if known else [run_record]) + [entry], "gateway")
     except Exception:
         log.exception("recording gateway statement %s failed", statement.get("id"))
 
 
 def end_gateway_session(ctx: Context, session: dict[str, Any]) -> None:
-    """Close a gateway session's run (the gateway may call this when a session is deleted)."""
+    """The gateway's `on_session_end` hook: a session that finished (deleted, its driver dead,
+    failed to start) ends its run, with the reason. Never raises."""
     try:
         run_id = gateway_run_id(session)
         from labwork.history.tables import RunRow
         with ctx.store.session() as s:
             if s.get(RunRow, run_id) is None:
                 return
-        queries.ingest(ctx.store, [{"id": f"{run_id}-end", "type": "end", "run": run_id}])
+        state = str(session.get("state") or "")
+        end: dict[str, Any] = {"id": f"{run_id}-end", "type": "end", "run": run_id, "by": "session"}
+        if state in ("dead", "error"):
+            end["status"] = "failed"
+            end["reason"] = f"the Spark session {session.get('id')} ended ({state})" + (
+                f": {session['error']}" if session.get("error") else "")
+        else:
+            end["reason"] = f"the Spark session {session.get('id')} was deleted"
+        ingest_or_keep(ctx, [end], "gateway")
     except Exception:
         log.exception("ending the gateway run of session %s failed", session.get("id"))
+
+
+def reap_stale_runs(ctx: Context) -> list[str]:
+    """Close runs whose kernel stopped reporting (`history.stale_after_s`); a gateway run whose
+    session is still open on this control plane's gateway is spared."""
+    from labwork.gateway.core import Gateway
+    gateway = ctx.parts.get("gateway")
+
+    def alive(run: dict[str, Any]) -> bool:
+        sid = (run.get("info") or {}).get("livy_session")
+        if run.get("source") != "gateway" or not isinstance(gateway, Gateway) or sid is None:
+            return False
+        session = gateway.sessions.get(sid) if isinstance(sid, int) else None
+        return session is not None and not session.finished
+
+    closed = ingestion.reap_stale_runs(ctx.store, ctx.settings.history.stale_after_s, alive)
+    for run_id in closed:
+        log.info("run %s closed: %s", run_id, ingestion.STALE_REASON)
+    return closed
 
 
 # --- plugging in ------------------------------------------------------------------------------------
 
 def attach(app: FastAPI, ctx: Context) -> None:
-    """Routes, the orphan-spool sweep (at start-up and every half minute) and `ctx.parts["history"]`."""
+    """Routes, the orphan-spool sweep (at start-up and every half minute), the reaper of runs whose
+    kernel stopped reporting (every `history.reap_every_s`) and `ctx.parts["history"]`."""
     app.include_router(router)
     ctx.parts["history"] = {"record_gateway_statement": lambda session, statement:
                             record_gateway_statement(ctx, session, statement),
@@ -286,12 +364,19 @@ def attach(app: FastAPI, ctx: Context) -> None:
                 log.exception("spool sweep failed")
             await asyncio.sleep(SWEEP_EVERY_S)
 
+    async def reap_forever() -> None:
+        while True:
+            await asyncio.sleep(ctx.settings.history.reap_every_s)
+            try:
+                await asyncio.to_thread(reap_stale_runs, ctx)
+            except Exception:
+                log.exception("closing stale runs failed")
+
     async def start() -> None:
-        state["task"] = asyncio.create_task(sweep_forever())
+        state["tasks"] = [asyncio.create_task(sweep_forever()), asyncio.create_task(reap_forever())]
 
     async def stop() -> None:
-        task = state.pop("task", None)
-        if task is not None:
+        for task in state.pop("tasks", []):
             task.cancel()
             try:
                 await task

@@ -6,6 +6,20 @@ import os
 from typing import Any
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def ui_bind_env(conf: dict[str, str]) -> dict[str, str]:
+    """The environment that keeps the Spark UI where the driver is.
+
+    Spark 4's UI listens on `SPARK_LOCAL_IP` or else on every interface: `spark.driver.bindAddress`
+    and `spark.driver.host` do not reach it (org.apache.spark.ui.WebUI). A driver bound to loopback
+    gets its UI on loopback too, whatever SPARK_LOCAL_IP the user's shell passed down.
+    """
+    bind = conf.get("spark.driver.bindAddress") or conf.get("spark.driver.host")
+    return {"SPARK_LOCAL_IP": "127.0.0.1"} if bind in LOOPBACK else {}
+
+
 def start_spark(conf: dict[str, str] | None = None) -> tuple[Any, Any]:
     """A SparkSession with master and properties from the target and the server configuration."""
     try:
@@ -14,6 +28,7 @@ def start_spark(conf: dict[str, str] | None = None) -> tuple[Any, Any]:
         raise ImportError("pyspark is not installed in this run configuration's environment; "
                           "add it to the requirements or install labwork[spark]") from exc
     conf = conf if conf is not None else json.loads(os.environ.get("LABWORK_SPARK_CONF") or "{}")
+    os.environ.update(ui_bind_env(conf))  # read by the JVM that getOrCreate launches
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)

@@ -4,6 +4,9 @@ Before handing over to sparkmagic's kernel, it gives this kernel its own copy of
 configuration's sparkmagic config with the notebook path and kernel id in the session's Spark
 conf (`spark.labwork.notebook`, `spark.labwork.kernel`), so run history and the dashboard can tell
 which notebook a gateway session serves, and records the launch for *recent notebooks*.
+
+It also sets up run history in the kernel (`sparkmagic_history`): the user's cells are recorded
+in this kernel's run (`spark.labwork.run` in the session's conf), and `%labwork` is preloaded.
 """
 from __future__ import annotations
 
@@ -16,14 +19,18 @@ import sys
 from pathlib import Path
 
 from labwork.kernels.launch import _kernel_id, record_launch
+from labwork.kernels.sparkmagic_history import RECORDER_TAG, RUN_TAG, install
 
 
-def per_kernel_conf_dir(base: Path, kernel_id: str, notebook: str | None) -> Path:
+def per_kernel_conf_dir(base: Path, kernel_id: str, notebook: str | None, run_id: str | None = None) -> Path:
     config = json.loads((base / "config.json").read_text())
     conf = config.setdefault("session_configs", {}).setdefault("conf", {})
     if notebook:
         conf["spark.labwork.notebook"] = notebook
     conf["spark.labwork.kernel"] = kernel_id
+    if run_id:  # this kernel records its cells (sparkmagic_history): the gateway must not
+        conf[RUN_TAG] = run_id
+        conf[RECORDER_TAG] = "kernel"
     out = base / "kernels" / kernel_id
     out.mkdir(parents=True, exist_ok=True)
     fd = os.open(out / "config.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -43,9 +50,12 @@ def main() -> None:
     if notebook and project and notebook.startswith(project.rstrip("/") + "/"):
         notebook = os.path.relpath(notebook, project)
     kernel_id = _kernel_id(rest) or str(os.getpid())
-    conf_dir = per_kernel_conf_dir(base, kernel_id, notebook)
+    from labwork.history.recorder import kernel_recorder
+    rec = kernel_recorder(kernel_id)
+    conf_dir = per_kernel_conf_dir(base, kernel_id, notebook, rec.run_id)
     atexit.register(shutil.rmtree, conf_dir, True)
     os.environ["SPARKMAGIC_CONF_DIR"] = str(conf_dir)
+    install(rec)  # imports sparkmagic, which reads SPARKMAGIC_CONF_DIR once: after setting it
     record_launch(rest)
     sys.argv = [module, *rest]
     runpy.run_module(module, run_name="__main__", alter_sys=True)

@@ -37,7 +37,7 @@ def spark_conf_for(project: Project, rc: RunConfig, server_config: dict[str, Any
     """Server configuration, then the run configuration's `[spark]`, then the target's master."""
     conf = {UMASK_PROPERTY: "007"} | server_spark_conf(server_config) | dict(rc.spark)
     target = project.target_of(rc)
-    conf["spark.master"] = target.master if isinstance(target, SparkTarget) else conf.get("spark.master", "local[*]")
+    conf["spark.master"] = target.kernel_master if isinstance(target, SparkTarget) else conf.get("spark.master", "local[*]")
     conf.setdefault("spark.app.name", f"{project.name} {rc.target}")
     conf.setdefault("spark.ui.showConsoleProgress", "false")
     if conf["spark.master"].startswith("local"):  # keep a laptop's driver off the network
@@ -111,6 +111,7 @@ def _sparkmagic_spec(project: Project, rc_name: str, rc: RunConfig, settings: Se
     for key in ("spark.master", "spark.driver.host", "spark.driver.bindAddress"):
         conf.pop(key, None)  # the Livy server decides where its drivers run
     conf["spark.labwork.project"] = str(project.root)
+    conf["spark.labwork.project_name"] = project.name  # what run history lists the runs under
     conf["spark.labwork.runconfig"] = rc_name
     conf["spark.labwork.history"] = "true" if rc.history else "false"
     session_conf: dict[str, Any] = {"conf": conf}

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import inspect
 import logging
 import os
 import secrets
@@ -35,6 +34,7 @@ from labwork.errors import ConfigError, Conflict, NotFound, Unavailable
 from labwork.notebooks.config import MAX_HOURS, ServerConfig, parse_config
 from labwork.notebooks.preview import notebook_in_project
 from labwork.notebooks.recent import last_config, recent_notebooks
+from labwork.private import user_umask
 from labwork.project.files import load_project
 from labwork.project.registry import get_project_row
 from labwork.server.daemon import pid_alive, port_free
@@ -103,8 +103,9 @@ class ServerManager:
         with self._guard:
             return self._locks.setdefault(project_id, threading.RLock())
 
-    def _project(self, ref: int | str | Path) -> dict[str, Any]:
-        return get_project_row(self.store, ref)
+    def _project(self, ref: int | str | Path, *, register: bool = False) -> dict[str, Any]:
+        """Only starting a server registers an unregistered folder (reads never do)."""
+        return get_project_row(self.store, ref, register=register)
 
     def _log_path(self, project_id: int, server_id: int) -> Path:
         return self.settings.logs_dir / "servers" / str(project_id) / f"{server_id}.log"
@@ -220,7 +221,7 @@ class ServerManager:
         cfg = parse_config(config)
         if "hours" not in cfg.model_fields_set:
             cfg = cfg.model_copy(update={"hours": self.settings.default_hours})
-        project = self._project(project_ref)
+        project = self._project(project_ref, register=True)
         loaded = load_project(project["path"])  # a broken labwork.toml stops here, clearly
         root = loaded.root
         with self._lock(project["id"]):
@@ -253,7 +254,8 @@ class ServerManager:
             try:
                 with open(log_path, "ab") as out:
                     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            cwd=root, env=env, start_new_session=True, close_fds=True)
+                                            cwd=root, env=env, start_new_session=True, close_fds=True,
+                                            umask=user_umask())  # the user's files get the user's modes
             except OSError as exc:
                 self._finish(server_id, "failed", f"could not run Jupyter: {exc}")
                 raise Unavailable(f"could not run Jupyter: {exc}", where=" ".join(cmd[:3])) from exc
@@ -382,19 +384,19 @@ class ServerManager:
         self._finish(server_id, "stopped", reason, how=how)
 
     def _gateway_cleanup(self, project_path: str, log_path: str) -> None:
+        """Delete the Spark sessions the project's kernels made on the control plane's gateway."""
+        from labwork.gateway.core import Gateway
+
         gateway = self.ctx.parts.get("gateway")
-        hook = getattr(gateway, "delete_project_sessions", None)
-        if hook is None:
-            return
+        if not isinstance(gateway, Gateway):
+            return  # a control plane without the gateway part
         try:
-            result = hook(project_path)
-            if inspect.isawaitable(result):
-                if self.loop is not None and self.loop.is_running():
-                    asyncio.run_coroutine_threadsafe(result, self.loop).result(timeout=60)
-                else:
-                    asyncio.run(result)
+            deleted = gateway.delete_project_sessions_sync(project_path)
         except Exception as exc:  # the gateway's trouble never blocks a stop
             self._note(log_path, f"could not delete the project's Spark sessions: {exc!r}")
+            return
+        if deleted:
+            self._note(log_path, f"deleted {deleted} Spark session(s) of the project on the gateway")
 
     def _pid_running(self, server_id: int, pid: int) -> bool:
         proc = self._procs.get(server_id)

@@ -11,7 +11,7 @@ import tomlkit
 from pydantic import TypeAdapter, ValidationError
 
 from labwork.errors import Conflict, ConfigError, NotFound
-from labwork.project.models import (TARGET_KINDS, ComputeTarget, ProjectFile, RunConfig,
+from labwork.project.models import (MASTER_WITH_LIVY, TARGET_KINDS, ComputeTarget, ProjectFile, RunConfig,
                                     check_name)
 
 PROJECT_FILE = "labwork.toml"
@@ -36,6 +36,7 @@ class Project:
         return self.root / "outputs"
 
     def runconfig(self, name: str) -> RunConfig:
+        valid_name(name, "run configuration name")
         if name in self.runconfigs:
             return self.runconfigs[name]
         broken = [p for p in self.problems if p.details.get("name") == name]
@@ -46,6 +47,15 @@ class Project:
 
     def target_of(self, runconfig: RunConfig) -> Any:
         return self.targets[runconfig.target]
+
+
+def valid_name(name: str, what: str = "name", where: str | None = None) -> str:
+    """The one name rule (attach's) for every target or run-configuration name from a request or
+    the command line: a name becomes a file name under `.labwork/`, so `../x` or `/abs` never may."""
+    try:
+        return check_name(name, what)
+    except ValueError as exc:
+        raise ConfigError(str(exc), where=where or what) from exc
 
 
 def _one(err: dict) -> tuple[str, str]:
@@ -164,14 +174,13 @@ def attach_target(folder: Path | str | None, kind: str, name: str, options: dict
                   *, framework: str | None = None, overwrite: bool = False) -> Project:
     """Write a compute target and a run configuration of the same name (Azure ML's way)."""
     project = load_project(folder)
-    try:
-        check_name(name, "compute target name")
-    except ValueError as exc:
-        raise ConfigError(str(exc), where="--name") from exc
+    valid_name(name, "compute target name", where="--name")
     if kind not in TARGET_KINDS:
         raise ConfigError(f"unknown compute target kind {kind!r}; expected one of {', '.join(TARGET_KINDS)}",
                           where="KIND")
     data = {"type": kind, **{k: v for k, v in (options or {}).items() if v is not None}}
+    if kind == "spark" and data.get("via") == "livy" and "master" in data:
+        raise ConfigError(MASTER_WITH_LIVY, where="--master")  # even the legacy default: asked for
     try:
         target = _TARGET.validate_python(data)
     except ValidationError as exc:
@@ -192,6 +201,7 @@ def attach_target(folder: Path | str | None, kind: str, name: str, options: dict
 
 def detach_target(folder: Path | str | None, name: str) -> Project:
     """Remove a compute target and the run configurations that use it."""
+    valid_name(name, "compute target name", where="NAME")
     project = load_project(folder)
     tfile = project.config_dir / "compute" / f"{name}.toml"
     if not tfile.exists():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -15,7 +15,7 @@ class Strict(BaseModel):
 
 
 def check_name(value: str, what: str = "name") -> str:
-    if not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise ValueError(f"{what} {value!r} must be 1-64 letters, digits, '_', '-' or '.', "
                          "starting with a letter or digit")
     return value
@@ -48,15 +48,43 @@ class LocalTarget(Strict):
     description: str | None = None
 
 
+MASTER_WITH_LIVY = (
+    "master cannot be set with via = \"livy\": the Spark sessions run on the gateway's master, so "
+    "this one would be ignored. Remove master (the gateway's master is [gateway] master in "
+    "LABWORK_HOME/config.toml, or 'labwork gateway serve --master'), or use via = \"kernel\" to run "
+    "the driver in the kernel on this master")
+
+
+LEGACY_DEFAULT_MASTER = "local[*]"
+
+
 class SparkTarget(Strict):
     type: Literal["spark"] = "spark"
-    master: str = "local[*]"
+    master: str | None = None  # unset: local[*] in the kernel; the gateway's master with via = "livy"
     via: Literal["kernel", "livy"] = "kernel"
     description: str | None = None
 
+    @property
+    def kernel_master(self) -> str:
+        """The master a driver in the kernel uses."""
+        return self.master or "local[*]"
+
+    @model_validator(mode="after")
+    def _master_with_livy(self) -> "SparkTarget":
+        if self.via == "livy" and self.master is not None:
+            if self.master == LEGACY_DEFAULT_MASTER:
+                # Earlier versions wrote this default into every spark target, --via livy included:
+                # such files keep loading (the value never applied) instead of breaking on upgrade.
+                object.__setattr__(self, "master", None)
+                return self
+            raise ValueError(MASTER_WITH_LIVY)
+        return self
+
     @field_validator("master")
     @classmethod
-    def _master(cls, v: str) -> str:
+    def _master(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
         if not re.match(r"^(local(\[(\*|\d+)(,\d+)?\])?|spark://.+|yarn|k8s://.+|mesos://.+)$", v):
             raise ValueError("master must be local, local[N], local[*], spark://HOST:PORT, yarn or k8s://URL")
         return v

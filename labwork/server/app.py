@@ -9,13 +9,23 @@ from datetime import UTC, datetime
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from labwork import __version__
 from labwork.errors import LabworkError
-from labwork.server.auth import load_or_create_token, require_token
+from labwork.private import private_dir
+from labwork.server.auth import AccessGuard, load_or_create_token, require_token
 from labwork.server.context import Context
+from labwork.server.openapi import ERROR_RESPONSES
+from labwork.server.openapi import install as install_openapi
+from labwork.server.sessions import WebSessions
 from labwork.settings import Settings
 from labwork.store.db import Store
+
+
+HTTP_KINDS = {400: "ValidationError", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+              405: "MethodNotAllowed", 409: "Conflict", 413: "TooLarge", 415: "UnsupportedMediaType",
+              503: "Unavailable"}
 
 
 def error_response(exc: LabworkError) -> JSONResponse:
@@ -39,7 +49,7 @@ async def _run_hooks(hooks: list) -> None:
 
 def create_app(settings: Settings, *, url: str = "") -> FastAPI:
     """Build the app: store (migrated), token, API routes and every part (servers, gateway, ...)."""
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.home)
     ctx = Context(settings=settings, store=Store(settings.db_url),
                   token=load_or_create_token(settings.token_file), url=url)
     started = datetime.now(UTC)
@@ -54,12 +64,24 @@ def create_app(settings: Settings, *, url: str = "") -> FastAPI:
             await asyncio.to_thread(ctx.store.dispose)
 
     app = FastAPI(title="labwork control plane", version=__version__, lifespan=lifespan,
-                  openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None)
+                  openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None,
+                  responses=ERROR_RESPONSES)
+    install_openapi(app)
     app.state.ctx = ctx
+    # One check of who calls and whether the request may change state, for /api, pages and /livy.
+    sessions = ctx.parts["web_sessions"] = WebSessions(ctx.store, ctx.token, settings.session_hours * 3600)
+    app.add_middleware(AccessGuard, token=ctx.token, sessions=sessions)
 
     @app.exception_handler(LabworkError)
     async def _labwork_error(_request: Request, exc: LabworkError) -> JSONResponse:
         return error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Starlette's own answers (no such route, method not allowed, auth) in the error shape."""
+        kind = HTTP_KINDS.get(exc.status_code, "HTTPError")
+        return JSONResponse({"error": kind, "msg": str(exc.detail)}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,62 +1,247 @@
-"""The control plane's token: created once, mode 0600, required by every route."""
+"""Who is calling, and may this request change state: one mechanism for every mount of the
+control plane (`/api`, the dashboard's pages, `/livy`).
+
+`AccessGuard` is pure ASGI middleware on the top app, so it runs before any routing, for every
+mounted sub-app too. For each request it
+
+1. finds the credential: the token as a bearer header or as HTTP Basic's password (sparkmagic),
+   the token in `?token=` (the links `labwork serve` prints), or the dashboard's session cookie
+   (`labwork.server.sessions`; the cookie never holds the token). A wrong explicit credential is
+   a wrong credential: it does not fall back to the cookie;
+2. refuses cross-site requests (`labwork.access.cross_site_problem`): a state-changing request
+   from another origin, whatever it carries, and one authenticated only by the cookie unless its
+   Origin/Referer is this server: 403, nothing changed;
+3. refuses anonymous requests except to the login page and static assets: 401 JSON for `/api`,
+   `/livy` and the pages' `.json` endpoints, a redirect to `/login` for pages;
+4. exchanges a valid `?token=` on a page for a session and redirects to the clean URL, as Jupyter
+   does.
+
+The identity it found is in `request.scope["state"]["labwork_identity"]` (`identity_of`). API
+routes also depend on `require_token`, which re-checks it and refuses a JSON body sent with
+another Content-Type (415).
+"""
 from __future__ import annotations
 
-import secrets
+import asyncio
+import html
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import HTTPException, Request
+from starlette.datastructures import Headers, QueryParams
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from labwork.access import SAFE_METHODS, cross_site_problem, json_type_problem, presented_secret, same_secret
+from labwork.errors import UnsupportedMediaType
+from labwork.server.sessions import WebSessions, cookie_name
 from labwork.server.token import load_or_create_token  # noqa: F401 - re-exported
 
-COOKIE = "labwork_token"
+STATE_KEY = "labwork_identity"
+LEGACY_COOKIE = "labwork_token"  # earlier versions kept the token itself in this cookie
+PUBLIC_PATHS = frozenset({"/login", "/favicon.ico"})
+PUBLIC_PREFIXES = ("/static/",)
+JSON_PREFIXES = ("/api/", "/livy/")
+HTML_API_PATHS = frozenset({"/api/docs", "/api/docs/oauth2-redirect"})  # pages served under /api
 
 
-def token_from_request(request: Request) -> str | None:
-    """Bearer header, HTTP Basic password, `?token=` or the dashboard's cookie, in that order."""
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    if header.lower().startswith("basic "):
-        import base64
-        try:
-            user_pass = base64.b64decode(header[6:]).decode()
-            return user_pass.split(":", 1)[1] if ":" in user_pass else None
-        except Exception:
-            return None
-    return request.query_params.get("token") or request.cookies.get(COOKIE)
+@dataclass(frozen=True)
+class Identity:
+    """How a request authenticated: `via` is "token" (header), "query" (`?token=`), "session"
+    (the dashboard's cookie) or None; `problem` says why not, when a credential was wrong."""
+
+    via: str | None = None
+    user: str | None = None
+    session_id: str | None = None
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.via is not None
 
 
-def token_ok(request: Request) -> bool:
-    given = token_from_request(request)
-    expected = request.app.state.ctx.token
-    return bool(given) and secrets.compare_digest(given, expected)
+def identity_of(request: Request) -> Identity:
+    return request.scope.get("state", {}).get(STATE_KEY) or Identity()
 
 
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+def port_of(scope: dict[str, Any]) -> int | None:
+    """The port this request came in on (the cookie's name carries it)."""
+    server = scope.get("server")
+    return int(server[1]) if server and len(server) > 1 and server[1] else None
 
 
-def same_origin(request: Request) -> bool:
-    """The request's Origin (or Referer) names this server, as a browser sends for its own pages."""
-    from urllib.parse import urlparse
-    source = request.headers.get("origin") or request.headers.get("referer")
-    if not source:
+def session_cookie_name(request: Request) -> str:
+    return cookie_name(port_of(request.scope))
+
+
+def sessions_of(request: Request) -> WebSessions:
+    return request.app.state.ctx.parts["web_sessions"]
+
+
+def clean_url(path: str, query: QueryParams) -> str:
+    """`path?query` without `token`."""
+    rest = [(k, v) for k, v in query.multi_items() if k != "token"]
+    return path + (("?" + urlencode(rest)) if rest else "")
+
+
+def is_json_path(path: str, headers: Headers) -> bool:
+    if path in HTML_API_PATHS:
         return False
-    return urlparse(source).netloc == request.headers.get("host", "")
+    if path.startswith(JSON_PREFIXES) or path in ("/api", "/livy") or path.endswith(".json"):
+        return True
+    accept = headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def _is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+# -- answers ---------------------------------------------------------------------------------------
+
+def _json(status: int, error: str, msg: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"error": error, "msg": msg}, status_code=status, headers=headers)
+
+
+def _page(status: int, title: str, text: str, link: tuple[str, str] | None = None) -> Response:
+    more = f' <a href="{html.escape(link[0])}">{html.escape(link[1])}</a>' if link else ""
+    body = (f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
+            f"<h1>{html.escape(title)}</h1><p id=page-error>{html.escape(text)}{more}</p>")
+    return Response(body, status_code=status, media_type="text/html",
+                    headers={"Content-Security-Policy": "default-src 'none'", "Cache-Control": "no-store"})
+
+
+def cross_site_refusal(path: str, headers: Headers, problem: str) -> Response:
+    text = f"Cross-site request protection refused this action: {problem}. Nothing was changed."
+    if is_json_path(path, headers):
+        return _json(403, "Forbidden", text + " Send the token as a bearer header, or act from the "
+                     "dashboard's own pages.")
+    return _page(403, "Request refused", text)
+
+
+def unauthenticated(path: str, query: QueryParams, headers: Headers, method: str,
+                    identity: Identity) -> Response:
+    if is_json_path(path, headers):
+        msg = identity.problem or ("missing token or session: send the token (LABWORK_HOME/token) as "
+                                   "a bearer header or HTTP Basic password, or log in to the dashboard")
+        scheme = 'Basic realm="livy"' if path.startswith("/livy") else "Bearer"
+        return _json(401, "Unauthorized", msg, headers={"WWW-Authenticate": scheme})
+    if method in ("GET", "HEAD"):
+        params = {"next": clean_url(path, query)}
+        if identity.problem:
+            params["error"] = "token"
+        return RedirectResponse("/login?" + urlencode(params), status_code=303)
+    return _page(401, "Log in again", "This request carries no valid session or token: nothing was "
+                 "changed.", link=("/login", "Log in"))
+
+
+# -- the middleware ------------------------------------------------------------------------------------
+
+class AccessGuard:
+    """Pure ASGI middleware on the control plane's app (see the module docstring)."""
+
+    def __init__(self, app, *, token: str, sessions: WebSessions) -> None:
+        self.app = app
+        self.token = token
+        self.sessions = sessions
+
+    async def identify(self, request: Request) -> Identity:
+        secret, user, present = presented_secret(request.headers)
+        if present:
+            if same_secret(secret, self.token):
+                return Identity("token", user=user)
+            return Identity(problem="wrong token in the Authorization header (see LABWORK_HOME/token)")
+        if "token" in request.query_params:
+            if same_secret(request.query_params.get("token"), self.token):
+                return Identity("query")
+            return Identity(problem="wrong token in the URL (see LABWORK_HOME/token)")
+        session_id = self.sessions.unsign(request.cookies.get(session_cookie_name(request)))
+        if session_id and (self.sessions.known_alive(session_id)
+                           or await asyncio.to_thread(self.sessions.alive, session_id)):
+            return Identity("session", session_id=session_id)
+        return Identity()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        identity = await self.identify(request)
+        scope.setdefault("state", {})[STATE_KEY] = identity
+        path = scope["path"]
+        if scope["type"] == "http" and LEGACY_COOKIE in request.cookies:
+            send = _forget_legacy_cookie(send)
+        if scope["type"] == "websocket":
+            if not identity.ok:
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        problem = cross_site_problem(method, request.headers, ambient_only=identity.via == "session")
+        if problem:
+            await cross_site_refusal(path, request.headers, problem)(scope, receive, send)
+            return
+        if not identity.ok and not _is_public(path):
+            await unauthenticated(path, request.query_params, request.headers, method,
+                                  identity)(scope, receive, send)
+            return
+        if identity.via == "query" and method in ("GET", "HEAD") and not is_json_path(path, request.headers):
+            response = RedirectResponse(clean_url(path, request.query_params), status_code=303)
+            await start_session(request, response)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _forget_legacy_cookie(send):
+    """A browser still holding the token in the old cookie (sent to every port of 127.0.0.1) is
+    told to drop it, with whatever answer this request gets."""
+    expire = f"{LEGACY_COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax".encode("latin-1")
+
+    async def wrapped(message) -> None:
+        if message["type"] == "http.response.start":
+            message = dict(message, headers=[*message.get("headers", []), (b"set-cookie", expire)])
+        await send(message)
+    return wrapped
+
+
+# -- log-in and log-out (used by the dashboard's login form and logout button) --------------------------
+
+async def start_session(request: Request, response: Response) -> str:
+    """Make a session for this browser and set its cookie on `response`; returns the session id."""
+    session_id, value = await asyncio.to_thread(sessions_of(request).create)
+    response.set_cookie(session_cookie_name(request), value, httponly=True, samesite="strict", path="/")
+    return session_id
+
+
+async def end_session(request: Request, response: Response) -> None:
+    """Delete this browser's session server-side and clear its cookie."""
+    session_id = identity_of(request).session_id
+    if session_id:
+        await asyncio.to_thread(sessions_of(request).end, session_id)
+    response.delete_cookie(session_cookie_name(request), path="/", httponly=True, samesite="strict")
+
+
+# -- the API routes' dependency -------------------------------------------------------------------------
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    if length is not None:
+        return length.strip() not in ("", "0")
+    return "transfer-encoding" in request.headers
 
 
 def require_token(request: Request) -> None:
-    """FastAPI dependency for every API route.
-
-    A token carried only by the dashboard's cookie authorises a state-changing call only from the
-    dashboard's own pages (same origin), so another site cannot ride on a logged-in browser.
-    """
-    if not token_ok(request):
+    """FastAPI dependency of every API route: an authenticated caller (`AccessGuard` already
+    refused the others; this holds if a route is ever served without it), and a route that reads a
+    JSON body gets JSON (415 otherwise, naming the expected type; an empty body needs none)."""
+    if not identity_of(request).ok:
         raise HTTPException(status_code=401, detail="missing or wrong token (see LABWORK_HOME/token)",
                             headers={"WWW-Authenticate": "Bearer"})
-    if request.method not in SAFE_METHODS and _only_cookie(request) and not same_origin(request):
-        raise HTTPException(status_code=403, detail="cross-site request refused: send the token as a "
-                            "bearer header, or call from the dashboard's own pages")
-
-
-def _only_cookie(request: Request) -> bool:
-    return (not request.headers.get("authorization") and not request.query_params.get("token")
-            and bool(request.cookies.get(COOKIE)))
+    route = request.scope.get("route")
+    if request.method not in SAFE_METHODS and getattr(route, "body_field", None) is not None \
+            and _has_body(request):
+        problem = json_type_problem(request.headers.get("content-type"))
+        if problem:
+            raise UnsupportedMediaType(problem, where=f"{request.method} {request.url.path}")

@@ -8,7 +8,7 @@ import httpx
 
 from labwork import errors
 from labwork.server.token import load_or_create_token
-from labwork.server.daemon import running, start_background
+from labwork.server.daemon import lock_held, other_on_port, running, start_background, wait_running
 from labwork.settings import Settings, load_settings
 
 _BY_STATUS = {400: errors.ConfigError, 403: errors.Forbidden, 404: errors.NotFound,
@@ -55,17 +55,37 @@ class ControlClient:
 
 
 def connect(settings: Settings | None = None, *, autostart: bool = True, quiet: bool = False) -> ControlClient:
-    """A client for this LABWORK_HOME's control plane, starting one in the background if needed."""
+    """A client for this LABWORK_HOME's control plane: the running one, the one still starting
+    (waited for), or one started in the background; says so when another LABWORK_HOME's control
+    plane holds the port."""
     settings = settings or load_settings()
+    say = (lambda _msg: None) if quiet else (lambda msg: print(f"labwork: {msg}", file=sys.stderr))
     info = running(settings)
+    if info is None and lock_held(settings):
+        say(f"the control plane for {settings.home} is starting; waiting for it")
+        info = wait_running(settings)
     if info is None:
         if not autostart:
             raise errors.Unavailable(f"no control plane runs for {settings.home}",
                                      hint="start one with 'labwork serve'")
-        if not quiet:
-            print(f"labwork: no control plane runs for {settings.home}; starting one in the background "
-                  f"(log: {settings.logs_dir / 'control.log'})", file=sys.stderr)
+        other = other_on_port(settings)
+        if other and other["home"]:
+            say(f"the control plane for {other['home']} holds {other['url']}, not this LABWORK_HOME "
+                f"({settings.home}); to use that one, set LABWORK_HOME={other['home']}")
+        elif other:
+            say(f"{other['url']} is taken by another program (perhaps the control plane of another "
+                f"LABWORK_HOME), not by the one for {settings.home}")
+        say(f"no control plane runs for {settings.home}; starting one in the background "
+            f"(log: {settings.logs_dir / 'control.log'})")
         info = start_background(settings)
-        if not quiet:
-            print(f"labwork: control plane started at {info['url']}", file=sys.stderr)
+        say(f"control plane for {settings.home} started at {info['url']}")
+        say(f"dashboard: {dashboard_url(settings, info['url'])}")
     return ControlClient(info["url"], load_or_create_token(settings.token_file))
+
+
+def dashboard_url(settings: Settings, url: str) -> str:
+    """The dashboard's address with the token for a person at a terminal; elsewhere (output that
+    may land in a log) without it, naming the token file instead."""
+    if sys.stderr.isatty():
+        return f"{url}/?token={load_or_create_token(settings.token_file)}"
+    return f"{url}/ (token in {settings.token_file})"

@@ -1,12 +1,18 @@
 """Finding, serving and background-starting the control plane.
 
-A running control plane writes `LABWORK_HOME/control.json` (url, pid, port); the CLI reads it,
-checks the pid and `/api/status`, and starts one in the background when none answers.
+One control plane per `LABWORK_HOME`. `serve` holds an exclusive lock on `LABWORK_HOME/control.lock`
+from before it writes anything until it exits (the kernel drops it when the process dies, even by
+SIGKILL), and writes `control.json` (url, pid, port, home, state) as soon as its port is known, in
+state "starting". The CLI waits for a starting one, checks a running one with `/api/status`, and
+starts one in the background only when the lock is free; a `control.json` left behind by a killed
+process (lock free) is ignored and replaced.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -17,12 +23,20 @@ from typing import Any
 import httpx
 
 from labwork.errors import Unavailable
+from labwork.private import (make_tree_private, open_private, private_dir, private_file,
+                             restrict_umask, write_private)
 from labwork.server.token import load_or_create_token
 from labwork.settings import Settings
 
 
-def port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+def port_free(host: str, port: int, *, reuse_addr: bool = False) -> bool:
+    """Whether a listening socket can bind host:port now. With `reuse_addr`, as uvicorn binds
+    (SO_REUSEADDR), a port held only by TIME-WAIT connections (a restart right after kill -9)
+    counts as free; without it, as Jupyter's own port check binds, it does not."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        if reuse_addr:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
@@ -58,6 +72,42 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+# ------------------------------------------------------------------------- one per LABWORK_HOME
+class HomeLock:
+    """The exclusive lock a control plane holds on its LABWORK_HOME while it starts and runs."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / "control.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        private_file(self.path)
+        fd = os.open(self.path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the lock
+            self._fd = None
+
+
+def lock_held(settings: Settings) -> bool:
+    """Whether a control plane (starting, running or stopping) holds this home's lock."""
+    if not settings.home.is_dir():
+        return False
+    lock = HomeLock(settings.home)
+    if lock.acquire():
+        lock.release()
+        return False
+    return True
+
+
 def read_control(settings: Settings) -> dict[str, Any] | None:
     try:
         return json.loads(settings.control_file.read_text())
@@ -65,78 +115,153 @@ def read_control(settings: Settings) -> dict[str, Any] | None:
         return None
 
 
+def _write_control(settings: Settings, record: dict[str, Any]) -> None:
+    write_private(settings.control_file, json.dumps(record))
+
+
 def running(settings: Settings, timeout: float = 2.0) -> dict[str, Any] | None:
-    """The control plane's record if it runs and answers with our token, else None."""
+    """The control plane's record if it runs for this home and answers with our token, else None."""
     info = read_control(settings)
-    if not info or not pid_alive(info.get("pid")):
+    if not info or not pid_alive(info.get("pid")) or not info.get("url"):
         return None
     token = load_or_create_token(settings.token_file)
     try:
         r = httpx.get(f"{info['url']}/api/status", headers={"Authorization": f"Bearer {token}"},
                       timeout=timeout)
-    except httpx.HTTPError:
+        home = r.json().get("home") if r.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
         return None
-    return info if r.status_code == 200 else None
+    if r.status_code != 200 or (home and Path(home) != settings.home):
+        return None
+    return {**info, "state": "running"}
 
 
-def serve(settings: Settings, projects: list[str] | None = None) -> None:
-    """Run the control plane in this process until interrupted; `projects` are registered first."""
+def wait_running(settings: Settings, timeout: float = 120.0) -> dict[str, Any] | None:
+    """Wait for the control plane that holds this home's lock to answer; None if it goes away."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = running(settings, timeout=1.0)
+        if info:
+            return info
+        if not lock_held(settings):
+            return running(settings, timeout=1.0)
+        time.sleep(0.1)
+    return None
+
+
+def other_on_port(settings: Settings) -> dict[str, Any] | None:
+    """What holds this home's port when it is not this home's control plane: the control plane of
+    the default LABWORK_HOME, ~/.labwork (`home` known), or another program (`home` None); None
+    if the port is free."""
+    if not settings.port or port_free(settings.host, settings.port, reuse_addr=True):
+        return None
+    other: dict[str, Any] = {"url": f"http://{_url_host(settings.host)}:{settings.port}", "home": None}
+    default = Path.home() / ".labwork"
+    if default != settings.home:
+        try:
+            info = json.loads((default / "control.json").read_text())
+        except (OSError, ValueError):
+            info = {}
+        if info.get("port") == settings.port and pid_alive(info.get("pid")):
+            other["home"] = str(default)
+    return other
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+# ------------------------------------------------------------------------------------ serving
+def _stop_on_sigterm() -> None:
+    """uvicorn shuts down on SIGTERM, then re-raises it with the handler it found: make that
+    handler an exit, so `finally` blocks (control.json removal) run instead of a silent death."""
+    def _exit(_sig: int, _frame: object) -> None:
+        raise SystemExit(0)
+    signal.signal(signal.SIGTERM, _exit)
+
+
+def serve(settings: Settings, samples: list[str] | None = None, *, print_token: bool = True) -> None:
+    """Run the control plane in this process until interrupted; `samples` (project folders) are
+    copied under LABWORK_HOME/samples and the copies registered first.
+
+    Everything it creates is private (umask 077; processes it starts for the user get the user's
+    umask back) and an older installation's tree is tightened once here. `print_token=False` (the
+    CLI's background start, whose output is a log file) keeps the token out of the output."""
     import uvicorn
 
     from labwork.server.app import create_app
 
-    existing = running(settings)
-    if existing:
-        raise Unavailable(f"a control plane already runs for {settings.home} at {existing['url']}",
+    restrict_umask()
+    private_dir(settings.home)
+    make_tree_private(settings.home)
+    lock = HomeLock(settings.home)
+    if not lock.acquire():
+        info = running(settings) or read_control(settings) or {}
+        state = "runs" if info.get("state") == "running" else "is starting or stopping"
+        at = f" at {info['url']}" if info.get("url") else ""
+        raise Unavailable(f"a control plane {state} for {settings.home}{at}",
                           hint="stop it first, or use another LABWORK_HOME")
-    port = settings.port
-    if port == 0:
-        port = free_port(settings.host)
-    elif not port_free(settings.host, port):
-        raise Unavailable(f"port {port} on {settings.host} is taken", where="--port",
-                          hint="choose another with --port, or --port 0 for any free one")
-    host_for_url = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
-    url = f"http://{host_for_url}:{port}"
-    app = create_app(settings, url=url)
-    token = app.state.ctx.token
-    from labwork.project.registry import register_project
-    registered = [register_project(app.state.ctx.store, folder) for folder in projects or []]
-    settings.control_file.write_text(json.dumps({"url": url, "pid": os.getpid(), "port": port,
-                                                 "host": settings.host, "started": time.time()}))
-    print(f"labwork control plane for {settings.home}", flush=True)
-    print(f"  dashboard: {url}/?token={token}", flush=True)
-    print(f"  API docs:  {url}/api/docs (token required)", flush=True)
-    for row in registered:
-        print(f"  project {row['name']}: {url}/projects/{row['id']}/jupyter?token={token}", flush=True)
+    _stop_on_sigterm()
+    record: dict[str, Any] = {}
     try:
+        port = settings.port
+        if port == 0:
+            port = free_port(settings.host)
+        elif not port_free(settings.host, port, reuse_addr=True):
+            raise Unavailable(f"port {port} on {settings.host} is taken", where="--port",
+                              hint="choose another with --port, or --port 0 for any free one")
+        url = f"http://{_url_host(settings.host)}:{port}"
+        record = {"url": url, "pid": os.getpid(), "port": port, "host": settings.host,
+                  "home": str(settings.home), "state": "starting", "started": time.time()}
+        _write_control(settings, record)
+        app = create_app(settings, url=url)
+        token = app.state.ctx.token
+        from labwork.project.registry import register_project
+        from labwork.server.samples import sample_copy
+        registered = [register_project(app.state.ctx.store, str(sample_copy(folder, settings.home)))
+                      for folder in samples or []]
+        app.state.ctx.startup.append(lambda: _write_control(settings, {**record, "state": "running"}))
+        secret = f"?token={token}" if print_token else ""
+        print(f"labwork control plane for {settings.home}", flush=True)
+        print(f"  dashboard: {url}/{secret}" + ("" if print_token else f"  (token in {settings.token_file})"),
+              flush=True)
+        print(f"  API docs:  {url}/api/docs (token required)", flush=True)
+        for row in registered:
+            print(f"  project {row['name']} (a copy in {row['path']}): {url}/projects/{row['id']}/jupyter{secret}",
+                  flush=True)
         uvicorn.run(app, host=settings.host, port=port, log_level="warning", access_log=False)
     finally:
         info = read_control(settings)
         if info and info.get("pid") == os.getpid():
             settings.control_file.unlink(missing_ok=True)
+        lock.release()
 
 
 def start_background(settings: Settings, timeout: float = 60.0) -> dict[str, Any]:
-    """Start `labwork serve` detached, its output in `LABWORK_HOME/logs/control.log`."""
-    settings.logs_dir.mkdir(parents=True, exist_ok=True)
-    log = open(settings.logs_dir / "control.log", "ab")
-    port = settings.port if port_free(settings.host, settings.port) else 0
+    """Start `labwork serve` detached, its output in `LABWORK_HOME/logs/control.log` (no token in
+    it). If another start wins the race for this home, its control plane is the answer."""
+    log_path = private_dir(settings.logs_dir) / "control.log"
+    port = settings.port if port_free(settings.host, settings.port, reuse_addr=True) else 0
     env = dict(os.environ, LABWORK_HOME=str(settings.home))
-    cmd = [sys.executable, "-m", "labwork", "serve", "--host", settings.host, "--port", str(port)]
+    cmd = [sys.executable, "-m", "labwork", "serve", "--host", settings.host, "--port", str(port),
+           "--background"]
     if settings.db:
         cmd += ["--db", settings.db]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=env, start_new_session=True, close_fds=True)
+    with open_private(log_path, "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, start_new_session=True, close_fds=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         info = running(settings, timeout=1.0)
-        if info and info.get("pid") == proc.pid:
+        if info:
             return info
-        if proc.poll() is not None:
+        if proc.poll() is not None and not lock_held(settings):
             break
         time.sleep(0.1)
-    tail = _tail(settings.logs_dir / "control.log")
-    raise Unavailable("the control plane did not start", where=str(settings.logs_dir / "control.log"),
+    tail = _tail(log_path)
+    raise Unavailable("the control plane did not start", where=str(log_path),
                       details={"log": tail}, hint=tail.splitlines()[-1] if tail else None)
 
 

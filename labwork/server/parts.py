@@ -21,5 +21,9 @@ def attach_parts(app: FastAPI, ctx: Context) -> None:
     ctx.parts["gateway_on_statement"] = ctx.parts["history"]["record_gateway_statement"]
     from labwork.gateway import mount as gateway
     gateway.attach(app, ctx)
+    # A session that ends (deleted, its driver dead, failed to start) ends its run.
+    from labwork.gateway.core import Gateway
+    gw: Gateway = ctx.parts["gateway"]
+    gw.on_session_end = ctx.parts["history"]["end_gateway_session"]
     from labwork.dashboard import pages as dashboard
     dashboard.attach(app, ctx)

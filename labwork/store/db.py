@@ -6,6 +6,7 @@ on the shared `Base`; the schema itself is created only by the Alembic migration
 """
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from labwork.errors import Unavailable
+from labwork.private import private_dir
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -33,11 +35,25 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DBAPI connec
     cur.close()
 
 
+def _private_sqlite(path: Path) -> None:
+    """Create the database file 0600 before SQLite does (it holds live Jupyter tokens); SQLite
+    gives its -wal and -shm files the database file's mode. A missing folder is made 0700; an
+    existing one (it may be /tmp) is left alone."""
+    if not path.parent.exists():
+        private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
+        path = url.split("///", 1)[-1].split("?", 1)[0]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite(Path(path))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

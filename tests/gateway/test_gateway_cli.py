@@ -49,15 +49,17 @@ def test_gateway_serve_standalone(tmp_path):
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(url + "/version", timeout=2).status_code == 200:
+                if httpx.get(url + "/version", timeout=2).status_code == 401:  # a token is required
                     break
             except httpx.HTTPError:
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
             time.sleep(0.2)
-        assert httpx.get(url + "/").status_code == 200
+        token = (tmp_path / "home" / "gateway-standalone" / "token").read_text().strip()
+        assert httpx.get(url + "/", auth=("me", token)).status_code == 200
         out = subprocess.run([sys.executable, "-m", "labwork", "spark", "sessions", "--url", url, "--json"],
-                             env=env, capture_output=True, text=True, timeout=60)
+                             env=dict(env, LABWORK_GATEWAY_PASSWORD=token), capture_output=True, text=True,
+                             timeout=60)
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout) == []
         assert (tmp_path / "home" / "gateway-standalone" / "ids.json").exists() or True

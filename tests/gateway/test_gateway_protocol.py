@@ -41,7 +41,9 @@ def test_bad_create_bodies_are_400(gateway, body, words):
         msg = r.json()["msg"]
         for w in words:
             assert w in msg
-        assert c.post("/sessions", content=b"{not json").status_code == 400
+        assert c.post("/sessions", content=b"{not json",
+                      headers={"Content-Type": "application/json"}).status_code == 400
+        assert c.post("/sessions", content=b"{not json").status_code == 415  # not said to be JSON
 
 
 def test_unknown_session_is_404(gateway):

@@ -30,8 +30,8 @@ def test_ingest_query_upload_download(control_plane):
     cp = control_plane
     run = uuid.uuid4().hex
     recs = _records(run)
-    assert cp.api("POST", "/api/history/records", json={"records": recs}) == {"accepted": 3, "duplicates": 0}
-    assert cp.api("POST", "/api/history/records", json={"records": recs}) == {"accepted": 0, "duplicates": 3}
+    assert cp.api("POST", "/api/history/records", json={"records": recs}) == {"accepted": 3, "duplicates": 0, "refused": []}
+    assert cp.api("POST", "/api/history/records", json={"records": recs}) == {"accepted": 0, "duplicates": 3, "refused": []}
 
     page = cp.api("GET", "/api/runs", params={"project": "/p/iris", "status": "running", "limit": 10})
     assert page["total"] == 1 and page["runs"][0]["id"] == run and page["limit"] == 10

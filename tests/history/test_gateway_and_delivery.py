@@ -105,3 +105,36 @@ def test_spool_replay_delivers_each_record_once(home):
         sender.close()
     finally:
         cp.stop()
+
+
+def test_gateway_runs_carry_the_projects_name(store, tmp_path):
+    """A session tagged only with the project folder (`iris/`, named `myIris` in its labwork.toml)
+    is recorded under the name, so `run list --project myIris` lists it; the kernels' sessions also
+    carry the name (`spark.labwork.project_name`)."""
+    from labwork.project.files import init_project
+    root = init_project(tmp_path / "iris", name="myIris").root
+    ctx = _ctx(store, tmp_path)
+    ok = {"status": "ok", "execution_count": 0, "data": {"text/plain": "2"}}
+    s = _session(sid=11, project=str(root))
+    record_gateway_statement(ctx, s, _stmt(0, "1+1", output=ok))
+    assert queries.get_run(store, gateway_run_id(s))["project"] == "myIris"
+    assert [r["id"] for r in queries.list_runs(store, project="myIris")["runs"]] == [gateway_run_id(s)]
+    named = _session(sid=12, project=str(root))
+    named["conf"]["spark.labwork.project_name"] = "otherName"
+    record_gateway_statement(ctx, named, _stmt(0, "1+1", output=ok))
+    assert queries.get_run(store, gateway_run_id(named))["project"] == "otherName"
+
+
+def test_a_session_that_ends_ends_its_run(store, tmp_path):
+    from labwork.history.service import end_gateway_session
+    ctx = _ctx(store, tmp_path)
+    ok = {"status": "ok", "execution_count": 0, "data": {"text/plain": "2"}}
+    deleted, dead = _session(sid=21), _session(sid=22)
+    for s in (deleted, dead):
+        record_gateway_statement(ctx, s, _stmt(0, "1+1", output=ok))
+    end_gateway_session(ctx, deleted | {"state": "killed"})
+    end_gateway_session(ctx, dead | {"state": "dead", "error": "the driver exited (signal 9)"})
+    gone = queries.get_run(store, gateway_run_id(deleted))
+    assert gone["status"] == "completed" and gone["info"]["end_reason"] == "the Spark session 21 was deleted"
+    died = queries.get_run(store, gateway_run_id(dead))
+    assert died["status"] == "failed" and "ended (dead): the driver exited (signal 9)" in died["info"]["end_reason"]

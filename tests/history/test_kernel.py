@@ -235,3 +235,36 @@ def test_history_default_from_run_configuration_and_no_control_plane(home, proje
     status = k.run("%labwork status").stdout
     assert "control:    none found" in status and "project:    myIris" in status
     wait_for(lambda: sum(x["type"] == "entry" for x in spool_records(home)) == 3, what="spooled entries")
+
+
+def test_runs_end_with_their_kernel_or_the_reaper(home, project, kernels):
+    """A kernel shut down cleanly ends its run ("the kernel shut down"); a quiet kernel that is
+    alive keeps its run open (heartbeats); a SIGKILLed one is closed by the reaper: failed, "kernel
+    stopped reporting"."""
+    import os
+    import signal
+    (home / "config.toml").write_text("[history]\nstale_after_s = 4\nreap_every_s = 0.5\nheartbeat_s = 0.5\n")
+    cp = ControlPlane(home).start()
+    try:
+        clean = kernels(kernel_env(home, project, url=cp.url, notebook=str(project / "clean.ipynb"), history=True),
+                        project)
+        killed = kernels(kernel_env(home, project, url=cp.url, notebook=str(project / "killed.ipynb"), history=True),
+                         project)
+        quiet = kernels(kernel_env(home, project, url=cp.url, notebook=str(project / "quiet.ipynb"), history=True),
+                        project)
+        for k in (clean, killed, quiet):
+            assert k.run("x = 1").status == "ok"
+        wait_for(lambda: len(cp.runs()) == 3, what="three runs")
+        clean.shutdown()
+        [done] = _ended_run(cp, notebook="clean.ipynb")
+        assert done["status"] == "completed" and done["info"]["end_reason"] == "the kernel shut down"
+
+        os.kill(killed.km.provisioner.process.pid, signal.SIGKILL)
+        [reaped] = _ended_run(cp, notebook="killed.ipynb")
+        assert reaped["status"] == "failed" and reaped["info"]["end_reason"] == "kernel stopped reporting"
+        assert reaped["ended_at"] == reaped["last_seen"]
+        # the quiet kernel ran nothing for longer than stale_after_s, yet its run is open
+        assert cp.runs(notebook="quiet.ipynb")[0]["status"] == "running"
+        assert quiet.run("y = 2").status == "ok"
+    finally:
+        cp.stop()

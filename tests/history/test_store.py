@@ -42,10 +42,10 @@ def test_records_are_stored_exactly_once(store):
                _entry(run, 1), _entry(run, 2, "error", error_name="ValueError", error_value="bad",
                                       traceback="Traceback..."),
                _value(run, "loss", 0, [3, 2]), _value(run, "loss", 1, 1.5)]
-    assert queries.ingest(store, records) == {"accepted": 6, "duplicates": 0}
+    assert queries.ingest(store, records) == {"accepted": 6, "duplicates": 0, "refused": []}
     # a replay of everything (a lost answer), then of a part: nothing changes
-    assert queries.ingest(store, records) == {"accepted": 0, "duplicates": 6}
-    assert queries.ingest(store, records[2:4] + [_entry(run, 3)]) == {"accepted": 1, "duplicates": 2}
+    assert queries.ingest(store, records) == {"accepted": 0, "duplicates": 6, "refused": []}
+    assert queries.ingest(store, records[2:4] + [_entry(run, 3)]) == {"accepted": 1, "duplicates": 2, "refused": []}
     r = queries.get_run(store, run)
     assert r["entry_count"] == 3 and r["error_count"] == 1 and len(r["entries"]) == 3
     assert r["history"] is True  # the replayed run record did not undo the switch
@@ -55,7 +55,7 @@ def test_records_are_stored_exactly_once(store):
     end = {"id": uuid.uuid4().hex, "type": "end", "run": run, "at": time.time() + 1}
     queries.ingest(store, [end])
     assert queries.get_run(store, run)["status"] == "completed"
-    assert queries.ingest(store, [end]) == {"accepted": 0, "duplicates": 1}
+    assert queries.ingest(store, [end]) == {"accepted": 0, "duplicates": 1, "refused": []}
 
 
 @pytest.mark.parametrize("last,status", [("error", "failed"), ("interrupted", "interrupted"), ("ok", "completed")])
@@ -66,16 +66,59 @@ def test_run_status_follows_the_last_entry(store, last, status):
     assert queries.get_run(store, run)["status"] == status
 
 
-def test_bad_records_are_refused_whole(store):
+def test_a_bad_record_is_refused_alone(store):
+    """Each record has its own savepoint: the refused ones are named with why, the rest land."""
     run = uuid.uuid4().hex
-    with pytest.raises(ConfigError, match="unknown type"):
-        queries.ingest(store, [_run(run), {"id": "x1", "type": "nonsense", "run": run}])
-    with pytest.raises(NotFound):  # the transaction was rolled back: not even the run exists
-        queries.get_run(store, run)
-    with pytest.raises(ConfigError, match="run id"):
-        queries.ingest(store, [_entry("../../etc", 1)])
-    with pytest.raises(ConfigError, match="status"):
-        queries.ingest(store, [_entry(run, 1, "weird")])
+    good = [_run(run), _entry(run, 1), _value(run, "loss", 0, 0.5), _entry(run, 4)]
+    bad = [{"id": "x1", "type": "nonsense", "run": run},             # unknown type
+           _entry("../../etc", 2),                                   # bad run id
+           _entry(run, 3, "weird"),                                  # bad status
+           _entry(run, 10**30),                                      # no integer column holds it
+           _value(run, "acc", 0, {"not": "a value"})]                # an object is no value
+    records = [good[0], good[1], bad[0], bad[1], good[2], bad[2], bad[3], bad[4], good[3]]
+    result = queries.ingest(store, records)
+    assert result["accepted"] == 4 and result["duplicates"] == 0
+    assert [(r["index"], r["id"]) for r in result["refused"]] == [(2, "x1"), (3, bad[1]["id"]), (5, bad[2]["id"]),
+                                                                  (6, bad[3]["id"]), (7, bad[4]["id"])]
+    reasons = [r["error"] for r in result["refused"]]
+    assert "unknown type" in reasons[0] and "run id" in reasons[1] and "status" in reasons[2]
+    assert reasons[3] and "number, a string or a list" in reasons[4]
+    r = queries.get_run(store, run)
+    assert [e["seq"] for e in r["entries"]] == [1, 4] and r["entry_count"] == 2
+    assert [v["name"] for v in r["values"]] == ["loss"]
+    # sent again, the good ones are duplicates and the bad ones refused again: nothing changes
+    again = queries.ingest(store, records)
+    assert again["accepted"] == 0 and again["duplicates"] == 4 and len(again["refused"]) == 5
+
+
+def test_nan_infinities_and_nul_are_stored_faithfully(store):
+    """NaN and +/-inf come back as floats (shown "NaN"/"Infinity" in JSON answers); a NUL in any
+    text is shown as U+2400 on both databases."""
+    import math
+
+    from labwork.history.tables import EntryRow, ValueRow
+    run = uuid.uuid4().hex
+    entry = _entry(run, 1, "error", code="x = 'a\x00b'\nlog.log('loss', nan)", error_value="bad\x00value",
+                   traceback="Tb\x00")
+    records = [_run(run, notebook="nb\x00.ipynb"), entry,
+               _value(run, "loss", 0, float("nan")), _value(run, "loss", 1, float("inf")),
+               _value(run, "loss", 2, [1.0, float("-inf"), 2.0]), _value(run, "text", 0, "a\x00b"),
+               _value(run, "big\x00name", 0, 3)]
+    assert queries.ingest(store, records)["refused"] == []
+    r = queries.get_run(store, run)
+    assert r["entries"][0]["code"] == "x = 'a\u2400b'\nlog.log('loss', nan)"
+    assert r["entries"][0]["error_value"] == "bad\u2400value" and r["notebook"] == "nb\u2400.ipynb"
+    series = queries.value_series(store, run, "loss")
+    assert series["kind"] == "number"
+    assert [p["value"] for p in series["points"]] == ["NaN", "Infinity", 1.0, "-Infinity", 2.0]
+    values = {v["name"]: v for v in r["values"]}
+    assert values["text"]["last"] == "a\u2400b" and "big\u2400name" in values
+    import json
+    json.dumps(r, allow_nan=False)  # what the API answers is strict JSON
+    with store.session() as s:  # in Python the floats are themselves
+        stored = [v.value for v in s.query(ValueRow).filter(ValueRow.name == "loss").order_by(ValueRow.seq)]
+        assert math.isnan(stored[0]) and stored[1] == math.inf and stored[2][1] == -math.inf
+        assert s.get(EntryRow, entry["id"]).traceback == "Tb\u2400"
 
 
 def test_list_runs_filters_and_pages(store):

@@ -1,4 +1,4 @@
-"""The manager in-process: the Spark gateway hook on stop, exit codes, a start that fails."""
+"""The manager: deleting a project's Spark sessions on stop, exit codes, a start that fails."""
 from __future__ import annotations
 
 import os
@@ -17,20 +17,6 @@ from labwork.store.db import Store
 from tests.notebooks.conftest import kill_servers, wait_for
 
 
-class RecordingGateway:
-    """Stands in for the Spark gateway part: records the hook calls, optionally failing."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.calls: list[str] = []
-        self.fail = fail
-
-    def delete_project_sessions(self, project_path: str) -> int:
-        self.calls.append(project_path)
-        if self.fail:
-            raise RuntimeError("gateway is down")
-        return 0
-
-
 @pytest.fixture
 def manager(tmp_path: Path):
     home = tmp_path / "home"
@@ -41,19 +27,27 @@ def manager(tmp_path: Path):
     ctx.store.dispose()
 
 
-def test_stop_asks_the_gateway_to_delete_the_projects_sessions(manager: ServerManager, tmp_path: Path) -> None:
-    root = init_project(tmp_path / "g", "g").root
-    gateway = RecordingGateway()
-    manager.ctx.parts["gateway"] = gateway
-    manager.start(str(root), {"hours": 1})
-    manager.stop(str(root))
-    assert gateway.calls == [str(root)]
-
-    gateway.fail = True  # a failing gateway never blocks the stop; the problem goes to the log
-    manager.start(str(root), {"hours": 1})
-    status = manager.stop(str(root))
-    assert status["state"] == "stopped"
-    assert "could not delete the project's Spark sessions" in Path(status["log_path"]).read_text()
+@pytest.mark.slow
+def test_stopping_a_server_deletes_its_spark_sessions(nb_cp, make_project) -> None:
+    """End to end, nothing stood in: a project's server on a real control plane, a Spark session
+    on its real gateway tagged with the project (as the project's sparkmagic kernels tag theirs)
+    and one of another project; stopping the server deletes the first one only."""
+    import httpx
+    project = make_project("gwclean")
+    livy = httpx.Client(base_url=nb_cp.url + "/livy", headers=nb_cp.headers_for() | {"X-Requested-By": "t"},
+                        timeout=180)
+    with nb_cp.api() as api, livy:
+        assert api.post(f"/api/projects/{project['id']}/server", json={"hours": 1}).status_code in (200, 201)
+        small = {"kind": "pyspark", "driverMemory": "512m"}
+        mine = livy.post("/sessions", json=small | {"conf": {"spark.labwork.project": project["path"]}}).json()
+        other = livy.post("/sessions", json=small | {"conf": {"spark.labwork.project": project["path"] + "x"}}).json()
+        try:
+            status = api.delete(f"/api/projects/{project['id']}/server").json()
+            assert livy.get(f"/sessions/{mine['id']}").status_code == 404
+            assert livy.get(f"/sessions/{other['id']}").status_code == 200
+            assert "deleted 1 Spark session(s) of the project" in Path(status["log_path"]).read_text()
+        finally:
+            livy.delete(f"/sessions/{other['id']}")
 
 
 def test_a_killed_server_records_its_exit_code(manager: ServerManager, tmp_path: Path) -> None:

@@ -139,3 +139,88 @@ def test_list_notebooks_skips_hidden_and_checkpoints(tmp_path: Path) -> None:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nbformat.v4.new_notebook(), tmp_path / rel)
     assert [n["path"] for n in list_notebooks(tmp_path)] == ["a.ipynb", "sub/b.ipynb"]
+
+
+def leaky_project(tmp_path: Path) -> tuple[Path, Path, str]:
+    """A project whose notebook shows `leak.png` (a symlink to a secret outside), `../secret.png`,
+    an absolute path and a picture that really is inside; returns (root, notebook, secret text)."""
+    from labwork.project import init_project
+
+    root = init_project(tmp_path / "proj", "leaky").root
+    secret = tmp_path / "token"
+    secret.write_text("TOPSECRET-0123456789")
+    (root / "leak.png").symlink_to(secret)
+    (tmp_path / "secret.png").write_text("TOPSECRET-0123456789")
+    (root / "sub").mkdir()
+    (root / "sub" / "ok.png").write_bytes(tiny_png())
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_markdown_cell(
+        "![leak](leak.png) ![up](../secret.png) ![abs](%s) <img src='leak.png' alt='html'> "
+        "![inside](sub/ok.png)" % secret))
+    out = nbformat.v4.new_code_cell("x")
+    out.outputs = [nbformat.v4.new_output("display_data", data={"text/html": "<img src='leak.png' alt='out'>"})]
+    nb.cells.append(out)
+    path = root / "leaky.ipynb"
+    nbformat.write(nb, path)
+    return root, path, "TOPSECRET-0123456789"
+
+
+def assert_no_leak(html: str, secret: str) -> None:
+    encoded = base64.b64encode(secret.encode()).decode()
+    assert secret not in html and encoded[:16] not in html
+    assert re.search(r'<img alt="inside" src="data:image/png;base64,', html)  # inside: embedded
+    assert re.search(r'<img alt="leak"\s*/?>', html)  # outside: left out, alt text kept
+
+
+def test_preview_images_stay_inside_the_project(tmp_path: Path) -> None:
+    root, path, secret = leaky_project(tmp_path)
+    assert_no_leak(render_preview(path), secret)  # the project found from the notebook
+    assert_no_leak(render_preview(path, root=root), secret)
+
+
+def test_preview_loads_nothing_and_carries_a_csp(tmp_path: Path) -> None:
+    html = render_preview(hostile_notebook(tmp_path))
+    meta = re.search(r'<meta content="([^"]*)" http-equiv="Content-Security-Policy"', html)
+    assert meta and meta.group(1).startswith("default-src 'none'; img-src data:;")
+    assert not re.search(r"<script\b[^>]*\bsrc=", html)  # no require.js, no MathJax, no mermaid
+    assert "cdnjs" not in html and "mathjax" not in html.lower().replace("mathjax_", "")
+
+
+def test_preview_leaves_out_huge_outputs_with_a_note(tmp_path: Path) -> None:
+    from labwork.notebooks import preview
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("print('x' * 3e6)")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * (preview.MAX_OUTPUT_BYTES + 10)),
+                    nbformat.v4.new_output("stream", name="stdout", text="small and kept\n")]
+    nb.cells.append(cell)
+    path = tmp_path / "big.ipynb"
+    nbformat.write(nb, path)
+    html = render_preview(path)
+    assert "MB is left out" in html and "small and kept" in html
+    assert len(html) < preview.MAX_OUTPUT_BYTES
+
+
+def test_missing_attachment_is_a_clear_error(tmp_path: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_markdown_cell("![a](attachment:nope.png)"))
+    path = tmp_path / "att.ipynb"
+    nbformat.write(nb, path)
+    with pytest.raises(ConfigError, match="cannot render"):
+        render_preview(path)
+
+
+def test_preview_shows_a_bounded_share_of_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from labwork.notebooks import preview
+
+    monkeypatch.setattr(preview, "MAX_TOTAL_OUTPUT_BYTES", 50_000)
+    nb = nbformat.v4.new_notebook()
+    for i in range(10):
+        cell = nbformat.v4.new_code_cell(f"out({i})")
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"chunk-{i} " + "y" * 20_000)]
+        nb.cells.append(cell)
+    path = tmp_path / "many.ipynb"
+    nbformat.write(nb, path)
+    html = render_preview(path)
+    assert "chunk-0" in html and "chunk-1" in html and "chunk-9" not in html
+    assert html.count("the preview shows the first") == 8

@@ -24,7 +24,8 @@ def test_init_default_name_is_folder(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("kind,options,framework", [
     ("spark", {"master": "local[2]"}, "pyspark"),
-    ("spark", {"master": "spark://127.0.0.1:7077", "via": "livy"}, "pyspark"),
+    ("spark", {"master": "spark://127.0.0.1:7077"}, "pyspark"),
+    ("spark", {"via": "livy"}, "pyspark"),
     ("livy", {"url": "http://livy.example:8998", "auth": "basic", "username": "u", "password_env": "LIVY_PW"}, "pyspark"),
     ("docker", {"image": "python:3.11-slim"}, "python"),
     ("remote", {"host": "gpu1", "user": "ds", "port": 2222}, "python"),
@@ -54,6 +55,35 @@ def test_attach_bad_input(tmp_path: Path) -> None:
     with pytest.raises(Conflict, match="exists"):
         attach_target(tmp_path / "p", "local", "l2", {})
     assert not list((tmp_path / "p" / ".labwork" / "compute").glob("s.toml"))
+
+
+def test_master_with_via_livy_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    """Through the gateway the sessions run on the gateway's master: a target's own master would be
+    silently ignored, so attach refuses it, and a hand-written file with both is reported."""
+    root = init_project(tmp_path / "p").root
+    with pytest.raises(ConfigError) as info:
+        attach_target(root, "spark", "sl", {"master": "spark://10.0.0.1:7077", "via": "livy"})
+    assert "master cannot be set with via = \"livy\"" in info.value.message
+    assert "[gateway] master" in info.value.message and "via = \"kernel\"" in info.value.message
+    assert not (root / ".labwork" / "compute" / "sl.toml").exists()
+    p = attach_target(root, "spark", "ok", {"via": "livy"})  # no master: the gateway's
+    assert "master" not in (root / ".labwork" / "compute" / "ok.toml").read_text() and not p.problems
+    hand = root / ".labwork" / "compute" / "hand.toml"
+    hand.write_text('type = "spark"\nmaster = "local[4]"\nvia = "livy"\n')
+    (root / ".labwork" / "runconfig" / "hand.toml").write_text('target = "hand"\nframework = "pyspark"\n')
+    problems = [e for e in load_project(root).problems if e.where == str(hand)]
+    assert problems and "master cannot be set with via = \"livy\"" in problems[0].message
+    with pytest.raises(ConfigError, match="master cannot be set"):  # asked for: refused, default or not
+        attach_target(root, "spark", "sd", {"master": "local[*]", "via": "livy"})
+
+
+def test_a_file_from_before_with_the_old_default_master_and_via_livy_still_loads(tmp_path: Path) -> None:
+    """Earlier versions wrote master = "local[*]" into every spark target: upgrading breaks nothing."""
+    root = init_project(tmp_path / "p").root
+    (root / ".labwork" / "compute" / "old.toml").write_text('type = "spark"\nmaster = "local[*]"\nvia = "livy"\n')
+    (root / ".labwork" / "runconfig" / "old.toml").write_text('target = "old"\nframework = "pyspark"\n')
+    project = load_project(root)
+    assert not project.problems and project.targets["old"].master is None
 
 
 def test_detach_removes_target_and_its_runconfig(tmp_path: Path) -> None:

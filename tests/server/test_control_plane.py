@@ -105,16 +105,3 @@ def test_cli_bad_input_exit_codes(control_plane: ControlPlane, tmp_path: Path) -
     assert "'p s'" in ok.stdout
     listed = json.loads(control_plane.cli("runconfig", "list", "--json", "--project", str(root)).stdout)
     assert set(listed["runconfigs"]) == {"local", "s"}
-
-
-def test_cookie_alone_cannot_change_state_from_another_site(control_plane: ControlPlane, tmp_path: Path) -> None:
-    from labwork.project import init_project
-    root = init_project(tmp_path / "csrf", "csrf").root
-    cookies = {"labwork_token": control_plane.token}
-    with httpx.Client(base_url=control_plane.url, cookies=cookies) as c:
-        assert c.get("/api/projects").status_code == 200  # reading with the cookie is fine
-        r = c.post("/api/projects", json={"path": str(root)}, headers={"Origin": "http://evil.example"})
-        assert r.status_code == 403 and "cross-site" in r.text
-        assert str(root) not in [p["path"] for p in c.get("/api/projects").json()]
-        ok = c.post("/api/projects", json={"path": str(root)}, headers={"Origin": control_plane.url})
-        assert ok.status_code == 201

@@ -13,15 +13,14 @@ from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, ConfigDict
 
 from labwork.notebooks.manager import ServerManager
-from labwork.notebooks.preview import list_notebooks, notebook_in_project, render_preview
+from labwork.notebooks.preview import PREVIEW_CSP, list_notebooks, notebook_in_project
+from labwork.notebooks.preview_cache import shared_previews
 from labwork.notebooks.recent import record_launch, record_spark_ui
 from labwork.project.registry import get_project_row
 from labwork.server.auth import require_token
+from labwork.server.params import IdField, IdQuery, OffsetQuery
 
 router = APIRouter(tags=["notebooks"], dependencies=[Depends(require_token)])
-
-# A preview is sanitized; the sandbox also gives it an opaque origin (no access to our cookies).
-PREVIEW_CSP = "sandbox allow-popups allow-popups-to-escape-sandbox; object-src 'none'; base-uri 'none'"
 
 
 def _manager(request: Request) -> ServerManager:
@@ -42,7 +41,7 @@ class LaunchBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     project_path: str
     runconfig: str = ""
-    server_id: int | None = None
+    server_id: IdField | None = None
     kernel_id: str | None = None
     notebook: str | None = None
     server_config: dict[str, Any] | None = None
@@ -89,12 +88,12 @@ def server_history(ref: str, request: Request) -> list[dict[str, Any]]:
 
 
 @router.get("/api/projects/{ref}/server/logs")
-def server_logs(ref: str, request: Request, server_id: int | None = None, offset: int = 0) -> dict[str, Any]:
+def server_logs(ref: str, request: Request, server_id: IdQuery = None, offset: OffsetQuery = 0) -> dict[str, Any]:
     return _manager(request).logs(ref, server_id, offset)
 
 
 @router.get("/api/projects/{ref}/server/logs/download")
-def server_logs_download(ref: str, request: Request, server_id: int | None = None) -> FileResponse:
+def server_logs_download(ref: str, request: Request, server_id: IdQuery = None) -> FileResponse:
     path = _manager(request).log_file(ref, server_id)
     return FileResponse(path, media_type="text/plain; charset=utf-8", filename=f"jupyter-server-{path.stem}.log")
 
@@ -118,7 +117,7 @@ def notebooks_open(ref: str, body: OpenBody, request: Request) -> dict[str, Any]
 def notebooks_preview(ref: str, path: str, request: Request) -> HTMLResponse:
     """Sanitized read-only HTML of a notebook inside the project (no server needed)."""
     root = get_project_row(request.app.state.ctx.store, ref)["path"]
-    html = render_preview(notebook_in_project(Path(root), path))
+    html = shared_previews().get(notebook_in_project(Path(root), path), root)
     return HTMLResponse(html, headers={"Content-Security-Policy": PREVIEW_CSP,
                                        "X-Content-Type-Options": "nosniff"})
 
@@ -127,7 +126,7 @@ def notebooks_preview(ref: str, path: str, request: Request) -> HTMLResponse:
 def kernel_launched(body: LaunchBody, request: Request) -> dict[str, Any]:
     """Called by the kernel launcher: record which notebook ran with which configuration."""
     store = request.app.state.ctx.store
-    return record_launch(store, get_project_row(store, body.project_path), runconfig=body.runconfig,
+    return record_launch(store, get_project_row(store, body.project_path, register=True), runconfig=body.runconfig,
                          notebook=body.notebook, server_id=body.server_id, kernel_id=body.kernel_id,
                          server_config=body.server_config)
 
