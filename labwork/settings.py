@@ -101,6 +101,11 @@ class GatewaySettings(Strict):
     auth_password_env: str | None = Field(None, description="name of the environment variable that holds "
                                                             "the basic-auth password")
     warm_pool: int = Field(0, ge=0, description="drivers kept started ahead of requests")
+    max_output_bytes: int = Field(
+        50 * 1024 * 1024, ge=1024,
+        description="largest statement output returned, in bytes of its JSON (Livy's rpc.max.size, "
+                    "50 MiB); a larger one ends the statement with an error saying its size and "
+                    "this limit")
 
 
 class HistorySettings(Strict):

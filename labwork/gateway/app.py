@@ -281,8 +281,8 @@ def create_gateway_app(settings: GatewaySettings, *, state_dir: Path,
             raise bad("cursor: expected an integer") from None
         _c, kind = parse_statement({"code": code, "kind": body.get("kind")}, s.kind)
         candidates: list[str] = []
-        if kind == "pyspark" and s.driver is not None and s.state in ("idle", "busy"):
-            candidates = await s.driver.complete(code, max(0, min(cursor, len(code))))
+        if kind in ("pyspark", "spark") and s.driver is not None and s.state in ("idle", "busy"):
+            candidates = await s.driver.complete(code, max(0, min(cursor, len(code))), kind=kind)
         return jresp({"candidates": candidates})
 
     # -- batches ---------------------------------------------------------------------------------

@@ -63,6 +63,22 @@ def all_lines(path: Path) -> list[str]:
         return []
 
 
+def livy_log(out_path: Path, err_path: Path, n: int | None = None) -> list[str]:
+    """A driver's output as Livy shows spark-submit's: "stdout: ", its stdout lines, "\nstderr: ",
+    its stderr lines; the last `n` of them (None: all)."""
+    if n is None:
+        return ["stdout: ", *all_lines(out_path), "\nstderr: ", *all_lines(err_path)]
+    err = tail_lines(err_path, n)
+    if len(err) >= n:
+        return err[-n:]
+    return (["stdout: ", *tail_lines(out_path, n), "\nstderr: ", *err])[-n:]
+
+
+# Outputs larger than this are not written to a session's metadata file (which is rewritten after
+# every statement); a recovered session shows a notice for them instead.
+PERSISTED_OUTPUT_MAX = 64 * 1024
+
+
 def spark_home() -> Path:
     import pyspark
     from pyspark.find_spark_home import _find_spark_home
@@ -74,7 +90,7 @@ def spark_home() -> Path:
 
 class Statement:
     __slots__ = ("id", "code", "kind", "state", "output", "progress", "started", "completed",
-                 "done", "cancel_task")
+                 "done", "cancel_task", "_meta")
 
     def __init__(self, sid: int, code: str, kind: str) -> None:
         self.id, self.code, self.kind = sid, code, kind
@@ -85,6 +101,24 @@ class Statement:
         self.completed = 0
         self.done = asyncio.Event()
         self.cancel_task: asyncio.Task | None = None
+        self._meta: dict | None = None
+
+    def to_meta(self) -> dict:
+        """What the session's metadata file keeps: an output above PERSISTED_OUTPUT_MAX is
+        replaced by a notice (computed once, when the statement has finished)."""
+        if self._meta is not None:
+            return self._meta
+        meta = dict(self.to_json(), kind=self.kind)
+        if self.output is not None:
+            size = len(json.dumps(self.output, ensure_ascii=False, default=str).encode("utf-8"))
+            if size > PERSISTED_OUTPUT_MAX:
+                meta["output"] = _error_output(
+                    self.id, "OutputNotKept",
+                    f"this statement's output ({size} bytes) is larger than the "
+                    f"{PERSISTED_OUTPUT_MAX} bytes a gateway keeps across a restart")
+        if self.done.is_set():
+            self._meta = meta
+        return meta
 
     def to_json(self) -> dict:
         return {"id": self.id, "code": self.code, "state": self.state, "output": self.output,
@@ -150,7 +184,7 @@ class Session:
         self.current: Statement | None = None
 
     # -- JSON ------------------------------------------------------------------------------------
-    def to_json(self, *, log_lines: int = 20) -> dict:
+    def to_json(self, *, log_lines: int = 10) -> dict:
         r = self.req
         lines = self.log_tail(log_lines) if log_lines else []
         return {
@@ -159,23 +193,25 @@ class Session:
             "appInfo": {"driverLogUrl": None, "sparkUiUrl": self.spark_ui,
                         "executorLogUrls": None},
             "log": lines, "ttl": r.ttl, "idleTimeout": r.idleTimeout,
-            "driverMemory": r.driverMemory, "driverCores": r.driverCores,
-            "executorMemory": r.executorMemory, "executorCores": r.executorCores,
+            # Livy's counts are ints, 0 where unset; its sizes are null where unset
+            "driverMemory": r.driverMemory, "driverCores": r.driverCores or 0,
+            "executorMemory": r.executorMemory, "executorCores": r.executorCores or 0,
             "conf": dict(r.conf), "archives": list(r.archives), "files": list(r.files),
             "heartbeatTimeoutInSecond": r.heartbeatTimeoutInSecond, "jars": list(r.jars),
-            "numExecutors": r.numExecutors, "pyFiles": list(r.pyFiles), "queue": r.queue,
+            "numExecutors": r.numExecutors or 0, "pyFiles": list(r.pyFiles), "queue": r.queue,
         }
 
     def log_tail(self, n: int) -> list[str]:
         lines: list[str] = []
         if self.driver is not None:
-            lines = tail_lines(self.driver.log_path, n)
+            lines = livy_log(self.driver.out_path, self.driver.err_path, n)
         if self.error:
             lines = (lines + [f"labwork gateway: {self.error}"])[-n:]
         return lines
 
     def all_log(self) -> list[str]:
-        lines = all_lines(self.driver.log_path) if self.driver is not None else []
+        drv = self.driver
+        lines = livy_log(drv.out_path, drv.err_path) if drv is not None else []
         if self.error:
             lines.append(f"labwork gateway: {self.error}")
         return lines
@@ -192,7 +228,7 @@ class Session:
         return {"id": self.id, "kind": self.kind, "owner": self.owner, "created": self.created,
                 "request": self.req.__dict__, "app_id": self.app_id, "spark_ui": self.spark_ui,
                 "driver_dir": str(self.driver.dir) if self.driver else None,
-                "statements": [dict(s.to_json(), kind=s.kind) for s in self.statements]}
+                "statements": [s.to_meta() for s in self.statements]}
 
     # -- lifecycle -------------------------------------------------------------------------------
     def set_state(self, state: str) -> None:
@@ -209,7 +245,11 @@ class Session:
             if warm is not None:
                 self.driver = warm
             else:
-                self.driver = await self.gw.launch_driver(self.req, self.kind, f"session-{self.id}")
+                # the driver is the session's from its first moment, so that a delete while it
+                # starts, or after it failed to, stops it and removes its folder
+                self.driver = await self.gw.launch_driver(
+                    self.req, self.kind, f"session-{self.id}",
+                    on_created=lambda d: setattr(self, "driver", d))
             info = self.driver.info
             self.app_id, self.spark_ui = info.get("appId"), info.get("sparkUiUrl")
             self.driver.save_meta()
@@ -224,7 +264,7 @@ class Session:
         except Exception as exc:  # noqa: BLE001 - boot errors, time-outs
             log.warning("session %s failed to start: %s", self.id, exc)
             self.error = f"the session's driver did not start: {exc}"
-            self.set_state("error")
+            self.set_state("dead")  # as Livy ends a session whose spark-submit failed
             self._fail_pending(self.error)
             if self.driver is not None:
                 await self.driver.stop()
@@ -687,18 +727,21 @@ class Gateway:
             conf.update(req.spark_conf())
         return conf
 
-    async def launch_driver(self, req: CreateRequest | None, kind: str, label: str) -> Driver:
+    async def launch_driver(self, req: CreateRequest | None, kind: str, label: str,
+                            on_created: Callable[[Driver], None] | None = None) -> Driver:
         import uuid
         ddir = self.state_dir / "drivers" / f"{label}-{uuid.uuid4().hex[:8]}"
         (ddir / "tmp").mkdir(parents=True, exist_ok=True)
         (ddir / "repl-classes").mkdir(exist_ok=True)
         driver = Driver(ddir)
+        if on_created is not None:
+            on_created(driver)
         env = self.driver_env()
         env["SPARK_LOCAL_DIRS"] = str(ddir / "tmp")
         driver.launch(env=env)
         cfg = {"conf": self.base_conf(req, kind, driver_dir=ddir), "secret": driver.secret,
                "gateway_pid": os.getpid(), "orphan_grace_s": self.orphan_grace_s,
-               "sql_max_rows": 1000}
+               "sql_max_rows": 1000, "max_output_bytes": self.settings.max_output_bytes}
         boot = asyncio.ensure_future(driver.boot(cfg, STARTUP_TIMEOUT_S))
         death = asyncio.ensure_future(driver.dead.wait())
         try:
@@ -711,7 +754,7 @@ class Gateway:
         death.cancel()
         if not boot.done():
             boot.cancel()
-            tail = "\n".join(tail_lines(driver.log_path, 5))
+            tail = "\n".join(tail_lines(driver.err_path, 5))
             raise DriverDied(f"{driver.death_reason()}\n{tail}")
         try:
             boot.result()
@@ -735,14 +778,18 @@ class Gateway:
             task.add_done_callback(self._pool_tasks.discard)
 
     async def _add_warm(self) -> None:
+        made: list[Driver] = []
         try:
-            drv = await self.launch_driver(None, "shared", "warm")
+            drv = await self.launch_driver(None, "shared", "warm", on_created=made.append)
             if self.started:
                 self.pool.append(drv)
             else:
                 await drv.stop()
+                shutil.rmtree(drv.dir, ignore_errors=True)
         except Exception as exc:  # noqa: BLE001
             log.warning("warm driver failed to start: %s", exc)
+            for d in made:
+                shutil.rmtree(d.dir, ignore_errors=True)
         finally:
             self._pool_starting -= 1
 

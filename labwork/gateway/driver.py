@@ -7,8 +7,9 @@ awaited on the kernel's ZMQ socket, and the process's exit is awaited in a threa
 asyncio event.
 
 The kernel runs in its own process group (so a Ctrl-C to the gateway never reaches it and a delete
-can end the kernel and its JVM together), writes its stdout/stderr (Python's and the JVM's) to
-`driver.log`, and can be re-attached after a gateway restart from `driver.json`.
+can end the kernel and its JVM together), writes its stdout and stderr (Python's and the JVM's,
+spark-submit's among them) to `stdout.log` and `stderr.log` (served as the session's log, as Livy
+serves spark-submit's output), and can be re-attached after a gateway restart from `driver.json`.
 """
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ class Driver:
     def __init__(self, directory: Path) -> None:
         self.dir = directory
         self.conn_file = directory / "kernel.json"
-        self.log_path = directory / "driver.log"
+        self.out_path = directory / "stdout.log"
+        self.err_path = directory / "stderr.log"
         self.meta_path = directory / "driver.json"
         self.pid: int | None = None
         self.create_time: float | None = None
@@ -69,13 +71,11 @@ class Driver:
                "--IPKernelApp.capture_fd_output=False", "--HistoryManager.enabled=False",
                # parent_handle=1: no "Ctrl-C will not work" banner (and no parent poller on POSIX)
                "--IPKernelApp.parent_handle=1", "--IPKernelApp.log_level=ERROR"]
-        logf = open(self.log_path, "ab", buffering=0)
-        try:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf,
-                                         stderr=subprocess.STDOUT, cwd=str(self.dir), env=env,
-                                         start_new_session=True, umask=user_umask())
-        finally:
-            logf.close()
+        with open(self.out_path, "ab", buffering=0) as outf, \
+                open(self.err_path, "ab", buffering=0) as errf:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=outf, stderr=errf,
+                                         cwd=str(self.dir), env=env, start_new_session=True,
+                                         umask=user_umask())
         self.pid = self.proc.pid
         try:
             import psutil
@@ -237,7 +237,16 @@ class Driver:
         reply = await self._request(msg)
         return reply["content"].get("result") or {}
 
-    async def complete(self, code: str, cursor: int, timeout: float = 5.0) -> list[str]:
+    async def complete(self, code: str, cursor: int, timeout: float = 5.0,
+                       kind: str = "pyspark") -> list[str]:
+        if kind == "spark":  # the Scala REPL's completer, in the driver (member names, as Livy)
+            msg = self.client.session.msg("labwork_run_request",
+                                          {"op": "complete", "code": code, "cursor": cursor})
+            try:  # the first call makes the REPL's compiler: give it longer
+                reply = await self._request(msg, max(timeout, 60.0))
+            except (asyncio.TimeoutError, DriverDied):
+                return []
+            return list((reply["content"].get("result") or {}).get("candidates") or [])
         msg = self.client.session.msg("complete_request", {"code": code, "cursor_pos": cursor})
         try:
             reply = await self._request(msg, timeout)

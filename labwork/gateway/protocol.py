@@ -229,7 +229,8 @@ def parse_create(body: Any, *, batch: bool, allowed_paths: list[str],
         req.className = check_str(body.get("className"), "className")
         req.args = [str(a) for a in (body.get("args") or [])] if isinstance(
             body.get("args") or [], list) else check_list(body.get("args"), "args")
-    req.proxyUser = check_str(body.get("proxyUser"), "proxyUser") or proxy_user
+    body_user = check_str(body.get("proxyUser"), "proxyUser")
+    req.proxyUser = proxy_user or body_user  # Livy: `?doAs=` wins over the body's proxyUser
     for name in ("jars", "pyFiles", "files", "archives"):
         setattr(req, name, check_list(body.get(name), name))
     req.driverMemory = check_size(body.get("driverMemory"), "driverMemory")

@@ -7,7 +7,9 @@ and answered with its Livy output, so only the reliable shell channel is on the 
 (`run(id, kind, code_b64)` does the same through a plain execute request, for debugging). This
 module gives the statement Livy's semantics exactly:
 the last expression's repr, then stdout, then stderr, right-stripped; errors as ename / evalue /
-traceback lines; `%json`, `%table` and `%matplot` magics; `sql` and `spark` (Scala) kinds.
+traceback lines; `%json`, `%table` and `%matplot` magics; the `sql` kind; the `spark` (Scala)
+kind through `labwork.gateway.scala_repl`. Every output is bounded by the gateway's
+`max_output_bytes` before it leaves the driver.
 
 A small side channel (a TCP socket on 127.0.0.1 with a per-session secret, served by a daemon
 thread) lets the gateway cancel a statement's Spark jobs and read their progress while the main
@@ -32,6 +34,8 @@ import time
 import traceback
 import warnings
 from typing import Any
+
+from labwork.gateway import scala_repl
 
 _S: dict[str, Any] = {"reply": None, "current": None}
 _THIS = __file__.rstrip("c")
@@ -73,6 +77,7 @@ def boot(payload: str) -> None:
         _S["cfg"] = cfg
         _S["gateway_pid"] = cfg.get("gateway_pid")
         _S["max_rows"] = int(cfg.get("sql_max_rows", 1000))
+        _S["max_output"] = int(cfg.get("max_output_bytes", 50 * 1024 * 1024))
         from pyspark.sql import SparkSession
         builder = SparkSession.builder
         for key, value in cfg.get("conf", {}).items():
@@ -89,6 +94,7 @@ def boot(payload: str) -> None:
         except Exception:  # pragma: no cover - removed in some future Spark
             pass
         _S["spark"], _S["sc"] = spark, sc
+        scala_repl.attach(spark)
         _route_warnings()
         port = _start_side_channel(cfg.get("secret", ""))
         threading.Thread(target=_watchdog, name="labwork-watchdog", daemon=True).start()
@@ -139,6 +145,12 @@ def _install_handler() -> None:
         op = content.get("op", "run")
         if op == "run":
             out = execute(int(content["id"]), content.get("kind", "pyspark"), content["code"])
+        elif op == "complete":
+            try:
+                out = {"candidates": scala_repl.complete(content["code"],
+                                                          int(content["cursor"]))}
+            except Exception as exc:  # noqa: BLE001 - no candidates rather than an error
+                out = {"candidates": [], "error": f"{type(exc).__name__}: {exc}"}
         elif op == "info":
             out = {"ok": "sc" in _S, **_info(), "pid": os.getpid(), "side_port": _S.get("side_port")}
         else:
@@ -157,10 +169,6 @@ def info() -> None:
 
 # -- statements -------------------------------------------------------------------------------
 class _UnknownMagic(Exception):
-    pass
-
-
-class _Incomplete(Exception):
     pass
 
 
@@ -202,10 +210,45 @@ def execute(statement_id: int, kind: str, code: str) -> dict:
         result = {"status": "cancelled"}
     try:
         result = _sanitize(result)
-        json.dumps(result, allow_nan=False)
+        size = len(json.dumps(result, ensure_ascii=False, allow_nan=False).encode("utf-8"))
     except Exception as exc:  # not JSON-serialisable after all
         result = _error(type(exc), exc, None, statement_id)
+        size = 0
+    if size > _max_output():
+        result = _too_large(statement_id, size)
     return result
+
+
+def _max_output() -> int:
+    return int(_S.get("max_output") or 50 * 1024 * 1024)
+
+
+def _too_large(statement_id: int, size: int) -> dict:
+    """What Livy's rpc.max.size becomes here: an error that says how large and what the cap is."""
+    cap = _max_output()
+    return {"status": "error", "execution_count": statement_id, "ename": "OutputTooLarge",
+            "evalue": f"the statement's output is {_mib(size)} ({size} bytes), more than the "
+                      f"gateway's limit of {_mib(cap)} ({cap} bytes; gateway.max_output_bytes)",
+            "traceback": []}
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MiB"
+
+
+class _Capture(io.StringIO):
+    """stdout/stderr of a statement, kept only up to the output cap (the rest is counted)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit, self.size = limit, 0
+
+    def write(self, text: str) -> int:
+        n = len(text)
+        self.size += n
+        if self.size <= self.limit:
+            return super().write(text)
+        return n
 
 
 def _in_py4j(frame) -> bool:
@@ -250,7 +293,7 @@ def _run(statement_id: int, kind: str, code: str) -> dict:
             sc.setJobGroup(group, f"livy statement {statement_id}", True)
         except Exception:
             pass
-    out, err = io.StringIO(), io.StringIO()
+    out, err = _Capture(_max_output()), _Capture(_max_output())
     saved = sys.stdout, sys.stderr, sys.displayhook
     sys.stdout, sys.stderr, sys.displayhook = out, err, sys.__displayhook__
     result: dict | None = None
@@ -260,25 +303,28 @@ def _run(statement_id: int, kind: str, code: str) -> dict:
         elif kind == "sql":
             result = _run_sql(code)
         elif kind == "spark":
-            result = _run_scala(code)
+            result = scala_repl.run(code)
         else:
             raise ValueError(f"unsupported statement kind '{kind}'")
     except KeyboardInterrupt:
         raise
-    except _Incomplete:
+    except scala_repl.Incomplete:
         return {"status": "error", "execution_count": statement_id, "ename": "Error",
                 "evalue": "incomplete statement", "traceback": []}
-    except _ScalaError as exc:
-        return {"status": "error", "execution_count": statement_id, "ename": "Error",
-                "evalue": str(exc), "traceback": []}
+    except scala_repl.ScalaError as exc:
+        return {"status": "error", "execution_count": statement_id, "ename": exc.ename,
+                "evalue": exc.evalue, "traceback": exc.traceback}
     except BaseException as exc:  # noqa: BLE001
         return _error(type(exc), exc, exc.__traceback__, statement_id)
     finally:
         sys.stdout, sys.stderr, sys.displayhook = saved
+    if out.size + err.size > _max_output():
+        return _too_large(statement_id, out.size + err.size)
     data = dict(result or {})
     text = data.pop("text/plain", "") or ""
     text += out.getvalue() + err.getvalue()
-    text = text.rstrip()
+    if kind != "spark":  # Livy right-strips Python output only; Scala's is the REPL's, raw
+        text = text.rstrip()
     if text or not data:
         data["text/plain"] = text
     return {"status": "ok", "execution_count": statement_id, "data": data}
@@ -458,90 +504,6 @@ def _run_sql(code: str) -> dict:
     rows = df.take(_S.get("max_rows", 1000))
     return {"application/json": {"schema": schema,
                                  "data": [[_jsonable(v) for v in row] for row in rows]}}
-
-
-# -- Scala (the REPL classes in pyspark's jars, in this driver's JVM) --------------------------
-def _scala():
-    """The Scala REPL (IMain) in this driver's JVM, sharing its SparkSession; made on first use."""
-    interp = _S.get("scala")
-    if interp is not None:
-        return interp
-    sc = _S["sc"]
-    jvm = sc._jvm
-    outdir = sc.getConf().get("spark.repl.class.outputDir", None)
-    if not outdir:
-        raise RuntimeError("this session was not started with Scala support "
-                           "(create it with kind 'spark' or 'shared')")
-    settings = jvm.scala.tools.nsc.Settings()
-    args = jvm.java.util.ArrayList()
-    for a in ["-Yrepl-class-based", "-Yrepl-outdir", outdir, "-usejavacp",
-              "-classpath", jvm.java.lang.System.getProperty("java.class.path")]:
-        args.add(a)
-    scala_args = jvm.scala.jdk.javaapi.CollectionConverters.asScala(args).toList()
-    settings.processArguments(scala_args, True)
-    writer = jvm.java.io.StringWriter()
-    printer = jvm.java.io.PrintWriter(writer, True)
-    reporter = jvm.scala.tools.nsc.interpreter.shell.ReplReporterImpl(settings, printer)
-    interp = jvm.scala.tools.nsc.interpreter.IMain(settings, reporter)
-    interp.initializeCompiler()
-    mods = getattr(interp, "bind$default$4")()
-    interp.bind("spark", "org.apache.spark.sql.SparkSession", _S["spark"]._jsparkSession, mods)
-    interp.bind("sc", "org.apache.spark.SparkContext", sc._jsc.sc(), mods)
-    # What user code prints (println) goes to scala.Console.out, a DynamicVariable; point it
-    # at a buffer (on the py4j thread that runs this driver's statements).
-    buf = jvm.java.io.ByteArrayOutputStream()
-    stream = jvm.java.io.PrintStream(buf, True, "UTF-8")
-    _S.update(scala=interp, scala_writer=writer, scala_buf=buf, scala_stream=stream)
-    interp.interpret("import spark.implicits._")
-    writer.getBuffer().setLength(0)
-    return interp
-
-
-def _console_to(stream) -> None:
-    try:
-        jvm = _S["sc"]._jvm
-        console = jvm.java.lang.Class.forName("scala.Console$")
-        module = console.getField("MODULE$").get(None)
-        for name in ("outVar", "errVar"):
-            field = console.getDeclaredField(name)
-            field.setAccessible(True)
-            getattr(field.get(module), "value_$eq")(stream)
-    except Exception:
-        pass
-
-
-def _run_scala(code: str) -> dict:
-    interp = _scala()
-    writer, buf, stream = _S["scala_writer"], _S["scala_buf"], _S["scala_stream"]
-    writer.getBuffer().setLength(0)
-    buf.reset()
-    _console_to(stream)
-    res = interp.interpret(code)
-    name = str(res.toString()) if res is not None else "Success"
-    echo = _scala_echo(str(writer.toString()))
-    writer.getBuffer().setLength(0)
-    printed = str(buf.toString("UTF-8"))
-    buf.reset()
-    if "Incomplete" in name:
-        raise _Incomplete()
-    if "Error" in name:
-        lines = [ln for ln in echo.splitlines() if ln.strip()] or ["error"]
-        raise _ScalaError("\n".join(lines))
-    return {"text/plain": printed + echo}
-
-
-class _ScalaError(Exception):
-    pass
-
-
-def _scala_echo(text: str) -> str:
-    """Scala 2.13 echoes `val res0: Int = 2`; Livy's clients know `res0: Int = 2`."""
-    out = []
-    for line in text.splitlines():
-        if line.startswith("val ") and ":" in line.split("=", 1)[0]:
-            line = line[4:]
-        out.append(line)
-    return "\n".join(out) + ("\n" if out else "")
 
 
 # -- side channel -----------------------------------------------------------------------------

@@ -155,18 +155,18 @@ def test_shared_session_kinds(gateway, sessions):
 def test_scala_statements(gateway, sessions):
     with gateway.client() as c:
         sid = sessions["shared"]
-        assert text(run(c, sid, "1 + 1", kind="spark")) == "res0: Int = 2"
+        assert text(run(c, sid, "1 + 1", kind="spark")) == "res0: Int = 2\n"  # raw, as Livy
         out = text(run(c, sid, "val n = spark.range(10).count()\nprintln(\"hello λ\")", kind="spark"))
         assert "n: Long = 10" in out and "hello λ" in out
         closure = run(c, sid, "sc.parallelize(1 to 10).map(_ * 2).sum()", kind="spark")
         assert "110.0" in text(closure)
         err = run(c, sid, "val x: Int = \"nope\"", kind="spark")
         assert err["output"]["status"] == "error" and err["output"]["ename"] == "Error"
-        assert text(run(c, sid, "n + 1", kind="spark")).endswith("= 11")
+        assert text(run(c, sid, "n + 1", kind="spark")).endswith("= 11\n")
         # what sparkmagic's Spark kernel sends for `%%sql -o`: rows printed as JSON, nothing else
         rows = text(run(c, sid, 'spark.sql("SELECT 1 AS a, \'λ\' AS b").toJSON.take(1).foreach(println)',
                         kind="spark"))
-        assert rows == '{"a":1,"b":"λ"}'
+        assert rows == '{"a":1,"b":"λ"}\n'
         sess = c.post("/sessions", json={"kind": "spark", "name": "scala-only"}).json()
         assert sess["kind"] == "spark"
         c.delete("/sessions/scala-only")

@@ -40,13 +40,13 @@ class Cell:
                    if m["msg_type"] in ("execute_result", "display_data"))
 
 
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory):
+def _kernel(tmp_path_factory, language: str):
+    """A sparkmagic kernel (python: PySpark, scala: Spark) against a gateway of its own."""
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
-    root = tmp_path_factory.mktemp("sparkmagic")
+    root = tmp_path_factory.mktemp(f"sparkmagic-{language}")
     gw = GatewayServer(gw_settings(), root / "state").start()
-    spec = sparkmagic_kernel_spec(display_name="myProj spark", language="python",
+    spec = sparkmagic_kernel_spec(display_name="myProj spark", language=language,
                                   conf_dir=root / "conf", livy_url=gw.url, auth="None",
                                   username=None, password=None,
                                   session_conf={"driverMemory": "512m", "conf": {"spark.x": "1"}},
@@ -77,6 +77,16 @@ def kernel(tmp_path_factory):
     kc.stop_channels()
     km.shutdown_kernel(now=True)
     gw.stop()
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory):
+    yield from _kernel(tmp_path_factory, "python")
+
+
+@pytest.fixture(scope="module")
+def scala_kernel(tmp_path_factory):
+    yield from _kernel(tmp_path_factory, "scala")
 
 
 def test_config_written(kernel):
@@ -148,3 +158,25 @@ def test_delete_project_sessions(kernel):
         ids = [s["id"] for s in c.get("/sessions").json()["sessions"]]
         assert a["id"] in ids and b["id"] not in ids
         c.delete(f"/sessions/{a['id']}")
+
+
+def test_sparkmagic_spark_scala_kernel(scala_kernel):
+    """Issue 15: sparkmagic's Spark (Scala) kernel, unmodified: a DataFrame, `trim` (Livy's
+    start-up imports), `%%sql -o` with every row (`toJSON.collect`, which makes the 2.13 compiler
+    warn: the warning must not reach the rows) and `%%spark -o`."""
+    k = scala_kernel
+    first = k('val df = Seq(("  a  ", 1), (" λ b", 2), ("c ", 3)).toDF("s", "n")\ndf.count()')
+    assert first.ok and "Long = 3" in first.text, first.text
+    trimmed = k('val t = df.select(trim($"s").as("s"), col("n"))\nt.count()')
+    assert trimmed.ok, trimmed.text
+    sql = k("%%sql -o everything -n -1\nSELECT id, CONCAT(' λ ', CAST(id AS STRING)) AS label "
+            "FROM range(4)")
+    assert sql.ok, sql.text[:2000]
+    local = k("%%local\nprint(everything.shape, list(everything['label']))")
+    assert "(4, 2)" in local.text and "' λ 3'" in local.text, local.text
+    out = k("%%spark -o t -n -1\nt.count()")
+    assert out.ok, out.text[:2000]
+    back = k("%%local\nprint(sorted(t['s']), sorted(t['n']))")
+    assert "['a', 'c', 'λ b'] [1, 2, 3]" in back.text, back.text
+    err = k('val x: Int = "nope"')
+    assert "type mismatch" in err.text, err.text
