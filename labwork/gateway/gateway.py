@@ -148,27 +148,15 @@ class Gateway:
 
     # -- sessions --------------------------------------------------------------------------------
     def lookup(self, key: str | int) -> Session:
-        s = None
-        text = str(key)
-        if (number := parse_id(key)) is not None:
-            s = self.sessions.get(number)
-        else:
-            for cand in self.sessions.values():
-                if cand.name == text:
-                    s = cand
-                    break
+        """A session by id or name (404 otherwise); looking one up counts as its heartbeat."""
+        s = _find(self.sessions, key)
         if s is None:
             raise LivyError(404, f"Session '{key}' not found.")
         s.touch()
         return s
 
     def lookup_batch(self, key: str | int) -> Batch:
-        b = None
-        text = str(key)
-        if (number := parse_id(key)) is not None:
-            b = self.batches.get(number)
-        else:
-            b = next((c for c in self.batches.values() if c.name == text), None)
+        b = _find(self.batches, key)
         if b is None:
             raise LivyError(404, f"Batch '{key}' not found.")
         return b
@@ -204,36 +192,26 @@ class Gateway:
                 shutil.rmtree(s.driver.dir, ignore_errors=True)
 
     def statement_finished(self, s: Session, st: Statement) -> None:
-        cb = self.on_statement
-        if cb is None:
-            return
-        sess, stmt = s.to_json(log_lines=0), st.to_json()
-        stmt["kind"] = st.kind
-
-        def call() -> None:
-            try:
-                cb(sess, stmt)
-            except Exception:  # noqa: BLE001 - a callback must never hurt the gateway
-                log.exception("on_statement callback failed")
-
-        try:
-            self._callbacks.submit(call)
-        except RuntimeError:
-            pass
+        """Tell `on_statement` (run history) that a statement finished."""
+        if self.on_statement is not None:
+            stmt = st.to_json()
+            stmt["kind"] = st.kind
+            self._notify("on_statement", self.on_statement, s.to_json(log_lines=0), stmt)
 
     def session_ended(self, s: Session) -> None:
         """Tell `on_session_end` (run history) that a session finished, with its state and why."""
-        cb = self.on_session_end
-        if cb is None:
-            return
-        sess = s.to_json(log_lines=0)
-        sess["error"] = s.error
+        if self.on_session_end is not None:
+            sess = s.to_json(log_lines=0)
+            sess["error"] = s.error
+            self._notify("on_session_end", self.on_session_end, sess)
 
+    def _notify(self, what: str, cb: Callable[..., None], *args: dict) -> None:
+        """Run a callback on the callback threads, never on the loop; its failure is only logged."""
         def call() -> None:
             try:
-                cb(sess)
+                cb(*args)
             except Exception:  # noqa: BLE001 - a callback must never hurt the gateway
-                log.exception("on_session_end callback failed")
+                log.exception("%s callback failed", what)
 
         try:
             self._callbacks.submit(call)
@@ -314,3 +292,10 @@ class Gateway:
                 self.batches.pop(b.id, None)
                 shutil.rmtree(b.dir, ignore_errors=True)
         self.pool.prune()
+
+
+def _find(table: dict, key: str | int):  # noqa: ANN202 - a Session or a Batch
+    """By id when `key` is a number, else by name."""
+    if (number := parse_id(key)) is not None:
+        return table.get(number)
+    return next((c for c in table.values() if c.name == str(key)), None)

@@ -1,7 +1,7 @@
 """Code that runs inside every session's Spark driver (an IPython kernel started by the gateway).
 
-Start-up is one execute request, `import labwork.gateway.in_driver as __lw; __lw.boot(...)`, whose result comes back in the reply's
-`user_expressions` (`__lw.reply()`). `boot` then registers a shell message type of our own,
+Start-up is one execute request, `import labwork.gateway.in_driver as __lw; __lw.boot(...)`,
+whose result comes back in the reply's `user_expressions` (`__lw.reply()`). `boot` then registers a shell message type of our own,
 `labwork_run_request`: each statement is one such message, run without IPython's cell machinery
 and answered with its Livy output, so only the reliable shell channel is on the hot path
 (`run(id, kind, code_b64)` does the same through a plain execute request, for debugging). The

@@ -108,7 +108,8 @@ def _install_handler() -> None:
             except Exception as exc:  # noqa: BLE001 - no candidates rather than an error
                 out = {"candidates": [], "error": f"{type(exc).__name__}: {exc}"}
         elif op == "info":
-            out = {"ok": STATE.sc is not None, **driver_info(), "pid": os.getpid(), "side_port": STATE.side_port}
+            out = {"ok": STATE.sc is not None, **driver_info(), "pid": os.getpid(),
+                   "side_port": STATE.side_port}
         else:
             out = {"status": "error", "ename": "ValueError", "evalue": f"unknown op {op!r}",
                    "traceback": []}
