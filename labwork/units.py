@@ -1,4 +1,5 @@
-"""The one parser for durations and memory sizes, shared by settings and the Livy gateway.
+"""The one parser for durations, shared by settings and the Livy gateway (JVM memory sizes are
+`labwork.spark_properties`'; `check_size` is re-exported here for settings).
 
 Pure functions raising `ValueError` with what was expected; each caller adds where the value
 came from (a settings key, a request field).
@@ -8,14 +9,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from labwork.spark_properties import SIZE_EXPECTED, check_size  # noqa: F401 - sizes live there
+
 _TIME = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|m|min|mins|h|hour|hours|d|day|days)?\s*$",
                    re.IGNORECASE)
 _TIME_UNITS = {"ms": 0.001, "s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60, "mins": 60,
                "h": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400}
-_SIZE = re.compile(r"^\s*\d+\s*([kmgtp]b?|b)?\s*$", re.IGNORECASE)
 
 DURATION_EXPECTED = "a duration like '90s', '10m' or '1h'"
-SIZE_EXPECTED = "a JVM memory size like '512m' or '2g'"
 
 
 def parse_duration(value: Any) -> float | None:
@@ -33,12 +34,3 @@ def parse_duration(value: Any) -> float | None:
         raise ValueError(f"expected {DURATION_EXPECTED}, got {value!r}")
     number, unit = float(m.group(1)), (m.group(2) or "ms").lower()
     return number * _TIME_UNITS[unit]
-
-
-def check_size(value: Any) -> str | None:
-    """A JVM memory size ('512m', '2g'), stripped; None stays None."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not _SIZE.match(value):
-        raise ValueError(f"expected {SIZE_EXPECTED}, got {value!r}")
-    return value.strip()

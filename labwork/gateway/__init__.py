@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from labwork.gateway.app import create_gateway_app
-    from labwork.gateway.core import Gateway
+    from labwork.gateway.gateway import Gateway
 
 __all__ = ["create_gateway_app", "Gateway"]
 
@@ -20,6 +20,6 @@ def __getattr__(name: str) -> Any:
         from labwork.gateway.app import create_gateway_app
         return create_gateway_app
     if name == "Gateway":
-        from labwork.gateway.core import Gateway
+        from labwork.gateway.gateway import Gateway
         return Gateway
     raise AttributeError(name)

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from labwork.access import SAFE_METHODS, cross_site_problem, json_type_problem, presented_secret, same_secret
-from labwork.gateway.core import Gateway
+from labwork.gateway.gateway import Gateway
 from labwork.gateway.protocol import (VERSION, LivyError, bad, log_slice, paging, parse_create,
                                       parse_statement)
 from labwork.settings import GatewaySettings

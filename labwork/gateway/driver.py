@@ -1,7 +1,7 @@
 """One Spark driver process: an IPython kernel (ipykernel) whose start-up makes the SparkSession.
 
 The gateway talks to it through `jupyter_client` on the shell channel only: the start-up is an
-execute request (`labwork.gateway.runtime.boot`), and every statement is one message of our own
+execute request (`labwork.gateway.in_driver.boot`), and every statement is one message of our own
 type, `labwork_run_request`, answered with the statement's Livy output. Nothing polls: replies are
 awaited on the kernel's ZMQ socket, and the process's exit is awaited in a thread that sets an
 asyncio event.
@@ -201,7 +201,7 @@ class Driver:
     async def boot(self, cfg: dict, timeout: float) -> dict:
         """Create the SparkSession in the driver; returns appId, sparkUiUrl, side_port."""
         payload = base64.b64encode(json.dumps(cfg).encode()).decode()
-        code = f"import labwork.gateway.runtime as __lw\n__lw.boot({payload!r})"
+        code = f"import labwork.gateway.in_driver as __lw\n__lw.boot({payload!r})"
         msg = self.client.session.msg("execute_request", {
             "code": code, "silent": False, "store_history": False,
             "user_expressions": {"r": "__lw.reply()"}, "allow_stdin": False,

@@ -13,6 +13,8 @@ from urllib.parse import urlparse
 
 from labwork import units
 from labwork.inputs import parse_id, parse_int
+from labwork.spark_properties import SERVER_DECIDED, spark_conf_from_livy
+from labwork.spark_properties import check_size as jvm_size
 
 VERSION = "0.9.0-labwork"
 
@@ -48,7 +50,7 @@ def parse_duration(value: Any, what: str = "duration") -> float | None:
 
 def check_size(value: Any, what: str) -> str | None:
     try:
-        return units.check_size(value)
+        return jvm_size(value)
     except ValueError as exc:
         raise bad(f"{what}: {exc}") from exc
 
@@ -101,7 +103,7 @@ def check_conf(value: Any) -> dict[str, str]:
         elif isinstance(v, (dict, list)):
             raise bad(f"conf.{k}: expected a scalar value, got {v!r}")
         out[str(k)] = str(v)
-    for refused in ("spark.master", "spark.submit.deployMode"):
+    for refused in SERVER_DECIDED:
         if refused in out:
             raise bad(f"conf: '{refused}' is decided by the server and cannot be set")
     return out
@@ -184,22 +186,7 @@ class CreateRequest:
 
     def spark_conf(self) -> dict[str, str]:
         """Resource fields as Spark properties (the explicit `conf` wins where both are given)."""
-        out: dict[str, str] = {}
-        pairs = [("spark.driver.memory", self.driverMemory), ("spark.driver.cores", self.driverCores),
-                 ("spark.executor.memory", self.executorMemory),
-                 ("spark.executor.cores", self.executorCores),
-                 ("spark.executor.instances", self.numExecutors), ("spark.yarn.queue", self.queue),
-                 ("spark.app.name", self.name)]
-        for key, value in pairs:
-            if value is not None:
-                out[key] = str(value)
-        lists = [("spark.jars", self.jars), ("spark.submit.pyFiles", self.pyFiles),
-                 ("spark.files", self.files), ("spark.archives", self.archives)]
-        for key, values in lists:
-            if values:
-                out[key] = ",".join(values)
-        out.update(self.conf)
-        return out
+        return spark_conf_from_livy(self.__dict__, self.conf)
 
 
 def parse_create(body: Any, *, batch: bool, allowed_paths: list[str],

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-PROJECT_TAG = "spark.labwork.project"
-UMASK_KEY = "spark.hadoop.fs.permissions.umask-mode"
+from labwork.spark_properties import PROJECT_TAG, UMASK_DEFAULT, UMASK_PROPERTY
+
 AUTH_KINDS = ("None", "Basic_Access", "Kerberos")
 _KERNEL_MODULES = {"python": "sparkmagic.kernels.pysparkkernel.pysparkkernel",
                    "scala": "sparkmagic.kernels.sparkkernel.sparkkernel"}
@@ -58,7 +58,7 @@ def session_properties(session_conf: dict[str, Any] | None, project: str | None)
         else:
             raise ValueError(f"session_conf: unknown key '{key}' (expected one of "
                              f"{', '.join(sorted(_LIVY_SESSION_KEYS))} or a spark.* property)")
-    conf.setdefault(UMASK_KEY, "007")
+    conf.setdefault(UMASK_PROPERTY, UMASK_DEFAULT)
     if project:
         conf[PROJECT_TAG] = project
     props["conf"] = conf

@@ -5,19 +5,7 @@ import json
 import os
 from typing import Any
 
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def ui_bind_env(conf: dict[str, str]) -> dict[str, str]:
-    """The environment that keeps the Spark UI where the driver is.
-
-    Spark 4's UI listens on `SPARK_LOCAL_IP` or else on every interface: `spark.driver.bindAddress`
-    and `spark.driver.host` do not reach it (org.apache.spark.ui.WebUI). A driver bound to loopback
-    gets its UI on loopback too, whatever SPARK_LOCAL_IP the user's shell passed down.
-    """
-    bind = conf.get("spark.driver.bindAddress") or conf.get("spark.driver.host")
-    return {"SPARK_LOCAL_IP": "127.0.0.1"} if bind in LOOPBACK else {}
+from labwork.spark_properties import ui_bind_env
 
 
 def start_spark(conf: dict[str, str] | None = None) -> tuple[Any, Any]:

@@ -23,9 +23,6 @@ from typing import Any
 from labwork.history.delivery import log
 from labwork.history.recorder import Recorder
 
-RECORDER_TAG = "spark.labwork.recorder"
-RUN_TAG = "spark.labwork.run"
-
 
 class CellTrace:
     """What one user cell's Livy statements and sparkmagic's messages said."""

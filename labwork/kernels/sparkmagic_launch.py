@@ -19,15 +19,16 @@ import sys
 from pathlib import Path
 
 from labwork.kernels.launch import _kernel_id, record_launch
-from labwork.kernels.sparkmagic_history import RECORDER_TAG, RUN_TAG, install
+from labwork.kernels.sparkmagic_history import install
+from labwork.spark_properties import KERNEL_TAG, NOTEBOOK_TAG, RECORDER_TAG, RUN_TAG
 
 
 def per_kernel_conf_dir(base: Path, kernel_id: str, notebook: str | None, run_id: str | None = None) -> Path:
     config = json.loads((base / "config.json").read_text())
     conf = config.setdefault("session_configs", {}).setdefault("conf", {})
     if notebook:
-        conf["spark.labwork.notebook"] = notebook
-    conf["spark.labwork.kernel"] = kernel_id
+        conf[NOTEBOOK_TAG] = notebook
+    conf[KERNEL_TAG] = kernel_id
     if run_id:  # this kernel records its cells (sparkmagic_history): the gateway must not
         conf[RUN_TAG] = run_id
         conf[RECORDER_TAG] = "kernel"

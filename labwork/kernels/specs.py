@@ -15,10 +15,12 @@ from labwork.kernels.environments import environment_for, labwork_shim
 from labwork.project.files import Project
 from labwork.project.models import LivyTarget, RunConfig, SparkTarget
 from labwork.settings import Settings
+from labwork.spark_properties import (HISTORY_TAG, PLACEMENT_PROPERTIES, PROJECT_NAME_TAG, PROJECT_TAG,
+                                      RUNCONFIG_TAG, default_properties, livy_fields_from_conf,
+                                      loopback_conf)
 
 PREFIX = "labwork-"
 RESOURCES = Path(__file__).parent / "resources"
-UMASK_PROPERTY = "spark.hadoop.fs.permissions.umask-mode"
 
 
 def kernel_name(rc_name: str) -> str:
@@ -28,21 +30,20 @@ def kernel_name(rc_name: str) -> str:
 def server_spark_conf(server_config: dict[str, Any] | None) -> dict[str, str]:
     """Spark properties from the Jupyter server's configuration (resources + extra properties)."""
     if not server_config:
-        return {UMASK_PROPERTY: "007"}
+        return default_properties()
     from labwork.notebooks.config import ServerConfig, spark_conf
     return spark_conf(ServerConfig.model_validate(server_config))
 
 
 def spark_conf_for(project: Project, rc: RunConfig, server_config: dict[str, Any] | None) -> dict[str, str]:
     """Server configuration, then the run configuration's `[spark]`, then the target's master."""
-    conf = {UMASK_PROPERTY: "007"} | server_spark_conf(server_config) | dict(rc.spark)
+    conf = default_properties() | server_spark_conf(server_config) | dict(rc.spark)
     target = project.target_of(rc)
     conf["spark.master"] = target.kernel_master if isinstance(target, SparkTarget) else conf.get("spark.master", "local[*]")
     conf.setdefault("spark.app.name", f"{project.name} {rc.target}")
     conf.setdefault("spark.ui.showConsoleProgress", "false")
-    if conf["spark.master"].startswith("local"):  # keep a laptop's driver off the network
-        conf.setdefault("spark.driver.host", "127.0.0.1")
-        conf.setdefault("spark.driver.bindAddress", "127.0.0.1")
+    for key, value in loopback_conf(conf["spark.master"]).items():  # a laptop's driver stays off the network
+        conf.setdefault(key, value)
     return conf
 
 
@@ -108,19 +109,14 @@ def _sparkmagic_spec(project: Project, rc_name: str, rc: RunConfig, settings: Se
 
     target = project.target_of(rc)
     conf = spark_conf_for(project, rc, server_config)
-    for key in ("spark.master", "spark.driver.host", "spark.driver.bindAddress"):
+    for key in PLACEMENT_PROPERTIES:
         conf.pop(key, None)  # the Livy server decides where its drivers run
-    conf["spark.labwork.project"] = str(project.root)
-    conf["spark.labwork.project_name"] = project.name  # what run history lists the runs under
-    conf["spark.labwork.runconfig"] = rc_name
-    conf["spark.labwork.history"] = "true" if rc.history else "false"
+    conf[PROJECT_TAG] = str(project.root)
+    conf[PROJECT_NAME_TAG] = project.name
+    conf[RUNCONFIG_TAG] = rc_name
+    conf[HISTORY_TAG] = "true" if rc.history else "false"
     session_conf: dict[str, Any] = {"conf": conf}
-    for key, prop in (("driverMemory", "spark.driver.memory"), ("executorMemory", "spark.executor.memory"),
-                      ("driverCores", "spark.driver.cores"), ("executorCores", "spark.executor.cores"),
-                      ("numExecutors", "spark.executor.instances")):
-        if prop in conf:
-            value = conf.pop(prop)
-            session_conf[key] = int(value) if key.endswith(("Cores", "Executors")) else value
+    session_conf.update(livy_fields_from_conf(conf))
     if isinstance(target, LivyTarget):
         url = target.url
         auth = {"none": "None", "basic": "Basic_Access", "kerberos": "Kerberos"}[target.auth]

@@ -12,10 +12,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from labwork.errors import ConfigError
+from labwork.spark_properties import check_jvm_size, default_properties
 
 MAX_HOURS = 24 * 30  # a server may be given at most 30 days at a time
-DEFAULT_PROPERTIES = {"spark.hadoop.fs.permissions.umask-mode": "007"}
-_JVM_SIZE = re.compile(r"^[1-9][0-9]*(k|kb|m|mb|g|gb|t|tb)$", re.IGNORECASE)
 _PROPERTY_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-\[\]:/]*$")
 
 # Spark properties the structured fields own: setting them as free properties is refused.
@@ -33,14 +32,6 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def check_jvm_size(value: str, what: str) -> str:
-    value = str(value).strip()
-    if not _JVM_SIZE.match(value):
-        raise ValueError(f"{what} must be a JVM size such as 512m or 2g (a positive number and "
-                         f"one of k, m, g, t), got {value!r}")
-    return value.lower()
-
-
 class SparkConfig(_Strict):
     """Resources and properties for the Spark drivers the server's kernels start."""
 
@@ -52,7 +43,7 @@ class SparkConfig(_Strict):
     dynamic_allocation: bool = False
     min_executors: int = Field(0, ge=0, le=1000)
     max_executors: int = Field(4, ge=1, le=1000)
-    properties: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_PROPERTIES))
+    properties: dict[str, str] = Field(default_factory=default_properties)
 
     @field_validator("driver_memory")
     @classmethod
@@ -71,7 +62,7 @@ class SparkConfig(_Strict):
             v = parse_properties(v)
         if not isinstance(v, dict):
             return v
-        out = dict(DEFAULT_PROPERTIES)  # the umask default stays unless the key is given
+        out = default_properties()  # the umask default stays unless the key is given
         for key, value in v.items():
             key = str(key).strip()
             if not _PROPERTY_KEY.match(key):

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from gw_support import GatewayServer, free_port, gw_settings, run, text, wait_session
 
-from labwork.gateway.core import spark_home
+from labwork.gateway.batches import spark_home
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ driver's JVM, reached through py4j and sharing the driver's SparkSession (see
 shared/notes/scala-in-a-pyspark-driver.md). `run` gives a statement Livy's semantics
 (`AbstractSparkInterpreter`): line by line, the REPL's raw text, Livy's start-up imports, `%json`
 and `%table`, errors as ename / evalue / traceback; compiler warnings go to the driver's stderr
-(the session log). Imported by `labwork.gateway.runtime` inside the driver only.
+(the session log). Imported by `labwork.gateway.in_driver.statements` inside the driver only.
 """
 from __future__ import annotations
 
