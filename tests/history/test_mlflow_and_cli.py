@@ -90,21 +90,21 @@ def test_missing_mlflow_extra_is_named(tmp_path, monkeypatch):
     assert "labwork[mlflow]" in err.value.hint
 
 
-def _cli(home: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def _cli(labwork_home: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABWORK_")}
-    env["LABWORK_HOME"] = str(home)
+    env["LABWORK_HOME"] = str(labwork_home)
     env["COLUMNS"] = "200"
     return subprocess.run([sys.executable, "-m", "labwork", "run", *args], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=300)
 
 
-def test_run_commands(control_plane, tmp_path):
-    cp = control_plane
+def test_run_commands(own_cp, tmp_path):
+    cp = own_cp
     run = uuid.uuid4().hex
-    cp.api("POST", "/api/history/records", json={"records": _fill(run)})
-    cp.api("PUT", f"/api/runs/{run}/artifacts/outputs/model.pkl", content=b"pickled")
+    cp.request("POST", "/api/history/records", json={"records": _fill(run)})
+    cp.request("PUT", f"/api/runs/{run}/artifacts/outputs/model.pkl", content=b"pickled")
     other = uuid.uuid4().hex
-    cp.api("POST", "/api/history/records", json={"records": [
+    cp.request("POST", "/api/history/records", json={"records": [
         {"id": uuid.uuid4().hex, "type": "run", "run": other, "project": "wine", "project_dir": "/p/wine",
          "notebook": "wine.ipynb"}]})
 

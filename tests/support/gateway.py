@@ -1,7 +1,6 @@
-"""Helpers for the gateway tests: a gateway served by uvicorn in a thread, statements, waits."""
+"""The one gateway-in-a-thread (`create_gateway_app` under uvicorn, free port), statements, waits."""
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
@@ -10,12 +9,7 @@ from typing import Any
 import httpx
 
 from labwork.settings import GatewaySettings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.waiting import free_port
 
 
 def gw_settings(**over: Any) -> GatewaySettings:
@@ -95,5 +89,3 @@ def text(st: dict) -> str:
     assert st["state"] == "available", st
     assert st["output"]["status"] == "ok", st["output"]
     return st["output"]["data"]["text/plain"]
-
-
