@@ -18,8 +18,8 @@ def _ctx(store, tmp_path) -> Context:
                    token="t")
 
 
-def _session(sid=0, history="true", notebook="spark.ipynb", iris_dir="/p/iris", app="local-1700000000000"):
-    conf = {"spark.labwork.project": iris_dir, "spark.driver.memory": "1g"}
+def _session(sid=0, history="true", notebook="spark.ipynb", project="/p/iris", app="local-1700000000000"):
+    conf = {"spark.labwork.project": project, "spark.driver.memory": "1g"}
     if history is not None:
         conf["spark.labwork.history"] = history
     if notebook:

@@ -90,9 +90,9 @@ def test_missing_mlflow_extra_is_named(tmp_path, monkeypatch):
     assert "labwork[mlflow]" in err.value.hint
 
 
-def _cli(labwork_home: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def _cli(home: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABWORK_")}
-    env["LABWORK_HOME"] = str(labwork_home)
+    env["LABWORK_HOME"] = str(home)
     env["COLUMNS"] = "200"
     return subprocess.run([sys.executable, "-m", "labwork", "run", *args], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=300)
