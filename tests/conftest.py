@@ -1,91 +1,24 @@
-"""Fixtures shared by every part: temporary LABWORK_HOME, projects, a real control plane."""
+"""Fixtures shared by every part: temporary LABWORK_HOME, projects, a real control plane, stores.
+
+Helpers (the control-plane factory, the gateway in a thread, free_port, wait_for) are in
+tests/support; a folder's conftest only adds its one-line variants. Names mean one thing suite-wide:
+`labwork_home` a fresh LABWORK_HOME, `project_dir`/`iris_dir` a fresh project folder,
+`control_plane` the session's shared plane, `own_cp` a plane of the test's own.
+"""
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-ARTIFACTS = REPO / "test-artifacts"
-
-
-class ControlPlane:
-    """`python -m labwork serve --port 0` in a subprocess, as a user would run it."""
-
-    def __init__(self, home: Path, db: str | None = None) -> None:
-        self.home = home
-        self.db = db
-        self.proc: subprocess.Popen | None = None
-        self.url = ""
-
-    @property
-    def env(self) -> dict[str, str]:
-        return dict(os.environ, LABWORK_HOME=str(self.home))
-
-    @property
-    def token(self) -> str:
-        return (self.home / "token").read_text().strip()
-
-    def start(self, timeout: float = 60) -> "ControlPlane":
-        self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "control.json").unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "labwork", "serve", "--port", "0"]
-        if self.db:
-            cmd += ["--db", self.db]
-        log = open(self.home / "serve-test.log", "ab")
-        self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("control plane exited:\n" + (self.home / "serve-test.log").read_text()[-3000:])
-            try:
-                info = json.loads((self.home / "control.json").read_text())
-                if info["pid"] == self.proc.pid:
-                    r = httpx.get(info["url"] + "/api/status", headers=self.headers_for(), timeout=2)
-                    if r.status_code == 200:
-                        self.url = info["url"]
-                        return self
-            except (OSError, ValueError, KeyError, httpx.HTTPError):
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("control plane did not start:\n" + (self.home / "serve-test.log").read_text()[-3000:])
-
-    def headers_for(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers=self.headers_for(), timeout=120)
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    def cli(self, *args: str, check: bool = True, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-        """Run `labwork ARGS` against this control plane's home."""
-        proc = subprocess.run([sys.executable, "-m", "labwork", *args], env=self.env, cwd=cwd,
-                              capture_output=True, text=True, timeout=timeout)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"labwork {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-        return proc
-
+from tests.support import ARTIFACTS, ControlPlane
 
 @pytest.fixture
 def labwork_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh LABWORK_HOME folder, also set in this process's environment."""
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("LABWORK_HOME", str(home))
@@ -94,14 +27,30 @@ def labwork_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def project_dir(tmp_path: Path) -> Path:
+    """A fresh project folder named myProj (not registered anywhere)."""
     from labwork.project import init_project
     return init_project(tmp_path / "proj", "myProj").root
+
+
+@pytest.fixture
+def iris_dir(tmp_path: Path) -> Path:
+    """A fresh project folder named myIris, the name the kernel environments of tests/support use."""
+    from labwork.project import init_project
+    return init_project(tmp_path / "irisproj", "myIris").root
 
 
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     """One real control plane for the tests that only need one."""
     cp = ControlPlane(tmp_path_factory.mktemp("cp-home")).start()
+    yield cp
+    cp.stop()
+
+
+@pytest.fixture
+def own_cp(labwork_home: Path) -> Iterator[ControlPlane]:
+    """A control plane of this test's own, on `labwork_home` (it may stop and restart it)."""
+    cp = ControlPlane(labwork_home).start()
     yield cp
     cp.stop()
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 PROBE = '''
 from tests.conftest import pg_database, pg_url  # noqa: F401 - the fixtures under test

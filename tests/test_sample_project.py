@@ -13,7 +13,7 @@ from nbclient import NotebookClient
 
 from labwork.kernels.specmanager import LabworkKernelSpecManager
 from labwork.project import load_project
-from tests.conftest import REPO, ControlPlane
+from tests.support import REPO, ControlPlane
 
 
 @pytest.mark.slow

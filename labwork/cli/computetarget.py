@@ -7,7 +7,6 @@ from typing import Annotated, Optional
 import typer
 
 from labwork.cli.output import console, print_json, print_table
-from labwork.project import attach_target, detach_target, load_project
 
 app = typer.Typer(no_args_is_help=True)
 ProjectOpt = Annotated[Optional[Path], typer.Option("--project", "-p", help="project folder (default: here)")]
@@ -35,6 +34,7 @@ def attach(kind: Annotated[str, typer.Argument(help="local | spark | livy | dock
            framework: Annotated[Optional[str], typer.Option(help="run configuration framework: python | pyspark | spark")] = None,
            project: ProjectOpt = None) -> None:
     """Attach a compute target and write a run configuration of the same name."""
+    from labwork.project import attach_target
     options = {"master": master, "via": via, "url": url, "auth": auth, "username": username,
                "password_env": password_env, "image": image, "host": host, "user": user,
                "port": port, "key_file": key_file}
@@ -46,6 +46,7 @@ def attach(kind: Annotated[str, typer.Argument(help="local | spark | livy | dock
 @app.command("list")
 def list_(project: ProjectOpt = None, json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Compute targets of the project."""
+    from labwork.project import load_project
     p = load_project(project)
     if json:
         print_json({n: t.model_dump(mode="json") for n, t in p.targets.items()})
@@ -59,5 +60,6 @@ def list_(project: ProjectOpt = None, json: Annotated[bool, typer.Option("--json
 @app.command("detach")
 def detach(name: str, project: ProjectOpt = None) -> None:
     """Remove a compute target and the run configurations that use it."""
+    from labwork.project import detach_target
     p = detach_target(project, name)
     console.print(f"detached {name} from {p.name}")

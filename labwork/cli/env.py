@@ -7,9 +7,6 @@ from typing import Annotated, Optional
 import typer
 
 from labwork.cli.output import console, print_json
-from labwork.kernels.envcheck import check_environment
-from labwork.project import load_project
-from labwork.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -19,6 +16,9 @@ def check(runconfig: Annotated[Optional[str], typer.Option("--runconfig", "-c", 
           project: Annotated[Optional[Path], typer.Option("--project", "-p", help="project folder")] = None,
           json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List conflicting libraries in a run configuration's environment, Jupyter-breaking first."""
+    from labwork.kernels.envcheck import check_environment
+    from labwork.project import load_project
+    from labwork.settings import load_settings
     p = load_project(project)
     report = check_environment(p, runconfig or p.default_runconfig, load_settings())
     if json:

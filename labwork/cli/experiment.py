@@ -7,9 +7,6 @@ from typing import Annotated, Optional
 import typer
 
 from labwork.cli.output import console
-from labwork.kernels.environments import prepare_environment
-from labwork.project import load_project
-from labwork.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -18,6 +15,9 @@ app = typer.Typer(no_args_is_help=True)
 def prepare(runconfig: Annotated[str, typer.Option("--runconfig", "-c", help="run configuration name")],
             project: Annotated[Optional[Path], typer.Option("--project", "-p", help="project folder")] = None) -> None:
     """Build the run configuration's Python environment from its requirements file."""
+    from labwork.kernels.environments import prepare_environment
+    from labwork.project import load_project
+    from labwork.settings import load_settings
     env = prepare_environment(load_project(project), runconfig, load_settings(),
                               progress=lambda line: console.print(f"  {line}", markup=False))
     console.print(f"[green]ready:[/] {env.python}")

@@ -6,7 +6,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from labwork.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -19,6 +18,7 @@ def serve(host: Annotated[Optional[str], typer.Option(help="address to bind (def
           no_auth: Annotated[bool, typer.Option("--no-auth", help="serve without a token (prints a warning)")] = False) -> None:
     """Run the Livy-compatible Spark gateway alone, in the foreground; a token is required
     (printed at start, kept in STATE_DIR/token) unless --no-auth."""
+    from labwork.settings import load_settings
     from labwork.gateway.standalone import serve as serve_gateway
     serve_gateway(load_settings(), host=host, port=port, master=master, state_dir=state_dir,
                   auth=not no_auth)

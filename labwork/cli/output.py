@@ -1,26 +1,44 @@
-"""Console output shared by the commands: rich tables for people, `--json` for scripts."""
+"""Console output shared by the commands: rich tables for people, `--json` for scripts.
+
+rich is imported on first use, not when a command module is imported: `labwork --help` and the
+commands that print nothing through it do not pay for it.
+"""
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class _LazyConsole:
+    """Stands for a rich `Console` made at its first use (every attribute is the console's)."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            self._console = _console(self._stderr)
+        return getattr(self._console, name)
+
 
 def _console(stderr: bool = False) -> Console:
     """A console that never cuts a line where nobody sees the cut: in a terminal rich wraps to its
     width; piped or captured (no terminal, where rich would assume 80 columns) lines are as long as
     they need to be."""
+    from rich.console import Console
     c = Console(stderr=stderr, highlight=False, soft_wrap=True)
     if not c.is_terminal:
         c.width = 1000
     return c
 
 
-console = _console()
-err_console = _console(stderr=True)
+console = _LazyConsole(stderr=False)
+err_console = _LazyConsole(stderr=True)
 
 # Columns of identifiers copied whole: kept on one line (other columns wrap around them). Long
 # values (URLs, paths) fold over lines in a narrow terminal, never cut.
@@ -34,6 +52,8 @@ def print_json(data: Any) -> None:
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None,
                 unbroken: Iterable[str] = ()) -> None:
     """A table whose cells lose no character: every column folds instead of cutting with '…'."""
+    from rich.table import Table
+    from rich.text import Text
     keep = UNBROKEN | {c.lower() for c in unbroken}
     table = Table(title=title)
     for col in columns:

@@ -7,8 +7,6 @@ from typing import Annotated, Optional
 import typer
 
 from labwork.cli.output import console
-from labwork.project import init_project
-from labwork.server.client import connect
 
 
 def init(folder: Annotated[Optional[Path], typer.Argument(help="project folder (default: here)")] = None,
@@ -16,6 +14,8 @@ def init(folder: Annotated[Optional[Path], typer.Argument(help="project folder (
          register: Annotated[bool, typer.Option("--register/--no-register",
                                                 help="register with the control plane")] = True) -> None:
     """Make FOLDER a labwork project with a `local` compute target and run configuration."""
+    from labwork.project import init_project
+    from labwork.server.client import connect
     project = init_project(folder, name)
     console.print(f"initialised project [bold]{project.name}[/] in {project.root}")
     if register:

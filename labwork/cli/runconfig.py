@@ -7,7 +7,6 @@ from typing import Annotated, Optional
 import typer
 
 from labwork.cli.output import console, print_json, print_table
-from labwork.project import load_project
 
 app = typer.Typer(no_args_is_help=True)
 ProjectOpt = Annotated[Optional[Path], typer.Option("--project", "-p", help="project folder (default: here)")]
@@ -16,6 +15,7 @@ ProjectOpt = Annotated[Optional[Path], typer.Option("--project", "-p", help="pro
 @app.command("list")
 def list_(project: ProjectOpt = None, json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Run configurations of the project, one kernel each."""
+    from labwork.project import load_project
     p = load_project(project)
     if json:
         print_json({"runconfigs": {n: rc.model_dump(mode="json") for n, rc in p.runconfigs.items()},
@@ -31,6 +31,7 @@ def list_(project: ProjectOpt = None, json: Annotated[bool, typer.Option("--json
 @app.command("show")
 def show(name: str, project: ProjectOpt = None) -> None:
     """One run configuration with its compute target."""
+    from labwork.project import load_project
     p = load_project(project)
     rc = p.runconfig(name)
     print_json({"name": name, "kernel": f"{p.name} {name}", **rc.model_dump(mode="json"),

@@ -6,9 +6,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from labwork.server.daemon import serve as serve_control_plane
-from labwork.settings import load_settings
-
 
 def serve(host: Annotated[Optional[str], typer.Option(help="address to bind (default 127.0.0.1)")] = None,
           port: Annotated[Optional[int], typer.Option(help="port (default 8790; 0 = any free)")] = None,
@@ -20,6 +17,8 @@ def serve(host: Annotated[Optional[str], typer.Option(help="address to bind (def
           background: Annotated[bool, typer.Option("--background", hidden=True,
                                                    help="started by the CLI, output to a log: no token in it")] = False) -> None:
     """Run the control plane (API, dashboard, Spark gateway) in the foreground."""
+    from labwork.server.daemon import serve as serve_control_plane
+    from labwork.settings import load_settings
     serve_control_plane(load_settings(flags={"host": host, "port": port, "db": db, "home": home}),
                         samples=[str(p) for p in sample or []], print_token=not background)
 

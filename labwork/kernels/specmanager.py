@@ -11,7 +11,14 @@ from typing import Any
 
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
 
-from labwork.kernels.specs import PREFIX, RESOURCES, project_kernel_specs
+
+
+def _specs():  # noqa: ANN202 - the labwork.kernels.specs module
+    """labwork.kernels.specs, imported when Jupyter first asks for kernels: it pulls in the project
+    models and environments, which a starting server does not need (its start-up stays as fast as
+    a plain `jupyter lab`)."""
+    from labwork.kernels import specs
+    return specs
 
 
 class LabworkKernelSpecManager(KernelSpecManager):
@@ -28,18 +35,20 @@ class LabworkKernelSpecManager(KernelSpecManager):
             return {}
         raw = os.environ.get("LABWORK_SERVER_CONFIG")
         server_config = json.loads(raw) if raw else None
-        specs = project_kernel_specs(project, settings, server_config, os.environ.get("LABWORK_URL"))
+        specs = _specs().project_kernel_specs(project, settings, server_config, os.environ.get("LABWORK_URL"))
         for problem in project.problems:
             self.log.warning("labwork: %s", problem)
         return specs
 
     def find_kernel_specs(self) -> dict[str, str]:
+        PREFIX, RESOURCES = _specs().PREFIX, _specs().RESOURCES  # noqa: N806
         found = {k: v for k, v in super().find_kernel_specs().items() if not k.startswith(PREFIX)}
         for name in self._labwork_specs():
             found[name] = str(RESOURCES)
         return found
 
     def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
+        PREFIX, RESOURCES = _specs().PREFIX, _specs().RESOURCES  # noqa: N806
         if kernel_name.lower().startswith(PREFIX):
             spec = self._labwork_specs().get(kernel_name.lower())
             if spec is None:
@@ -48,6 +57,7 @@ class LabworkKernelSpecManager(KernelSpecManager):
         return super().get_kernel_spec(kernel_name)
 
     def get_all_specs(self) -> dict[str, Any]:
+        PREFIX, RESOURCES = _specs().PREFIX, _specs().RESOURCES  # noqa: N806
         res: dict[str, Any] = {}
         for name, resource_dir in super().find_kernel_specs().items():
             if name.startswith(PREFIX):

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 from playwright.sync_api import expect
 
-from tests.dashboard.conftest import login, shot
+from tests.support.browser import login, shot
 
 
 def test_login_page_without_token(cp, page):
@@ -80,7 +80,7 @@ def test_csrf_refusal(cp, page, project):
     # the server was not started by a forged POST either
     r = page.request.post(f"{cp.url}/projects/{project['id']}/jupyter/start", form={"kind": "python", "hours": "1"})
     assert r.status == 403
-    with httpx.Client(base_url=cp.url, headers=cp.headers_for()) as http:
+    with httpx.Client(base_url=cp.url, headers=cp.headers()) as http:
         assert http.get(f"/api/projects/{project['id']}/server").json()["state"] == "none"
     page.reload()
     assert page.locator("#projects tbody tr[data-project]").count() == before
@@ -174,7 +174,7 @@ def test_page_on_another_port_cannot_act_or_learn_the_token(cp, context, page, p
     assert any(f"labwork_session_{port}=" in c for c in _Attacker.seen), _Attacker.seen
     # ... but none holds the token
     assert all(cp.token not in c for c in _Attacker.seen)
-    with httpx.Client(base_url=cp.url, headers=cp.headers_for()) as http:
+    with httpx.Client(base_url=cp.url, headers=cp.headers()) as http:
         names = [s["name"] for s in http.get("/livy/sessions").json()["sessions"]]
         assert not any(n and n.startswith("evil") for n in names), names
         assert str(victim) not in [p["path"] for p in http.get("/api/projects").json()]
@@ -183,7 +183,7 @@ def test_page_on_another_port_cannot_act_or_learn_the_token(cp, context, page, p
 def test_two_control_planes_on_127_0_0_1_keep_their_own_sessions(cp, context, page, tmp_path):
     """The cookie's name carries the port: logging in to a second control plane in the same browser
     does not log the first one out (cookies are not scoped by port)."""
-    from tests.conftest import ControlPlane
+    from tests.support import ControlPlane
     other = ControlPlane(tmp_path / "home2").start()
     try:
         login(page, cp, "/")

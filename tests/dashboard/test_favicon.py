@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from playwright.sync_api import expect
 
-from tests.dashboard.conftest import login, shot
+from tests.support.browser import login, shot
 
 
 def test_every_page_links_the_icon(cp, page, project):

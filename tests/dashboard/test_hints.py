@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 import labwork
 from labwork.dashboard.web import error_text
 from labwork.errors import NotFound
-from tests.dashboard.conftest import login, shot
+from tests.support.browser import login, shot
 
 PACKAGE = Path(labwork.__file__).parent
 # Modules only the command line (or a kernel) reaches: their hints may name flags alone.

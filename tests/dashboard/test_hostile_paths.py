@@ -7,7 +7,7 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from tests.dashboard.conftest import login
+from tests.support.browser import login
 from tests.notebooks.test_preview import assert_no_leak, leaky_project
 
 

@@ -7,11 +7,11 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.dashboard.conftest import login, seconds, shot
+from tests.support.browser import login, seconds, shot
 
 
 def _server_state(cp, project) -> str:
-    with httpx.Client(base_url=cp.url, headers=cp.headers_for()) as http:
+    with httpx.Client(base_url=cp.url, headers=cp.headers()) as http:
         return http.get(f"/api/projects/{project['id']}/server").json()["state"]
 
 
@@ -56,7 +56,7 @@ def test_spark_settings_form(cp, page, project):
 
 def _start_kernel(cp, project, display_name: str) -> None:
     """A kernel for a notebook on the project's running server, through Jupyter's own REST API."""
-    with httpx.Client(base_url=cp.url, headers=cp.headers_for()) as http:
+    with httpx.Client(base_url=cp.url, headers=cp.headers()) as http:
         server = http.get(f"/api/projects/{project['id']}/server").json()
     with httpx.Client(base_url=server["base_url"], headers={"Authorization": f"token {server['token']}"},
                       timeout=60) as jup:
@@ -183,7 +183,7 @@ def test_extend_past_the_longest_limit_says_what_to_do_in_the_page(cp, page, pro
     expect(error).to_contain_text("stop it and start it again with 'no limit' ticked")
     expect(error).not_to_contain_text("--")
     shot(page, "jupyter-extend-too-far")
-    with httpx.Client(base_url=cp.url, headers=cp.headers_for(), timeout=60) as http:
+    with httpx.Client(base_url=cp.url, headers=cp.headers(), timeout=60) as http:
         http.delete(f"/api/projects/{project['id']}/server").raise_for_status()
 
 
@@ -215,7 +215,7 @@ def test_the_pages_poll_does_not_cancel_a_submitted_form(cp, page, project):
     The stop's answer is held back (the real one, fetched from the control plane) until a poll has
     seen the server stopped, then delivered."""
     pid = project["id"]
-    with httpx.Client(base_url=cp.url, headers=cp.headers_for(), timeout=150) as http:
+    with httpx.Client(base_url=cp.url, headers=cp.headers(), timeout=150) as http:
         http.post(f"/api/projects/{pid}/server", json={"hours": 1}).raise_for_status()
     login(page, cp, f"/projects/{pid}/jupyter")
     expect(page.locator("#server-state")).to_have_text("running")

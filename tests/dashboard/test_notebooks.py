@@ -8,7 +8,7 @@ import zlib
 import nbformat
 from playwright.sync_api import expect
 
-from tests.dashboard.conftest import login, shot
+from tests.support.browser import login, shot
 
 
 def png(width: int = 40, height: int = 20) -> bytes:

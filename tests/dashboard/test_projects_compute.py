@@ -6,7 +6,7 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from tests.dashboard.conftest import login, shot
+from tests.support.browser import login, shot
 
 
 def test_add_project_by_folder(cp, page, tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import expect
 
-from tests.dashboard.conftest import login, shot
+from tests.support.browser import login, shot
 from tests.dashboard.test_notebooks import write_notebook
 
 
@@ -17,7 +17,7 @@ def test_recent_notebook_opens_with_its_last_configuration(cp, page, context, pr
     root = Path(project["path"])
     write_notebook(root / "older.ipynb")
     write_notebook(root / "latest.ipynb")
-    with httpx.Client(base_url=cp.url, headers=cp.headers_for(), timeout=30) as http:
+    with httpx.Client(base_url=cp.url, headers=cp.headers(), timeout=30) as http:
         for nb, cfg in (("older.ipynb", {"kind": "python", "ui": "lab", "hours": 1}),
                         ("latest.ipynb", {"kind": "python", "ui": "classic", "hours": 3})):
             http.post("/api/kernels/launched", json={"project_path": project["path"], "runconfig": "local",
@@ -42,7 +42,7 @@ def test_recent_notebook_opens_with_its_last_configuration(cp, page, context, pr
     # page's own reload instead; the locator follows it.
     expect(page.locator("#server-state")).to_have_text("running", timeout=30_000)
     expect(page.locator("#server")).to_contain_text("classic Notebook · 3 h")
-    with httpx.Client(base_url=cp.url, headers=cp.headers_for(), timeout=60) as http:
+    with httpx.Client(base_url=cp.url, headers=cp.headers(), timeout=60) as http:
         http.delete(f"/api/projects/{project['id']}/server").raise_for_status()
 
 
@@ -52,7 +52,7 @@ def test_open_notebook_refuses_paths_outside(cp, page, project):
     r = page.request.post(f"{cp.url}/projects/{project['id']}/jupyter/open",
                           form={"csrf_token": csrf, "notebook": "../../etc/passwd"}, headers={"Origin": cp.url})
     assert r.status == 403 and "Not opened" in r.text()
-    with httpx.Client(base_url=cp.url, headers=cp.headers_for()) as http:
+    with httpx.Client(base_url=cp.url, headers=cp.headers()) as http:
         assert http.get(f"/api/projects/{project['id']}/server").json()["state"] == "none"
 
 

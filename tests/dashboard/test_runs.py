@@ -7,7 +7,7 @@ import uuid
 import httpx
 from playwright.sync_api import expect
 
-from tests.dashboard.conftest import login, shot
+from tests.support.browser import login, shot
 
 
 def post_run(cp, project, notebook: str, losses: list[float], *, error: bool = False, accuracy: float = 0.9,
@@ -32,7 +32,7 @@ def post_run(cp, project, notebook: str, losses: list[float], *, error: bool = F
     recs.append({"id": f"{run}-lr", "type": "value", "run": run, "name": "lr", "seq": 0, "value": [0.1, 0.05, 0.01],
                  "at": t + 1.6})
     recs.append({"id": f"{run}-end", "type": "end", "run": run, "at": t + 3})
-    with httpx.Client(base_url=cp.url, headers=cp.headers_for(), timeout=30) as http:
+    with httpx.Client(base_url=cp.url, headers=cp.headers(), timeout=30) as http:
         r = http.post("/api/history/records", json={"records": recs})
         r.raise_for_status()
         r = http.put(f"/api/runs/{run}/artifacts/outputs/model.txt", content=b"weights: 1 2 3\n")

@@ -7,12 +7,12 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.dashboard.conftest import login, shot
+from tests.support.browser import login, shot
 
 
 def test_spark_session_listed_logged_and_killed(cp, page, project):
     pytest.importorskip("pyspark")
-    with httpx.Client(base_url=cp.url, headers=cp.headers_for(), timeout=60) as http:
+    with httpx.Client(base_url=cp.url, headers=cp.headers(), timeout=60) as http:
         r = http.post("/livy/sessions", json={"kind": "pyspark", "name": f"dash-{project['id']}",
                                               "conf": {"spark.labwork.project": project["path"]}})
         assert r.status_code == 201, r.text

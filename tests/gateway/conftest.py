@@ -1,14 +1,11 @@
 """One gateway (uvicorn in a thread, free port) and as few Spark drivers as possible, shared."""
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from gw_support import GatewayServer, gw_settings, wait_session  # noqa: E402
+from tests.support.gateway import GatewayServer, gw_settings, wait_session
 
 
 @pytest.fixture(scope="session")

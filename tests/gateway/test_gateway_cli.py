@@ -11,7 +11,7 @@ import time
 
 import httpx
 import pytest
-from gw_support import free_port
+from tests.support import free_port
 
 
 @pytest.mark.slow
@@ -22,7 +22,7 @@ def test_mounted_gateway_and_spark_cli(control_plane):
     basic = "Basic " + base64.b64encode(f"user:{control_plane.token}".encode()).decode()
     r = httpx.get(url + "/version", headers={"Authorization": basic})
     assert r.status_code == 200 and r.json()["version"] == "0.9.0-labwork"
-    with httpx.Client(base_url=url, headers=control_plane.headers_for(), timeout=60) as c:
+    with httpx.Client(base_url=url, headers=control_plane.headers(), timeout=60) as c:
         created = c.post("/sessions", json={"kind": "pyspark", "name": "cli-victim",
                                             "driverMemory": "512m"})
         assert created.status_code == 201, created.text

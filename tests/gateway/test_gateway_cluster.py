@@ -10,7 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gw_support import GatewayServer, free_port, gw_settings, run, text, wait_session
+from tests.support import free_port
+from tests.support.gateway import GatewayServer, gw_settings, run, text, wait_session
 
 from labwork.gateway.batches import spark_home
 

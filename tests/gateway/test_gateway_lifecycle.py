@@ -7,7 +7,7 @@ import signal
 import time
 
 import pytest
-from gw_support import GatewayServer, gw_settings, run, text, wait_session
+from tests.support.gateway import GatewayServer, gw_settings, run, text, wait_session
 
 pytestmark = pytest.mark.slow
 

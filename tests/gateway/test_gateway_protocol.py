@@ -5,7 +5,7 @@ import base64
 import time
 
 import pytest
-from gw_support import run, text
+from tests.support.gateway import run, text
 
 SESSION_KEYS = {"id", "name", "appId", "owner", "proxyUser", "state", "kind", "appInfo", "log", "ttl",
                 "idleTimeout", "driverMemory", "driverCores", "executorMemory", "executorCores",
@@ -202,7 +202,7 @@ def test_ttl_expiry(gateway):
 
 
 def test_basic_auth_bearer_and_csrf(tmp_path, monkeypatch):
-    from gw_support import GatewayServer, gw_settings
+    from tests.support.gateway import GatewayServer, gw_settings
     monkeypatch.setenv("LIVY_TEST_PASSWORD", "s3cret λ")
     settings = gw_settings(auth_user="ada", auth_password_env="LIVY_TEST_PASSWORD",
                            csrf_protection=True)
@@ -228,7 +228,7 @@ def test_basic_auth_bearer_and_csrf(tmp_path, monkeypatch):
 
 
 def test_authenticate_callback(tmp_path):
-    from gw_support import GatewayServer, gw_settings
+    from tests.support.gateway import GatewayServer, gw_settings
     server = GatewayServer(gw_settings(), tmp_path / "state",
                            authenticate=lambda r: r.headers.get("x-key") == "k").start()
     try:
@@ -244,7 +244,7 @@ def test_authenticate_callback(tmp_path):
 def test_session_that_cannot_start(gateway):
     """A driver whose JVM cannot start: the session ends in `error` with the reason in its log,
     and a statement queued meanwhile ends too (no client polls forever)."""
-    from gw_support import wait_session
+    from tests.support.gateway import wait_session
     with gateway.client() as c:
         s = c.post("/sessions", json={"kind": "pyspark", "conf": {"spark.driver.memory": "-5x"}}).json()
         st = c.post(f"/sessions/{s['id']}/statements", json={"code": "1 + 1"}).json()

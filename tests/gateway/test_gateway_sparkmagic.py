@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from gw_support import GatewayServer, gw_settings
+from tests.support.gateway import GatewayServer, gw_settings
 
 from labwork.gateway.sparkmagic_kernels import (PROJECT_TAG, delete_project_sessions,
                                                 sparkmagic_kernel_spec)

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import requests
-from gw_support import free_port
+from tests.support import free_port
 
 
 class Standalone:

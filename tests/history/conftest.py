@@ -1,49 +1,27 @@
-"""Fixtures for run-history tests: stores (SQLite and a throw-away PostgreSQL database), a real
-control plane in a subprocess, and real ipykernel kernels with the labwork kernel environment."""
+"""Fixtures for run-history tests: stores on SQLite and PostgreSQL (tests/conftest.py `db_url`) and
+real ipykernel kernels with the labwork kernel environment (tests/support/kernels.py). The control
+plane of a test's own is `own_cp`, its home `labwork_home`, the project folder `iris_dir`."""
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from history_support import ControlPlane, Kernel  # noqa: E402
-from labwork.store.db import Store  # noqa: E402
+from labwork.store.db import Store
+from tests.support.kernels import Kernel
 
 
 @pytest.fixture
-def store(db_url):
+def store(db_url: str) -> Iterator[Store]:
     s = Store(db_url)
     yield s
     s.dispose()
 
 
 @pytest.fixture
-def home(tmp_path) -> Path:
-    h = tmp_path / "home"
-    h.mkdir()
-    return h
-
-
-@pytest.fixture
-def control_plane(home):
-    cp = ControlPlane(home).start()
-    yield cp
-    cp.stop()
-
-
-@pytest.fixture
-def project(tmp_path) -> Path:
-    from labwork.project.files import init_project
-    root = tmp_path / "irisproj"
-    init_project(root, name="myIris")
-    return root
-
-
-@pytest.fixture
-def kernels(tmp_path):
+def kernels(tmp_path: Path) -> Iterator[Callable[..., Kernel]]:
+    """start(env, cwd, preload=True) -> a real kernel; all are shut down after the test."""
     started: list[Kernel] = []
 
     def start(env: dict[str, str], cwd: Path, preload: bool = True) -> Kernel:

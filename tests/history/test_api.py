@@ -17,8 +17,8 @@ def _records(run: str) -> list[dict]:
              "seq": 0, "value": [0.5, 0.75], "at": t}]
 
 
-def test_routes_need_the_token(control_plane):
-    url = control_plane.url
+def test_routes_need_the_token(own_cp):
+    url = own_cp.url
     for method, path in (("GET", "/api/runs"), ("GET", "/api/runs/x"), ("POST", "/api/history/records"),
                          ("PUT", "/api/runs/x/artifacts/outputs/a"), ("GET", "/api/runs/x/artifacts/outputs/a"),
                          ("GET", "/api/runs/x/values/acc")):
@@ -26,21 +26,21 @@ def test_routes_need_the_token(control_plane):
         assert httpx.request(method, url + path, headers={"Authorization": "Bearer wrong"}).status_code == 401
 
 
-def test_ingest_query_upload_download(control_plane):
-    cp = control_plane
+def test_ingest_query_upload_download(own_cp):
+    cp = own_cp
     run = uuid.uuid4().hex
     recs = _records(run)
-    assert cp.api("POST", "/api/history/records", json={"records": recs}) == {"accepted": 3, "duplicates": 0, "refused": []}
-    assert cp.api("POST", "/api/history/records", json={"records": recs}) == {"accepted": 0, "duplicates": 3, "refused": []}
+    assert cp.request("POST", "/api/history/records", json={"records": recs}) == {"accepted": 3, "duplicates": 0, "refused": []}
+    assert cp.request("POST", "/api/history/records", json={"records": recs}) == {"accepted": 0, "duplicates": 3, "refused": []}
 
-    page = cp.api("GET", "/api/runs", params={"project": "/p/iris", "status": "running", "limit": 10})
+    page = cp.request("GET", "/api/runs", params={"project": "/p/iris", "status": "running", "limit": 10})
     assert page["total"] == 1 and page["runs"][0]["id"] == run and page["limit"] == 10
-    detail = cp.api("GET", f"/api/runs/{run[:10]}")
+    detail = cp.request("GET", f"/api/runs/{run[:10]}")
     assert detail["entries"][0]["code"] == "x = 1" and detail["values"][0]["name"] == "acc"
-    series = cp.api("GET", f"/api/runs/{run}/values/acc")
+    series = cp.request("GET", f"/api/runs/{run}/values/acc")
     assert [p["value"] for p in series["points"]] == [0.5, 0.75]
 
-    up = cp.api("PUT", f"/api/runs/{run}/artifacts/outputs/sub/m.bin", params={"id": "art1", "entry": "e-" + run},
+    up = cp.request("PUT", f"/api/runs/{run}/artifacts/outputs/sub/m.bin", params={"id": "art1", "entry": "e-" + run},
                 content=b"\x00\x01payload")
     assert up["path"] == "outputs/sub/m.bin" and up["size"] == 9
     r = httpx.get(f"{cp.url}/api/runs/{run}/artifacts/outputs/sub/m.bin", headers=cp.headers())
@@ -54,15 +54,15 @@ def test_ingest_query_upload_download(control_plane):
     assert missing.status_code == 404 and missing.json()["error"] == "NotFound"
     assert httpx.get(f"{cp.url}/api/runs", params={"limit": 0}, headers=cp.headers()).status_code == 400
 
-    assert cp.api("DELETE", f"/api/runs/{run}") == {"deleted": run}
+    assert cp.request("DELETE", f"/api/runs/{run}") == {"deleted": run}
     assert cp.runs() == []
 
 
-def test_no_path_escapes_the_artifact_store(control_plane):
-    cp = control_plane
+def test_no_path_escapes_the_artifact_store(own_cp):
+    cp = own_cp
     run = uuid.uuid4().hex
-    cp.api("POST", "/api/history/records", json={"records": _records(run)})
-    cp.api("PUT", f"/api/runs/{run}/artifacts/outputs/a.txt", content=b"a")
+    cp.request("POST", "/api/history/records", json={"records": _records(run)})
+    cp.request("PUT", f"/api/runs/{run}/artifacts/outputs/a.txt", content=b"a")
     (cp.home / "artifacts" / "secret.txt").write_text("TOPSECRET-CONTENT")
     h = cp.headers()
     for path in ("outputs/../../../token", "..%2F..%2F..%2Ftoken", "outputs%2F..%2F..%2Fsecret.txt",
@@ -81,13 +81,13 @@ def test_no_path_escapes_the_artifact_store(control_plane):
     assert not list(cp.home.rglob("evil.txt"))
 
 
-def test_upload_size_limit(home):
-    from history_support import ControlPlane
-    (home / "config.toml").write_text("[history]\nmax_upload_mb = 0.01\n")
-    cp = ControlPlane(home).start()
+def test_upload_size_limit(labwork_home):
+    from tests.support import ControlPlane
+    (labwork_home / "config.toml").write_text("[history]\nmax_upload_mb = 0.01\n")
+    cp = ControlPlane(labwork_home).start()
     try:
         run = uuid.uuid4().hex
-        cp.api("POST", "/api/history/records", json={"records": _records(run)})
+        cp.request("POST", "/api/history/records", json={"records": _records(run)})
         r = httpx.put(f"{cp.url}/api/runs/{run}/artifacts/outputs/big.bin", headers=cp.headers(),
                       content=b"x" * 20000)
         assert r.status_code == 403
@@ -102,7 +102,7 @@ def test_upload_size_limit(home):
         ok = httpx.put(f"{cp.url}/api/runs/{run}/artifacts/outputs/small.bin", headers=cp.headers(),
                        content=b"x" * 1000)
         assert ok.status_code == 200
-        assert [a["path"] for a in cp.api("GET", f"/api/runs/{run}")["artifacts"]] == ["outputs/small.bin"]
-        assert len(list((home / "artifacts" / run).iterdir())) == 1
+        assert [a["path"] for a in cp.request("GET", f"/api/runs/{run}")["artifacts"]] == ["outputs/small.bin"]
+        assert len(list((labwork_home / "artifacts" / run).iterdir())) == 1
     finally:
         cp.stop()

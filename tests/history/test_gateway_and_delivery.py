@@ -4,7 +4,8 @@ from __future__ import annotations
 import time
 import uuid
 
-from history_support import ControlPlane, spool_records, wait_for
+from tests.support import ControlPlane, wait_for
+from tests.support.kernels import spool_records
 from labwork.history import queries
 from labwork.history.delivery import Sender, append_spool
 from labwork.history.service import gateway_run_id, record_gateway_statement
@@ -79,28 +80,28 @@ def test_gateway_history_switched_from_a_local_cell(store, tmp_path):
     assert queries.get_run(store, gateway_run_id(s))["entry_count"] == 1
 
 
-def test_spool_replay_delivers_each_record_once(home):
-    cp = ControlPlane(home)
+def test_spool_replay_delivers_each_record_once(labwork_home):
+    cp = ControlPlane(labwork_home)
     run = uuid.uuid4().hex
     recs = [{"id": uuid.uuid4().hex, "type": "run", "run": run, "at": time.time(), "project": "p"}]
     recs += [{"id": f"e{i}-{run[:8]}", "type": "entry", "run": run, "seq": i, "code": f"c{i}",
               "started": time.time(), "ended": time.time(), "status": "ok"} for i in range(1, 6)]
-    sender = Sender(home / "spool", run, lambda prefer: cp.url if cp.proc else None, lambda: cp.token,
+    sender = Sender(labwork_home / "spool", run, lambda prefer: cp.url if cp.proc else None, lambda: cp.token,
                     flush_interval=0.05)
     for r in recs[:3]:
         sender.put(r)
     assert sender.flush(20)
-    assert [x["id"] for x in spool_records(home)] == [r["id"] for r in recs[:3]]   # nobody to send to
+    assert [x["id"] for x in spool_records(labwork_home)] == [r["id"] for r in recs[:3]]   # nobody to send to
     cp.start()
     try:
         # a spool that also holds records already delivered (an answer lost after the store took them)
-        cp.api("POST", "/api/history/records", json={"records": recs[:2]})
+        cp.request("POST", "/api/history/records", json={"records": recs[:2]})
         append_spool(sender.spool_file, recs[1:2])
         for r in recs[3:]:
             sender.put(r)
-        wait_for(lambda: sender.flush(5) and not spool_records(home), what="spool replayed")
+        wait_for(lambda: sender.flush(5) and not spool_records(labwork_home), what="spool replayed")
         wait_for(lambda: cp.runs() and cp.runs()[0]["entry_count"] == 5, what="5 entries")
-        run_info = cp.api("GET", f"/api/runs/{run}")
+        run_info = cp.request("GET", f"/api/runs/{run}")
         assert [e["seq"] for e in run_info["entries"]] == [1, 2, 3, 4, 5]
         sender.close()
     finally:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import nbformat
 from nbclient import NotebookClient
 
-from history_support import ControlPlane, kernel_env, spool_records, wait_for
+from tests.support import ControlPlane, wait_for
+from tests.support.kernels import kernel_env, spool_records
 
 
 def _ended_run(cp: ControlPlane, **filters):
@@ -33,20 +34,20 @@ NOTEBOOK_CELLS = [
 ]
 
 
-def test_notebook_with_history_on_and_off(control_plane, project, kernels, tmp_path):
-    cp = control_plane
-    nb_path = project / "analysis.ipynb"
+def test_notebook_with_history_on_and_off(own_cp, iris_dir, kernels, tmp_path):
+    cp = own_cp
+    nb_path = iris_dir / "analysis.ipynb"
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(src) for src in NOTEBOOK_CELLS]
     nbformat.write(nb, nb_path)
-    env = kernel_env(cp.home, project, url=cp.url, notebook=str(nb_path))
+    env = kernel_env(cp.home, iris_dir, url=cp.url, notebook=str(nb_path))
     import os
     old = dict(os.environ)
     os.environ.clear()
     os.environ.update(env)
     try:
         client = NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
-                                resources={"metadata": {"path": str(project)}},
+                                resources={"metadata": {"path": str(iris_dir)}},
                                 extra_arguments=["--IPKernelApp.extensions=['labwork']"])
         client.execute()
     finally:
@@ -59,9 +60,9 @@ def test_notebook_with_history_on_and_off(control_plane, project, kernels, tmp_p
     for cell in nb.cells[:4] + nb.cells[7:9] + nb.cells[11:14]:
         assert not any(o.get("output_type") == "error" for o in cell.outputs), cell.source
 
-    [summary] = _ended_run(cp, project=str(project))
-    run = cp.api("GET", f"/api/runs/{summary['id']}")
-    assert run["project"] == "myIris" and run["project_dir"] == str(project)
+    [summary] = _ended_run(cp, project=str(iris_dir))
+    run = cp.request("GET", f"/api/runs/{summary['id']}")
+    assert run["project"] == "myIris" and run["project_dir"] == str(iris_dir)
     assert run["notebook"] == "analysis.ipynb" and run["runconfig"] == "local"
     assert run["source"] == "kernel" and run["status"] == "completed"
     assert run["kernel_id"] and run["history"] is False
@@ -80,7 +81,7 @@ def test_notebook_with_history_on_and_off(control_plane, project, kernels, tmp_p
 
     values = {v["name"]: v for v in run["values"]}
     assert set(values) == {"before", "loss", "note", "after"}
-    loss = cp.api("GET", f"/api/runs/{run['id']}/values/loss")
+    loss = cp.request("GET", f"/api/runs/{run['id']}/values/loss")
     assert [p["value"] for p in loss["points"]] == [0.9, 0.5, 0.25]
     assert [p["step"] for p in loss["points"]] == [0, 1, 2]
     assert {p["entry_id"] for p in loss["points"]} == {entries[0]["id"]}
@@ -90,18 +91,18 @@ def test_notebook_with_history_on_and_off(control_plane, project, kernels, tmp_p
 
     [art] = run["artifacts"]
     assert art["path"] == "outputs/model.pkl" and art["size"] == 3 and art["entry_id"] == entries[6]["id"]
-    assert cp.api("GET", f"/api/runs/{run['id']}/artifacts/outputs/model.pkl") == b"abc"
+    assert cp.request("GET", f"/api/runs/{run['id']}/artifacts/outputs/model.pkl") == b"abc"
     assert not spool_records(cp.home)
 
 
-def test_interrupts_empty_cells_nested_runs_and_load_ext(control_plane, project, kernels):
-    cp = control_plane
-    (project / "helper.py").write_text("helper_value = 41\n")
+def test_interrupts_empty_cells_nested_runs_and_load_ext(own_cp, iris_dir, kernels):
+    cp = own_cp
+    (iris_dir / "helper.py").write_text("helper_value = 41\n")
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("inner_a = 1"), nbformat.v4.new_code_cell("inner_b = inner_a + 1")]
-    nbformat.write(nb, project / "helper.ipynb")
-    env = kernel_env(cp.home, project, url=cp.url, notebook=str(project / "sub" / "train.ipynb"), history=True)
-    k = kernels(env, project, preload=False)
+    nbformat.write(nb, iris_dir / "helper.ipynb")
+    env = kernel_env(cp.home, iris_dir, url=cp.url, notebook=str(iris_dir / "sub" / "train.ipynb"), history=True)
+    k = kernels(env, iris_dir, preload=False)
 
     assert k.run("%load_ext labwork").status == "ok"          # loads mid-cell: not an entry
     assert k.run("   \n").status == "ok"                      # empty: not an entry
@@ -119,7 +120,7 @@ def test_interrupts_empty_cells_nested_runs_and_load_ext(control_plane, project,
     k.shutdown()
 
     [summary] = _ended_run(cp, notebook="train.ipynb")
-    run = cp.api("GET", f"/api/runs/{summary['id']}")
+    run = cp.request("GET", f"/api/runs/{summary['id']}")
     assert run["notebook"] == "sub/train.ipynb"
     entries = run["entries"]
     assert [e["code"].splitlines()[-1] for e in entries] == [
@@ -130,11 +131,11 @@ def test_interrupts_empty_cells_nested_runs_and_load_ext(control_plane, project,
     assert run["status"] == "failed"  # the last cell failed
 
 
-def test_control_plane_stopped_mid_notebook(home, project, kernels):
-    cp = ControlPlane(home).start()
+def test_control_plane_stopped_mid_notebook(labwork_home, iris_dir, kernels):
+    cp = ControlPlane(labwork_home).start()
     try:
-        env = kernel_env(home, project, url=cp.url, notebook=str(project / "nb.ipynb"), history=True)
-        k = kernels(env, project)
+        env = kernel_env(labwork_home, iris_dir, url=cp.url, notebook=str(iris_dir / "nb.ipynb"), history=True)
+        k = kernels(env, iris_dir)
         k.run("from labwork import get_logger\nlog = get_logger()")
         for i in range(3):
             assert k.run(f"log.log('acc', {i})\nprint('cell {i}')").stdout == f"cell {i}\n"
@@ -144,62 +145,62 @@ def test_control_plane_stopped_mid_notebook(home, project, kernels):
         for i in range(3, 8):  # the control plane is gone: cells still finish, and show nothing of it
             r = k.run(f"log.log('acc', {i})\nprint('cell {i}')")
             assert r.status == "ok" and r.stdout == f"cell {i}\n" and r.stderr == "" and not r.outputs
-        wait_for(lambda: sum(x["type"] == "entry" for x in spool_records(home)) == 5, what="5 spooled entries")
+        wait_for(lambda: sum(x["type"] == "entry" for x in spool_records(labwork_home)) == 5, what="5 spooled entries")
 
         cp.start()
         wait_for(lambda: cp.runs()[0]["entry_count"] == 9, what="replayed entries")
-        assert not spool_records(home)
+        assert not spool_records(labwork_home)
         k.run("print('last')")
         k.shutdown()
         [summary] = _ended_run(cp)
-        run = cp.api("GET", f"/api/runs/{summary['id']}")
+        run = cp.request("GET", f"/api/runs/{summary['id']}")
         assert len(run["entries"]) == run["entry_count"] == 10
         assert len({e["id"] for e in run["entries"]}) == 10
         assert [e["seq"] for e in run["entries"]] == list(range(1, 11))
-        acc = cp.api("GET", f"/api/runs/{run['id']}/values/acc")
+        acc = cp.request("GET", f"/api/runs/{run['id']}/values/acc")
         assert [p["value"] for p in acc["points"]] == list(range(8))
-        log = (home / "logs" / "history-kernel.log").read_text()
+        log = (labwork_home / "logs" / "history-kernel.log").read_text()
         assert "unreachable" in log and "replayed" in log
     finally:
         cp.stop()
 
 
-def test_kernel_gone_while_control_plane_down(home, project, kernels):
+def test_kernel_gone_while_control_plane_down(labwork_home, iris_dir, kernels):
     """A kernel that exits while the control plane is down leaves its spool; the control plane
     stores it when it starts."""
-    cp = ControlPlane(home)
-    env = kernel_env(home, project, url=cp.url, notebook=str(project / "offline.ipynb"), history=True)
-    k = kernels(env, project)
+    cp = ControlPlane(labwork_home)
+    env = kernel_env(labwork_home, iris_dir, url=cp.url, notebook=str(iris_dir / "offline.ipynb"), history=True)
+    k = kernels(env, iris_dir)
     assert k.run("import labwork\nlabwork.get_logger().log('n', 7)").status == "ok"
-    (project / "outputs" / "table.csv").write_text("a,b\n1,2\n")
+    (iris_dir / "outputs" / "table.csv").write_text("a,b\n1,2\n")
     assert k.run("%labwork upload outputs/table.csv").status == "ok"
     assert k.run("1/0").status == "error"
     k.shutdown()
-    assert spool_records(home)
+    assert spool_records(labwork_home)
     cp.start()
     try:
         [summary] = _ended_run(cp)
-        run = cp.api("GET", f"/api/runs/{summary['id']}")
+        run = cp.request("GET", f"/api/runs/{summary['id']}")
         assert [e["status"] for e in run["entries"]] == ["ok", "ok", "error"]
         assert run["status"] == "failed"
         assert [a["path"] for a in run["artifacts"]] == ["outputs/table.csv"]
-        assert cp.api("GET", f"/api/runs/{run['id']}/artifacts/outputs/table.csv") == b"a,b\n1,2\n"
-        assert not spool_records(home) and not list((home / "spool" / "blobs").iterdir())
+        assert cp.request("GET", f"/api/runs/{run['id']}/artifacts/outputs/table.csv") == b"a,b\n1,2\n"
+        assert not spool_records(labwork_home) and not list((labwork_home / "spool" / "blobs").iterdir())
     finally:
         cp.stop()
 
 
-def test_uploads_refused_by_rule(control_plane, project, kernels, tmp_path):
-    cp = control_plane
+def test_uploads_refused_by_rule(own_cp, iris_dir, kernels, tmp_path):
+    cp = own_cp
     (cp.home / "config.toml").write_text("[history]\nmax_upload_mb = 0.001\n")  # ~1 KB, for the kernel
-    (project / "data.csv").write_text("x\n")
-    (project / "outputs" / "big.bin").write_bytes(b"0" * 5000)
-    (project / "outputs" / "ok.txt").write_text("fine")
+    (iris_dir / "data.csv").write_text("x\n")
+    (iris_dir / "outputs" / "big.bin").write_bytes(b"0" * 5000)
+    (iris_dir / "outputs" / "ok.txt").write_text("fine")
     outside = tmp_path / "secret.txt"
     outside.write_text("secret")
-    (project / "outputs" / "link.txt").symlink_to(outside)
-    env = kernel_env(cp.home, project, url=cp.url, notebook=str(project / "u.ipynb"), history=True)
-    k = kernels(env, project)
+    (iris_dir / "outputs" / "link.txt").symlink_to(outside)
+    env = kernel_env(cp.home, iris_dir, url=cp.url, notebook=str(iris_dir / "u.ipynb"), history=True)
+    k = kernels(env, iris_dir)
 
     r = k.run("%labwork upload data.csv")
     assert r.status == "error" and "only files under the project's outputs/ folder" in r.text
@@ -219,39 +220,39 @@ def test_uploads_refused_by_rule(control_plane, project, kernels, tmp_path):
     k.shutdown()
 
     [summary] = _ended_run(cp)
-    run = cp.api("GET", f"/api/runs/{summary['id']}")
+    run = cp.request("GET", f"/api/runs/{summary['id']}")
     assert [a["path"] for a in run["artifacts"]] == ["outputs/ok.txt"]
     assert [e["status"] for e in run["entries"]] == ["error"] * 6 + ["ok"]
     assert "refused" in run["entries"][4]["error_value"]
 
 
-def test_history_default_from_run_configuration_and_no_control_plane(home, project, kernels):
+def test_history_default_from_run_configuration_and_no_control_plane(labwork_home, iris_dir, kernels):
     """LABWORK_HISTORY=1 turns history on at start; with no control plane anywhere the cells run
     the same and everything waits in the spool."""
-    env = kernel_env(home, project, url=None, notebook=str(project / "n.ipynb"), history=True)
-    k = kernels(env, project)
+    env = kernel_env(labwork_home, iris_dir, url=None, notebook=str(iris_dir / "n.ipynb"), history=True)
+    k = kernels(env, iris_dir)
     assert k.run("a = 1").status == "ok"
     assert "history is on" in k.run("%labwork history").stdout
     status = k.run("%labwork status").stdout
     assert "control:    none found" in status and "project:    myIris" in status
-    wait_for(lambda: sum(x["type"] == "entry" for x in spool_records(home)) == 3, what="spooled entries")
+    wait_for(lambda: sum(x["type"] == "entry" for x in spool_records(labwork_home)) == 3, what="spooled entries")
 
 
-def test_runs_end_with_their_kernel_or_the_reaper(home, project, kernels):
+def test_runs_end_with_their_kernel_or_the_reaper(labwork_home, iris_dir, kernels):
     """A kernel shut down cleanly ends its run ("the kernel shut down"); a quiet kernel that is
     alive keeps its run open (heartbeats); a SIGKILLed one is closed by the reaper: failed, "kernel
     stopped reporting"."""
     import os
     import signal
-    (home / "config.toml").write_text("[history]\nstale_after_s = 4\nreap_every_s = 0.5\nheartbeat_s = 0.5\n")
-    cp = ControlPlane(home).start()
+    (labwork_home / "config.toml").write_text("[history]\nstale_after_s = 4\nreap_every_s = 0.5\nheartbeat_s = 0.5\n")
+    cp = ControlPlane(labwork_home).start()
     try:
-        clean = kernels(kernel_env(home, project, url=cp.url, notebook=str(project / "clean.ipynb"), history=True),
-                        project)
-        killed = kernels(kernel_env(home, project, url=cp.url, notebook=str(project / "killed.ipynb"), history=True),
-                         project)
-        quiet = kernels(kernel_env(home, project, url=cp.url, notebook=str(project / "quiet.ipynb"), history=True),
-                        project)
+        clean = kernels(kernel_env(labwork_home, iris_dir, url=cp.url, notebook=str(iris_dir / "clean.ipynb"), history=True),
+                        iris_dir)
+        killed = kernels(kernel_env(labwork_home, iris_dir, url=cp.url, notebook=str(iris_dir / "killed.ipynb"), history=True),
+                         iris_dir)
+        quiet = kernels(kernel_env(labwork_home, iris_dir, url=cp.url, notebook=str(iris_dir / "quiet.ipynb"), history=True),
+                        iris_dir)
         for k in (clean, killed, quiet):
             assert k.run("x = 1").status == "ok"
         wait_for(lambda: len(cp.runs()) == 3, what="three runs")

@@ -98,13 +98,13 @@ def _cli(home: Path, *args: str, cwd: Path | None = None) -> subprocess.Complete
                           capture_output=True, text=True, timeout=300)
 
 
-def test_run_commands(control_plane, tmp_path):
-    cp = control_plane
+def test_run_commands(own_cp, tmp_path):
+    cp = own_cp
     run = uuid.uuid4().hex
-    cp.api("POST", "/api/history/records", json={"records": _fill(run)})
-    cp.api("PUT", f"/api/runs/{run}/artifacts/outputs/model.pkl", content=b"pickled")
+    cp.request("POST", "/api/history/records", json={"records": _fill(run)})
+    cp.request("PUT", f"/api/runs/{run}/artifacts/outputs/model.pkl", content=b"pickled")
     other = uuid.uuid4().hex
-    cp.api("POST", "/api/history/records", json={"records": [
+    cp.request("POST", "/api/history/records", json={"records": [
         {"id": uuid.uuid4().hex, "type": "run", "run": other, "project": "wine", "project_dir": "/p/wine",
          "notebook": "wine.ipynb"}]})
 

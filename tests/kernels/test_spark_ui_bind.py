@@ -12,7 +12,7 @@ import pytest
 
 from labwork.kernels.specmanager import LabworkKernelSpecManager
 from labwork.project import attach_target, init_project
-from tests.conftest import ControlPlane
+from tests.support import ControlPlane
 from tests.kernels.test_kernels import run
 
 # Runs inside the driver's Python: the addresses the JVM's UI port listens on.

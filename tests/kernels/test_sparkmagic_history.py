@@ -14,7 +14,7 @@ from jupyter_client import KernelManager
 
 from labwork.kernels.specmanager import LabworkKernelSpecManager
 from labwork.project import attach_target, init_project
-from tests.conftest import ControlPlane
+from tests.support import ControlPlane
 
 
 def _wait(predicate, timeout: float = 120.0, what: str = "condition"):
@@ -69,7 +69,7 @@ def test_sparkmagic_cells_are_recorded_as_written(control_plane: ControlPlane, t
     km.start_kernel()
     kc = km.client()
     kc.start_channels()
-    livy = httpx.Client(base_url=control_plane.url + "/livy", headers=control_plane.headers_for()
+    livy = httpx.Client(base_url=control_plane.url + "/livy", headers=control_plane.headers()
                         | {"X-Requested-By": "t"}, timeout=60)
     try:
         kc.wait_for_ready(timeout=120)

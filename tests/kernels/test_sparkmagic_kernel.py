@@ -12,7 +12,7 @@ import pytest
 
 from labwork.kernels.specmanager import LabworkKernelSpecManager
 from labwork.project import attach_target, init_project
-from tests.conftest import ControlPlane
+from tests.support import ControlPlane
 from tests.kernels.test_kernels import run
 
 
@@ -53,13 +53,13 @@ def test_sparkmagic_kernel_through_the_gateway(control_plane: ControlPlane, tmp_
     assert (conf["spark.labwork.runconfig"], conf["spark.labwork.notebook"]) == ("lv", "analysis.ipynb")
     # run history of these kernels: tests/kernels/test_sparkmagic_history.py
     from labwork.gateway.sparkmagic_kernels import delete_project_sessions
-    assert delete_project_sessions(control_plane.url + "/livy", control_plane.headers_for(), str(root)) >= 1
+    assert delete_project_sessions(control_plane.url + "/livy", control_plane.headers(), str(root)) >= 1
 
 
 @pytest.mark.slow
 def test_delete_project_sessions(control_plane: ControlPlane, tmp_path: Path) -> None:
     from labwork.gateway.sparkmagic_kernels import delete_project_sessions
-    headers = control_plane.headers_for() | {"X-Requested-By": "test"}
+    headers = control_plane.headers() | {"X-Requested-By": "test"}
     root = str(tmp_path / "p")
     with httpx.Client(base_url=control_plane.url + "/livy", headers=headers, timeout=120) as c:
         mine = c.post("/sessions", json={"kind": "pyspark", "conf": {"spark.labwork.project": root,
@@ -67,7 +67,7 @@ def test_delete_project_sessions(control_plane: ControlPlane, tmp_path: Path) ->
         other = c.post("/sessions", json={"kind": "pyspark", "conf": {"spark.labwork.project": root + "x",
                                                                       "spark.driver.memory": "512m"}}).json()
         try:
-            assert delete_project_sessions(control_plane.url + "/livy", control_plane.headers_for(), root) == 1
+            assert delete_project_sessions(control_plane.url + "/livy", control_plane.headers(), root) == 1
             assert c.get(f"/sessions/{mine['id']}").status_code == 404
             assert c.get(f"/sessions/{other['id']}").status_code == 200
         finally:

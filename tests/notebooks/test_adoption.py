@@ -12,20 +12,21 @@ import pytest
 
 from labwork.project import init_project
 from labwork.server.daemon import pid_alive
-from tests.notebooks.conftest import NotebookControlPlane, jupyter, stop_everything, wait_for
+from tests.support import ControlPlane, wait_for
+from tests.support.jupyter import jupyter, notebook_plane, stop_everything
 
 
 @pytest.fixture
-def own_cp(tmp_path: Path) -> Iterator[NotebookControlPlane]:
-    cp = NotebookControlPlane(tmp_path / "home").start()
+def own_cp(tmp_path: Path) -> Iterator[ControlPlane]:
+    cp = notebook_plane(tmp_path / "home").start()
     yield cp
     stop_everything(cp)
 
 
-def test_sigkill_then_restart_adopts_and_marks_dead(own_cp: NotebookControlPlane, tmp_path: Path) -> None:
+def test_sigkill_then_restart_adopts_and_marks_dead(own_cp: ControlPlane, tmp_path: Path) -> None:
     alive_project = own_cp.register(init_project(tmp_path / "alive", "alive").root)
     dead_project = own_cp.register(init_project(tmp_path / "dead", "dead").root)
-    with own_cp.api() as api:
+    with own_cp.client() as api:
         alive = api.post(f"/api/projects/{alive_project['id']}/server", json={"hours": 5}).json()
         dead = api.post(f"/api/projects/{dead_project['id']}/server", json={"hours": 5}).json()
         assert alive["state"] == dead["state"] == "running"
@@ -39,7 +40,7 @@ def test_sigkill_then_restart_adopts_and_marks_dead(own_cp: NotebookControlPlane
     proc.wait(10)
 
     own_cp.start()
-    with own_cp.api() as api:
+    with own_cp.client() as api:
         status = api.get(f"/api/projects/{alive_project['id']}/server").json()
         assert status["id"] == alive["id"] and status["state"] == "running"
         assert status["pid"] == alive["pid"] and status["deadline"] == alive["deadline"]
@@ -62,10 +63,10 @@ def test_sigkill_then_restart_adopts_and_marks_dead(own_cp: NotebookControlPlane
     wait_for(lambda: not pid_alive(alive["pid"]), timeout=30)
 
 
-def test_a_server_that_dies_under_a_running_control_plane_is_recorded(own_cp: NotebookControlPlane,
+def test_a_server_that_dies_under_a_running_control_plane_is_recorded(own_cp: ControlPlane,
                                                                       tmp_path: Path) -> None:
     project = own_cp.register(init_project(tmp_path / "p", "p").root)
-    with own_cp.api() as api:
+    with own_cp.client() as api:
         server = api.post(f"/api/projects/{project['id']}/server", json={"hours": 5}).json()
         os.kill(server["pid"], signal.SIGKILL)
         status = wait_for(lambda: (s := api.get(f"/api/projects/{project['id']}/server").json())["state"]
@@ -76,14 +77,14 @@ def test_a_server_that_dies_under_a_running_control_plane_is_recorded(own_cp: No
         assert again["state"] == "running" and again["id"] != server["id"]
 
 
-def test_control_plane_shutdown_leaves_servers_running(own_cp: NotebookControlPlane, tmp_path: Path) -> None:
+def test_control_plane_shutdown_leaves_servers_running(own_cp: ControlPlane, tmp_path: Path) -> None:
     project = own_cp.register(init_project(tmp_path / "q", "q").root)
-    with own_cp.api() as api:
+    with own_cp.client() as api:
         server = api.post(f"/api/projects/{project['id']}/server", json={"hours": 5}).json()
     own_cp.stop(signal.SIGTERM)  # a clean control-plane shutdown stops the loop, not the servers
     assert pid_alive(server["pid"])
     with jupyter(server) as j:
         assert j.get("/api/status").status_code == 200
     own_cp.start()
-    with own_cp.api() as api:
+    with own_cp.client() as api:
         assert api.get(f"/api/projects/{project['id']}/server").json()["state"] == "running"

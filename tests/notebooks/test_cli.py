@@ -10,10 +10,10 @@ import nbformat
 
 from labwork.project import init_project
 from labwork.server.daemon import pid_alive
-from tests.notebooks.conftest import NotebookControlPlane
+from tests.support import ControlPlane
 
 
-def test_start_status_extend_logs_stop(nb_cp: NotebookControlPlane, tmp_path: Path) -> None:
+def test_start_status_extend_logs_stop(nb_cp: ControlPlane, tmp_path: Path) -> None:
     root = init_project(tmp_path / "cliproj", "cliProj").root
     out = nb_cp.cli("notebook", "start", "--no-browser", "--hours", "2", cwd=root)
     url = re.search(r"(http://127\.0\.0\.1:\d+/lab\?token=\S+)", out.stdout).group(1)
@@ -63,7 +63,7 @@ def time_of(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
-def test_bad_options_change_nothing(nb_cp: NotebookControlPlane, tmp_path: Path) -> None:
+def test_bad_options_change_nothing(nb_cp: ControlPlane, tmp_path: Path) -> None:
     root = init_project(tmp_path / "badproj", "badProj").root
     cases = [
         (["--hours", "-1"], "hours must be more than 0"),
@@ -89,7 +89,7 @@ def test_bad_options_change_nothing(nb_cp: NotebookControlPlane, tmp_path: Path)
     assert missing.returncode == 3 and "not a labwork project" in missing.stderr
 
 
-def test_spark_config_recorded(nb_cp: NotebookControlPlane, tmp_path: Path) -> None:
+def test_spark_config_recorded(nb_cp: ControlPlane, tmp_path: Path) -> None:
     root = init_project(tmp_path / "sparkproj", "sparkProj").root
     props = tmp_path / "spark.properties"
     props.write_text("spark.sql.shuffle.partitions=4\n")
@@ -112,13 +112,13 @@ def test_spark_config_recorded(nb_cp: NotebookControlPlane, tmp_path: Path) -> N
         nb_cp.cli("notebook", "stop", str(root))
 
 
-def test_recent_open_and_preview(nb_cp: NotebookControlPlane, tmp_path: Path) -> None:
+def test_recent_open_and_preview(nb_cp: ControlPlane, tmp_path: Path) -> None:
     root = init_project(tmp_path / "openproj", "openProj").root
     nb = nbformat.v4.new_notebook()
     nb.cells.append(nbformat.v4.new_markdown_cell("# Report\n<script>window.pwned=1</script>"))
     nbformat.write(nb, root / "report.ipynb")
     assert "no notebook has run" in nb_cp.cli("notebook", "recent", str(root)).stdout
-    with httpx.Client(base_url=nb_cp.url, headers=nb_cp.headers_for(), timeout=30) as api:
+    with httpx.Client(base_url=nb_cp.url, headers=nb_cp.headers(), timeout=30) as api:
         api.post("/api/kernels/launched", json={"project_path": str(root), "runconfig": "local",
                                                 "notebook": "report.ipynb",
                                                 "server_config": {"ui": "classic", "hours": 1}}).raise_for_status()

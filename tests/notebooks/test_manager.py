@@ -14,7 +14,8 @@ from labwork.project import init_project
 from labwork.server.context import Context
 from labwork.settings import load_settings
 from labwork.store.db import Store
-from tests.notebooks.conftest import kill_servers, wait_for
+from tests.support import wait_for
+from tests.support.jupyter import kill_servers
 
 
 @pytest.fixture
@@ -34,9 +35,9 @@ def test_stopping_a_server_deletes_its_spark_sessions(nb_cp, make_project) -> No
     and one of another project; stopping the server deletes the first one only."""
     import httpx
     project = make_project("gwclean")
-    livy = httpx.Client(base_url=nb_cp.url + "/livy", headers=nb_cp.headers_for() | {"X-Requested-By": "t"},
+    livy = httpx.Client(base_url=nb_cp.url + "/livy", headers=nb_cp.headers() | {"X-Requested-By": "t"},
                         timeout=180)
-    with nb_cp.api() as api, livy:
+    with nb_cp.client() as api, livy:
         assert api.post(f"/api/projects/{project['id']}/server", json={"hours": 1}).status_code in (200, 201)
         small = {"kind": "pyspark", "driverMemory": "512m"}
         mine = livy.post("/sessions", json=small | {"conf": {"spark.labwork.project": project["path"]}}).json()

@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 
 from labwork.notebooks.preview_cache import PreviewCache
-from tests.conftest import ControlPlane
+from tests.support import ControlPlane
 from tests.notebooks.test_preview import assert_no_leak, leaky_project
 
 

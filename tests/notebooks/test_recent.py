@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import nbformat
 
-from tests.notebooks.conftest import jupyter, wait_for
+from tests.support import wait_for
+from tests.support.jupyter import jupyter
 
 
 def write_notebook(root: Path, rel: str) -> None:

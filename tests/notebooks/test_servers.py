@@ -10,7 +10,8 @@ import nbformat
 import pytest
 
 from labwork.server.daemon import free_port, pid_alive
-from tests.notebooks.conftest import jupyter, wait_for
+from tests.support import wait_for
+from tests.support.jupyter import jupyter
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ControlPlane
+from tests.support import ControlPlane
 
 
 def port_of(cp: ControlPlane) -> str:

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ControlPlane
+from tests.support import ControlPlane
 
 
 def test_status_requires_token(control_plane: ControlPlane) -> None:
     assert httpx.get(control_plane.url + "/api/status").status_code == 401
     assert httpx.get(control_plane.url + "/api/status", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    r = httpx.get(control_plane.url + "/api/status", headers=control_plane.headers_for())
+    r = httpx.get(control_plane.url + "/api/status", headers=control_plane.headers())
     assert r.status_code == 200 and r.json()["ok"] is True
     assert httpx.get(control_plane.url + f"/api/status?token={control_plane.token}").status_code == 200
 

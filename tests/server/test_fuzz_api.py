@@ -11,7 +11,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from tests.conftest import ControlPlane
+from tests.support import ControlPlane
 
 MAX_EXAMPLES = 100
 
@@ -64,7 +64,7 @@ def fuzz_operation(operation, base_url: str, headers: dict, failures: dict) -> N
 
 
 def test_no_server_errors_and_only_declared_answers(fuzz_cp: ControlPlane) -> None:
-    schema = schemathesis.openapi.from_url(fuzz_cp.url + "/api/openapi.json", headers=fuzz_cp.headers_for())
+    schema = schemathesis.openapi.from_url(fuzz_cp.url + "/api/openapi.json", headers=fuzz_cp.headers())
     failures: dict[str, str] = {}
     count = 0
     for result in schema.get_all_operations():
@@ -72,7 +72,7 @@ def test_no_server_errors_and_only_declared_answers(fuzz_cp: ControlPlane) -> No
         if (operation.method.upper(), operation.path) in SKIP:
             continue
         count += 1
-        fuzz_operation(operation, fuzz_cp.url, fuzz_cp.headers_for(), failures)
+        fuzz_operation(operation, fuzz_cp.url, fuzz_cp.headers(), failures)
     assert count >= 20
     assert not failures, f"{len(failures)} kinds of problem:\n" + "\n".join(
         f"{kind}\n    {example}" for kind, example in sorted(failures.items()))
@@ -81,7 +81,7 @@ def test_no_server_errors_and_only_declared_answers(fuzz_cp: ControlPlane) -> No
 def test_openapi_declares_the_error_answers(fuzz_cp: ControlPlane) -> None:
     import httpx
 
-    spec = httpx.get(fuzz_cp.url + "/api/openapi.json", headers=fuzz_cp.headers_for()).json()
+    spec = httpx.get(fuzz_cp.url + "/api/openapi.json", headers=fuzz_cp.headers()).json()
     assert "422" not in str(spec.get("paths")) and "HTTPValidationError" not in str(spec)
     error = spec["components"]["schemas"]["ErrorBody"]
     assert set(error["required"]) == {"error", "msg"} and {"where", "hint", "details"} <= set(error["properties"])

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ControlPlane
+from tests.support import ControlPlane
 
 HUGE = str(10**20)
 ODD_IDS = ["²", "١", HUGE, "-1", "1" * 400, "%00", "a%00b", "x" * 5000]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 SAMPLE = REPO / "examples" / "iris"
 

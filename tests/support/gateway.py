@@ -1,21 +1,13 @@
-"""Helpers for the gateway tests: a gateway served by uvicorn in a thread, statements, waits."""
+"""The one gateway-in-a-thread (`create_gateway_app` under uvicorn, free port), statements, waits."""
 from __future__ import annotations
 
-import socket
-import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from labwork.gateway.standalone import ThreadedGateway
 from labwork.settings import GatewaySettings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def gw_settings(**over: Any) -> GatewaySettings:
@@ -25,33 +17,15 @@ def gw_settings(**over: Any) -> GatewaySettings:
     return GatewaySettings(**base)
 
 
-class GatewayServer:
-    """`create_gateway_app` served by uvicorn in a thread of the test process."""
+class GatewayServer(ThreadedGateway):
+    """The library's gateway-in-a-thread (`create_gateway_app` under uvicorn on a free port) with
+    the start/stop/client the tests use."""
 
-    def __init__(self, settings: GatewaySettings, state_dir: Path, **kw: Any) -> None:
-        import uvicorn
-
-        from labwork.gateway import create_gateway_app
-        self.app = create_gateway_app(settings, state_dir=state_dir, **kw)
-        self.gateway = self.app.state.gateway
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def start(self) -> "GatewayServer":
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("gateway did not start")
-            time.sleep(0.02)
-        return self
+    def start(self) -> GatewayServer:
+        return self.__enter__()
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(60)
+        self.__exit__(None, None, None)
 
     def client(self, **kw: Any) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=120, **kw)
@@ -95,5 +69,3 @@ def text(st: dict) -> str:
     assert st["state"] == "available", st
     assert st["output"]["status"] == "ok", st["output"]
     return st["output"]["data"]["text/plain"]
-
-

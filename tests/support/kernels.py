@@ -1,103 +1,16 @@
-"""Helpers for run-history tests: a real control plane in a subprocess, real ipykernel kernels with
-the labwork kernel environment, polling."""
+"""Real ipykernel kernels with the labwork kernel environment, started the way jupyter_server
+starts them, and the spool files they write when the control plane is away."""
 from __future__ import annotations
 
 import json
 import os
 import queue
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-from labwork.server.daemon import free_port
-
-HERE = Path(__file__).parent
-SERVE = HERE / "serve_cp.py"
-
-
-# --- a control plane -------------------------------------------------------------------------------
-
-class ControlPlane:
-    def __init__(self, home: Path, port: int | None = None, db: str | None = None) -> None:
-        self.home = home
-        self.port = port or free_port()
-        self.db = db
-        self.proc: subprocess.Popen | None = None
-        self.log = home / "cp-test.log"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def token(self) -> str:
-        return (self.home / "token").read_text().strip()
-
-    def start(self, timeout: float = 90.0) -> ControlPlane:
-        self.home.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LABWORK_")}
-        env["LABWORK_HOME"] = str(self.home)
-        cmd = [sys.executable, str(SERVE), str(self.home), str(self.port)] + ([self.db] if self.db else [])
-        self.proc = subprocess.Popen(cmd, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"control plane exited: {self.log.read_text()[-3000:]}")
-            try:
-                r = httpx.get(f"{self.url}/api/status", headers=self.headers(), timeout=2)
-                if r.status_code == 200:
-                    return self
-            except (httpx.HTTPError, OSError):
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"control plane did not answer: {self.log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.proc = None
-
-    def headers(self) -> dict[str, str]:
-        try:
-            return {"Authorization": f"Bearer {self.token}"}
-        except OSError:
-            return {}
-
-    def api(self, method: str, path: str, **kw: Any) -> Any:
-        r = httpx.request(method, f"{self.url}{path}", headers=self.headers(), timeout=30, **kw)
-        r.raise_for_status()
-        return r.json() if "json" in r.headers.get("content-type", "") else r.content
-
-    def runs(self, **params: Any) -> list[dict[str, Any]]:
-        return self.api("GET", "/api/runs", params=params)["runs"]
-
-
-def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2, what: str = "condition"):
-    """Poll until `predicate()` is truthy (a wait with a generous limit, not a timed assertion)."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except Exception as exc:  # noqa: BLE001 - keep polling while the other side comes up
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"gave up waiting for {what}; last: {last!r}")
-
-
-# --- real kernels -------------------------------------------------------------------------------------
 
 def kernel_env(home: Path, project: Path | None, *, url: str | None, notebook: str | None,
                history: bool = False, runconfig: str = "local") -> dict[str, str]:

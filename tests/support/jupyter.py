@@ -1,0 +1,73 @@
+"""The Jupyter servers a test control plane started: a client of one, and stopping them all.
+
+Everything a test starts is stopped: servers through the API first, then any process still holding
+a recorded pid of that LABWORK_HOME is killed with its kernels.
+"""
+from __future__ import annotations
+
+import signal
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from tests.support.control_plane import ControlPlane
+
+
+NOTEBOOK_ENV = {"LABWORK_DEADLINE_CHECK_S": "0.5", "LABWORK_LOGS_KEPT_PER_PROJECT": "3",
+                "LABWORK_JUPYTER_START_TIMEOUT_S": "90"}
+
+
+def notebook_plane(home: Path) -> ControlPlane:
+    """The notebooks tests' variant (not started): deadline checks every half second, 3 logs kept."""
+    return ControlPlane(home, env=NOTEBOOK_ENV)
+
+
+def jupyter(server: dict[str, Any]) -> httpx.Client:
+    """A client for a started Jupyter server's REST API, with its token."""
+    return httpx.Client(base_url=server["base_url"], headers={"Authorization": f"token {server['token']}"},
+                        timeout=30)
+
+
+def server_pids(home: Path) -> list[tuple[int, int]]:
+    """(pid, port) of every server row of this home's SQLite store."""
+    db = home / "labwork.db"
+    if not db.exists():
+        return []
+    with sqlite3.connect(db) as conn:
+        return [(pid, port) for pid, port in conn.execute("SELECT pid, port FROM servers WHERE pid IS NOT NULL")]
+
+
+def kill_servers(home: Path) -> None:
+    """Kill (with their kernels) the Jupyter servers started for `home` that still run."""
+    for pid, port in server_pids(home):
+        try:
+            proc = psutil.Process(pid)
+            if f"--ServerApp.port={port}" not in proc.cmdline():
+                continue  # the pid was reused by something else
+            procs = [proc, *proc.children(recursive=True)]
+        except psutil.Error:
+            continue
+        for p in procs:
+            try:
+                p.send_signal(signal.SIGKILL)
+            except psutil.Error:
+                pass
+        psutil.wait_procs(procs, timeout=10)
+
+
+def stop_everything(cp: ControlPlane) -> None:
+    """Stop the plane's Jupyter servers through its API, the plane itself, then kill leftovers."""
+    if cp.proc is not None and cp.proc.poll() is None:
+        try:
+            with cp.client() as c:
+                for server in c.get("/api/servers").json():
+                    pid = (server.get("project") or {}).get("id")
+                    if pid is not None:
+                        c.delete(f"/api/projects/{pid}/server", timeout=60)
+        except Exception:  # noqa: BLE001 - best effort before the hard kill below
+            pass
+    cp.stop()
+    kill_servers(cp.home)
