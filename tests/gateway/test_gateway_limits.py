@@ -8,7 +8,7 @@ import time
 
 import psutil
 import pytest
-from gw_support import run, text, wait_session
+from tests.support.gateway import run, text, wait_session
 
 pytestmark = pytest.mark.slow
 

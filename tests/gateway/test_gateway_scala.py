@@ -6,7 +6,7 @@ import re
 
 import pandas as pd
 import pytest
-from gw_support import run, text, wait_session
+from tests.support.gateway import run, text, wait_session
 from livy import LivySession, SessionKind
 from livy.models import SparkRuntimeError
 
