@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from labwork.dashboard.auth import csrf_token, form_auth, json_auth, page_auth
 from labwork.dashboard.jobs import Job, jobs_of
-from labwork.dashboard.web import ctx_of, error_text, fails_as, file_problems, get_project, render, render_fragment
+from labwork.dashboard.web import FORM_ERRORS, ctx_of, error_text, fails_as, file_problems, get_project, render, render_fragment
 from labwork.errors import ConfigError, LabworkError
 
 router = APIRouter()
@@ -110,7 +110,7 @@ def attach(request: Request, project_id: int, form: dict = Depends(form_auth)) -
             except ValueError:
                 raise ConfigError(f"port must be a number, got {options['port']!r}", where="port") from None
         attach_target(project["path"], kind, name, options, framework=framework)
-    except ConfigError as exc:  # the form again, the error beside it; other errors: the boundary
+    except FORM_ERRORS as exc:  # the form again, the error beside it; other errors: the boundary
         return _page(request, project_id, status=exc.http_status,
                      error=f"Not attached: {error_text(exc)}", attach=dict(form))
     return RedirectResponse(f"/projects/{project_id}/compute?ok=attached", status_code=303)
@@ -123,7 +123,7 @@ def detach(request: Request, project_id: int, form: dict = Depends(form_auth)) -
     project = get_project(request, project_id)
     try:
         detach_target(project["path"], name)
-    except ConfigError as exc:
+    except FORM_ERRORS as exc:
         return _page(request, project_id, status=exc.http_status, error=f"Not detached: {error_text(exc)}")
     return RedirectResponse(f"/projects/{project_id}/compute?ok=detached", status_code=303)
 
@@ -141,7 +141,7 @@ def prepare(request: Request, project_id: int, form: dict = Depends(form_auth)) 
             raise ConfigError("choose a run configuration to prepare", where="runconfig")
         project.runconfig(rc_name)  # an unknown or broken one stops here, with its reason
         environment_for(project, rc_name, settings)  # a missing requirements file too
-    except ConfigError as exc:
+    except FORM_ERRORS as exc:
         return _page(request, project_id, status=exc.http_status, error=f"Not prepared: {error_text(exc)}")
 
     def work(job: Job) -> dict[str, Any]:

@@ -211,7 +211,7 @@ async def start(request: Request, project_id: int, form: dict = Depends(form_aut
               "no_limit": bool(form.get("no_limit")), "dynamic_allocation": bool(form.get("dynamic_allocation"))}
     try:
         config = config_from_form(form)
-    except ConfigError as exc:
+    except ConfigError as exc:  # the form again, the error beside its field
         return await _render_page(request, project_id, status_code=400, fields=posted,
                                   error=f"Not started: {error_text(exc)}")
     manager = _manager(request)

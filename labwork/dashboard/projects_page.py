@@ -8,8 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from labwork.dashboard.auth import form_auth, page_auth
-from labwork.dashboard.web import ctx_of, error_text, fails_as, render
-from labwork.errors import ConfigError
+from labwork.dashboard.web import FORM_ERRORS, ctx_of, error_text, fails_as, render
 
 router = APIRouter()
 
@@ -55,7 +54,7 @@ def add_project(request: Request, form: dict = Depends(form_auth)) -> Response:
                      error=f"Not added: give the folder's absolute path (got {folder!r}).")
     try:
         row = register_project(ctx_of(request).store, str(Path(folder).expanduser()))
-    except ConfigError as exc:  # the form again, the folder kept; other errors: the boundary
+    except FORM_ERRORS as exc:  # the form again, the folder kept; other errors: the boundary
         return _page(request, status=exc.http_status, error=f"Not added: {error_text(exc)}", folder=folder)
     return RedirectResponse(f"/projects/{row['id']}/jupyter?ok=added", status_code=303)
 

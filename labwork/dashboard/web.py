@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from labwork import __version__
-from labwork.errors import LabworkError
+from labwork.errors import ConfigError, Conflict, LabworkError, NotFound
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -199,6 +199,11 @@ def message_page(request: Request, title: str, error: str, status: int = 400) ->
 
 
 # --- the error page: what the one error boundary (labwork.http_errors) renders for a page ----------
+
+# What a form page catches to show the form again with the error beside it: errors about what was
+# typed (malformed, a name already taken, a folder that is no project). Every other error is raised
+# to the boundary, which shows the error page.
+FORM_ERRORS: tuple[type[LabworkError], ...] = (ConfigError, Conflict, NotFound)
 
 _PREFIX_KEY, _FRAGMENT_KEY = "labwork_error_prefix", "labwork_error_fragment"
 TITLES = {400: "Not done", 401: "Log in again", 403: "Refused", 404: "Not found", 409: "Not done",
