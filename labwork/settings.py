@@ -11,14 +11,14 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from labwork import units
+from labwork import envvars, units
 from labwork.errors import ConfigError
 
 ENV_PREFIX = "LABWORK_"
 
 
 def default_home() -> Path:
-    return Path(os.environ.get("LABWORK_HOME") or Path.home() / ".labwork").expanduser()
+    return envvars.home()
 
 
 class Strict(BaseModel):
@@ -168,22 +168,40 @@ class Settings(Strict):
         return self.home / "control.json"
 
 
-_SECTIONS = {"gateway", "history"}
+_SECTIONS = {"gateway": GatewaySettings, "history": HistorySettings}
+ENV_SOURCE = "environment (LABWORK_*)"
+
+
+def setting_variables() -> dict[str, str]:
+    """Every setting's environment variable -> its key ("LABWORK_GATEWAY__MASTER" -> "gateway.master")."""
+    out = {}
+    for name in Settings.model_fields:
+        if name in _SECTIONS:
+            for sub in _SECTIONS[name].model_fields:
+                out[envvars.env_name(name, sub)] = f"{name}.{sub}"
+        else:
+            out[envvars.env_name(name)] = name
+    return out
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
-    """LABWORK_PORT=1 -> {"port": "1"}; LABWORK_GATEWAY__MASTER=x -> {"gateway": {"master": x}}."""
+    """LABWORK_PORT=1 -> {"port": "1"}; LABWORK_GATEWAY__MASTER=x -> {"gateway": {"master": x}}.
+    A LABWORK_* variable that is neither a setting nor registered in `labwork.envvars` is a
+    ConfigError naming the closest known name."""
     out: dict[str, Any] = {}
-    known = set(Settings.model_fields)
+    settings_vars = setting_variables()
     for key, value in environ.items():
-        if not key.startswith(ENV_PREFIX):
+        if not key.startswith(ENV_PREFIX) or key.startswith(envvars.TEST_PREFIX):
             continue
-        path = key[len(ENV_PREFIX):].lower().split("__")
-        if path[0] not in known:
-            continue  # other LABWORK_* variables (LABWORK_URL, kernel context) are not settings
-        if len(path) == 1 and path[0] in _SECTIONS:
-            continue  # LABWORK_HISTORY=1 is the kernel's history default, not the [history] section
+        if key not in settings_vars:
+            if key in envvars.KERNEL_VARIABLES:
+                continue  # LABWORK_URL, kernel context, ...: not settings
+            near = envvars.closest(key, [*settings_vars, *envvars.KERNEL_VARIABLES])
+            raise ConfigError(f"unknown environment variable {key}" + (f"; did you mean {near}?" if near else ""),
+                              where=ENV_SOURCE, hint="'labwork config show' lists every setting and its variable",
+                              details={"key": key, "closest": near})
         node = out
+        path = envvars.setting_path(key)
         for part in path[:-1]:
             node = node.setdefault(part, {})
         node[path[-1]] = value
@@ -214,20 +232,27 @@ def _describe(exc: ValidationError, source: str) -> ConfigError:
     return ConfigError(msg, where=source, details={"key": key, "errors": len(exc.errors())})
 
 
-def load_settings(flags: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
-    """Build settings from every source, reporting the first bad key with where it came from."""
+def _layers(flags: dict[str, Any] | None, environ: dict[str, str] | None
+            ) -> tuple[Path, list[tuple[str, dict[str, Any]]]]:
+    """The home folder and the sources in the order they apply: config.toml, environment, flags."""
     environ = dict(os.environ if environ is None else environ)
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     home = Path(flags.get("home") or environ.get("LABWORK_HOME") or default_home()).expanduser()
     layers: list[tuple[str, dict[str, Any]]] = []
-    cfg = home / "config.toml"
-    if cfg.exists():
-        try:
-            layers.append((str(cfg), tomllib.loads(cfg.read_text())))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"not valid TOML: {exc}", where=str(cfg)) from exc
-    layers.append(("environment (LABWORK_*)", _env_overrides(environ)))
+    try:
+        data = envvars.read_config(home)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", where=str(home / "config.toml")) from exc
+    if data is not None:
+        layers.append((str(home / "config.toml"), data))
+    layers.append((ENV_SOURCE, _env_overrides(environ)))
     layers.append(("command-line flags", flags))
+    return home, layers
+
+
+def load_settings(flags: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Build settings from every source, reporting the first bad key with where it came from."""
+    home, layers = _layers(flags, environ)
     data: dict[str, Any] = {"home": home}
     for source, layer in layers:
         data = _merge(data, layer)
@@ -236,3 +261,40 @@ def load_settings(flags: dict[str, Any] | None = None, environ: dict[str, str] |
         except ValidationError as exc:
             raise _describe(exc, source) from exc
     return Settings.model_validate(data)
+
+
+def _leaves(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and key in _SECTIONS and not prefix:
+            out.update(_leaves(value, f"{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def describe_settings(flags: dict[str, Any] | None = None,
+                      environ: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Every setting as it is in effect: key, value, where it came from, its variable and its help
+    (what `labwork config show` prints)."""
+    settings = load_settings(flags, environ)
+    _home, layers = _layers(flags, environ)
+    sources: dict[str, str] = {}
+    for source, layer in layers:
+        for key in _leaves(layer):
+            sources[key] = source
+    if "home" not in sources and (flags or {}).get("home") is None and (
+            (os.environ if environ is None else environ).get("LABWORK_HOME")):
+        sources["home"] = ENV_SOURCE
+    effective = _leaves(settings.model_dump(mode="json"))
+    variables = {key: var for var, key in setting_variables().items()}
+    rows = []
+    for key, value in effective.items():
+        section, _, name = key.rpartition(".")
+        model = _SECTIONS[section] if section else Settings
+        source = sources.get(key, "default")
+        if source == ENV_SOURCE:
+            source = f"environment ({variables[key]})"
+        rows.append({"key": key, "value": value, "source": source,
+                     "variable": variables[key], "help": model.model_fields[name].description or ""})
+    return rows

@@ -97,3 +97,49 @@ def test_the_gateway_parses_durations_with_the_settings_parser() -> None:
     assert parse_duration("10m", "ttl") == units.parse_duration("10m") == 600.0
     with pytest.raises(LivyError, match="ttl: expected a duration like"):
         parse_duration("soon", "ttl")
+
+
+def test_an_unknown_labwork_variable_names_the_closest(tmp_path: Path) -> None:
+    for typo, near in [("LABWORK_PROT", "LABWORK_PORT"), ("LABWORK_GATEWAY__MASTR", "LABWORK_GATEWAY__MASTER"),
+                       ("LABWORK_RUNCONFG", "LABWORK_RUNCONFIG")]:
+        with pytest.raises(ConfigError) as err:
+            load_settings(environ={"LABWORK_HOME": str(tmp_path), typo: "1"})
+        assert f"unknown environment variable {typo}; did you mean {near}?" in err.value.message
+        assert "environment" in (err.value.where or "")
+    with pytest.raises(ConfigError) as far:
+        load_settings(environ={"LABWORK_HOME": str(tmp_path), "LABWORK_ZZZZZZZZ": "1"})
+    assert far.value.message == "unknown environment variable LABWORK_ZZZZZZZZ"  # nothing is near
+
+
+def test_every_registered_variable_is_accepted(tmp_path: Path) -> None:
+    from labwork import envvars
+    environ = {name: "1" for name in envvars.KERNEL_VARIABLES} | {"LABWORK_HOME": str(tmp_path),
+                                                                  "LABWORK_TEST_ANYTHING": "x"}
+    assert load_settings(environ=environ).home == tmp_path
+
+
+def test_describe_settings_gives_value_source_and_help(tmp_path: Path) -> None:
+    from labwork.settings import describe_settings
+    (tmp_path / "config.toml").write_text('[gateway]\nidle_timeout = "30m"\n')
+    rows = {r["key"]: r for r in describe_settings(flags={"host": "127.0.0.2"},
+                                                    environ={"LABWORK_HOME": str(tmp_path), "LABWORK_PORT": "9100"})}
+    assert rows["gateway.idle_timeout"]["value"] == "30m"
+    assert rows["gateway.idle_timeout"]["source"] == str(tmp_path / "config.toml")
+    assert (rows["port"]["value"], rows["port"]["source"]) == (9100, "environment (LABWORK_PORT)")
+    assert (rows["host"]["value"], rows["host"]["source"]) == ("127.0.0.2", "command-line flags")
+    assert rows["gateway.master"]["source"] == "default"
+    assert rows["gateway.master"]["variable"] == "LABWORK_GATEWAY__MASTER"
+    assert all(r["help"] for r in rows.values())
+
+
+def test_kernel_side_reads_settings_layered_as_the_control_plane_does(tmp_path: Path, monkeypatch) -> None:
+    from labwork.history.context import detect
+    from labwork.settings import load_settings as load
+    (tmp_path / "config.toml").write_text("[history]\nmax_upload_mb = 7\nheartbeat_s = 5\n")
+    monkeypatch.setenv("LABWORK_HOME", str(tmp_path))
+    monkeypatch.setenv("LABWORK_HISTORY__HEARTBEAT_S", "9")
+    ctx = detect()
+    settings = load()
+    assert ctx.max_upload_mb() == settings.history.max_upload_mb == 7
+    assert ctx.history_setting("heartbeat_s", 60.0) == settings.history.heartbeat_s == 9
+    assert ctx.history_setting("flush_interval_s", 0.2) == settings.history.flush_interval_s

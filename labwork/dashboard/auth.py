@@ -17,9 +17,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from labwork.access import same_secret
+from labwork.errors import Unauthorized
 from labwork.server.auth import end_session, identity_of, sessions_of, start_session
 from labwork.server.auth import clean_url as _clean_url
 
@@ -39,10 +40,6 @@ class CsrfRefused(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class JsonUnauthorized(Exception):
-    pass
 
 
 # --- the CSRF token of a session ----------------------------------------------------------------------
@@ -91,7 +88,7 @@ def page_auth(request: Request) -> None:
 def json_auth(request: Request) -> None:
     """For the pages' JSON and fragment endpoints (polled by the page's script)."""
     if not identity_of(request).ok:
-        raise JsonUnauthorized()
+        raise Unauthorized("missing or wrong token; log in again")
 
 
 async def form_auth(request: Request) -> dict[str, Any]:
@@ -133,11 +130,6 @@ def install_handlers(app) -> None:
         return render(request, "message.html", status_code=403, title="Request refused",
                       error=f"Cross-site request protection refused this action: {exc.reason}. "
                             "Nothing was changed.")
-
-    @app.exception_handler(JsonUnauthorized)
-    async def _json_401(_request: Request, _exc: JsonUnauthorized) -> Response:
-        return JSONResponse({"error": "Unauthorized", "msg": "missing or wrong token; log in again"},
-                            status_code=401)
 
 
 # --- login / logout ---------------------------------------------------------------------------------

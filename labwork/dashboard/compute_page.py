@@ -2,7 +2,6 @@
 `experiment prepare` build of a run configuration's environment) with progress."""
 from __future__ import annotations
 
-from html import escape
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -10,8 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from labwork.dashboard.auth import csrf_token, form_auth, json_auth, page_auth
 from labwork.dashboard.jobs import Job, jobs_of
-from labwork.dashboard.web import (ctx_of, error_text, file_problems, get_project, message_page, render,
-                                   render_fragment)
+from labwork.dashboard.web import FORM_ERRORS, ctx_of, error_text, fails_as, file_problems, get_project, render, render_fragment
 from labwork.errors import ConfigError, LabworkError
 
 router = APIRouter()
@@ -63,10 +61,7 @@ def _context(request: Request, project_id: int) -> dict[str, Any]:
 
 def _page(request: Request, project_id: int, *, status: int = 200, error: str | None = None,
           notice: str | None = None, attach: dict[str, Any] | None = None) -> Response:
-    try:
-        data = _context(request, project_id)
-    except LabworkError as exc:
-        return message_page(request, "Compute", error_text(exc), exc.http_status)
+    data = _context(request, project_id)
     return render(request, "compute.html", status_code=status, error=error, notice=notice,
                   attach=attach or {"kind": "spark"}, **data)
 
@@ -77,24 +72,21 @@ def compute(request: Request, project_id: int, ok: str | None = None,
     return _page(request, project_id, notice=NOTICES.get(ok or ""))
 
 
-@router.get("/projects/{project_id:int}/compute/runconfigs/{name}/rows", dependencies=[Depends(json_auth)])
+@router.get("/projects/{project_id:int}/compute/runconfigs/{name}/rows",
+            dependencies=[Depends(fails_as(fragment=True)), Depends(json_auth)])
 def runconfig_rows(request: Request, project_id: int, name: str) -> HTMLResponse:
     """One run configuration's table rows, as the page renders them: the page's script swaps them
     in when a Prepare finishes, so the row says 'prepared' without a reload."""
     from labwork.project.files import load_project
-    try:
-        project = get_project(request, project_id)
-        loaded = load_project(project["path"])
-        loaded.runconfig(name)  # unknown or broken: NotFound / ConfigError with the reason
-        row = runconfig_view(request, project_id, loaded, name)
-    except LabworkError as exc:
-        return HTMLResponse(f"<tr><td colspan='6' class='error'>{escape(error_text(exc))}</td></tr>",
-                            status_code=exc.http_status)
+    project = get_project(request, project_id)
+    loaded = load_project(project["path"])
+    loaded.runconfig(name)  # unknown or broken: NotFound / ConfigError with the reason
+    row = runconfig_view(request, project_id, loaded, name)
     html = render_fragment("runconfig_rows.html", r=row, project=project, csrf=csrf_token(request))
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
-@router.post("/projects/{project_id:int}/compute/attach")
+@router.post("/projects/{project_id:int}/compute/attach", dependencies=[Depends(fails_as("Not attached"))])
 def attach(request: Request, project_id: int, form: dict = Depends(form_auth)) -> Response:
     from labwork.project.files import attach_target
     kind = str(form.get("kind") or "")
@@ -105,6 +97,7 @@ def attach(request: Request, project_id: int, form: dict = Depends(form_auth)) -
         value = str(form.get(f"{kind}.{key}") or "").strip()
         if value:
             options[key] = value
+    project = get_project(request, project_id)
     try:
         if kind not in KIND_OPTIONS:
             raise ConfigError(f"unknown compute target kind {kind!r}; expected one of {', '.join(KIND_OPTIONS)}",
@@ -116,43 +109,40 @@ def attach(request: Request, project_id: int, form: dict = Depends(form_auth)) -
                 options["port"] = int(options["port"])
             except ValueError:
                 raise ConfigError(f"port must be a number, got {options['port']!r}", where="port") from None
-        project = get_project(request, project_id)
         attach_target(project["path"], kind, name, options, framework=framework)
-    except LabworkError as exc:
-        return _page(request, project_id, status=exc.http_status if exc.http_status < 500 else 400,
+    except FORM_ERRORS as exc:  # the form again, the error beside it; other errors: the boundary
+        return _page(request, project_id, status=exc.http_status,
                      error=f"Not attached: {error_text(exc)}", attach=dict(form))
     return RedirectResponse(f"/projects/{project_id}/compute?ok=attached", status_code=303)
 
 
-@router.post("/projects/{project_id:int}/compute/detach")
+@router.post("/projects/{project_id:int}/compute/detach", dependencies=[Depends(fails_as("Not detached"))])
 def detach(request: Request, project_id: int, form: dict = Depends(form_auth)) -> Response:
     from labwork.project.files import detach_target
     name = str(form.get("name") or "").strip()
+    project = get_project(request, project_id)
     try:
-        project = get_project(request, project_id)
         detach_target(project["path"], name)
-    except LabworkError as exc:
-        return _page(request, project_id, status=exc.http_status if exc.http_status < 500 else 400,
-                     error=f"Not detached: {error_text(exc)}")
+    except FORM_ERRORS as exc:
+        return _page(request, project_id, status=exc.http_status, error=f"Not detached: {error_text(exc)}")
     return RedirectResponse(f"/projects/{project_id}/compute?ok=detached", status_code=303)
 
 
-@router.post("/projects/{project_id:int}/compute/prepare")
+@router.post("/projects/{project_id:int}/compute/prepare", dependencies=[Depends(fails_as("Not prepared"))])
 def prepare(request: Request, project_id: int, form: dict = Depends(form_auth)) -> Response:
     from labwork.kernels.environments import environment_for, prepare_environment
     from labwork.project.files import load_project
     rc_name = str(form.get("runconfig") or "").strip()
     settings = ctx_of(request).settings
+    project_row = get_project(request, project_id)
     try:
-        project_row = get_project(request, project_id)
         project = load_project(project_row["path"])
         if not rc_name:
             raise ConfigError("choose a run configuration to prepare", where="runconfig")
         project.runconfig(rc_name)  # an unknown or broken one stops here, with its reason
         environment_for(project, rc_name, settings)  # a missing requirements file too
-    except LabworkError as exc:
-        return _page(request, project_id, status=exc.http_status if exc.http_status < 500 else 400,
-                     error=f"Not prepared: {error_text(exc)}")
+    except FORM_ERRORS as exc:
+        return _page(request, project_id, status=exc.http_status, error=f"Not prepared: {error_text(exc)}")
 
     def work(job: Job) -> dict[str, Any]:
         env = prepare_environment(project, rc_name, settings, job.progress)

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from labwork.dashboard.auth import json_auth
-from labwork.errors import LabworkError
+from labwork.errors import LabworkError, NotFound
 
 MAX_LINES = 400
 KEEP_FINISHED = 200
@@ -119,7 +119,5 @@ router = APIRouter()
 def job_json(job_id: str, request: Request, since: int = 0) -> JSONResponse:
     job = jobs_of(request).get(job_id)
     if job is None:
-        return JSONResponse({"error": "NotFound", "msg": f"no job {job_id} (jobs are kept in memory "
-                                                          "until the control plane restarts)"},
-                            status_code=404)
+        raise NotFound(f"no job {job_id} (jobs are kept in memory until the control plane restarts)")
     return JSONResponse(job.to_dict(since), headers={"Cache-Control": "no-store"})

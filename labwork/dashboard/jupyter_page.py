@@ -8,7 +8,6 @@ Jupyter; the environment check's alert.
 """
 from __future__ import annotations
 
-from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,9 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from labwork.dashboard import livy
 from labwork.dashboard.auth import form_auth, json_auth, page_auth
 from labwork.dashboard.jobs import Job, jobs_of
-from labwork.dashboard.web import (ctx_of, error_text, file_problems, fmt_hours, fmt_time, get_project,
-                                   limit_hours, message_page, render, render_fragment, time_limit)
+from labwork.dashboard.web import (ctx_of, error_text, fails_as, file_problems, fmt_hours, fmt_time,
+                                   get_project, limit_hours, message_page, render, render_fragment,
+                                   time_limit)
 from labwork.errors import ConfigError, LabworkError, NotFound
 
 router = APIRouter()
@@ -174,10 +174,7 @@ def extend_notice(status: dict[str, Any], hours: float) -> str:
 async def _render_page(request: Request, project_id: int, *, status_code: int = 200,
                        error: str | None = None, notice: str | None = None,
                        fields: dict[str, Any] | None = None, ok: str | None = None) -> Response:
-    try:
-        data = await run_in_threadpool(page_context, request, project_id)
-    except LabworkError as exc:
-        return message_page(request, "Project", error_text(exc), exc.http_status)
+    data = await run_in_threadpool(page_context, request, project_id)
     if ok == "extended":
         notice = extend_notice(data["status"], ctx_of(request).settings.extend_hours)
     data["spark"] = await _spark_sessions(request, data["project"])
@@ -196,10 +193,7 @@ async def jupyter(request: Request, project_id: int, ok: str | None = None,
 def state_json(request: Request, project_id: int) -> JSONResponse:
     """What the page polls: the server's state, time left, the start job's progress, the log's tail."""
     from labwork.notebooks.manager import tail
-    try:
-        status = _manager(request).status(project_id, kernels=False)
-    except LabworkError as exc:
-        return JSONResponse(exc.to_dict(), status_code=exc.http_status)
+    status = _manager(request).status(project_id, kernels=False)
     job = _start_job(request, project_id)
     log_tail = tail(status["log_path"], 12) if status.get("log_path") and status["state"] == "starting" else ""
     return JSONResponse({"state": status["state"], "server_id": status["id"],
@@ -217,15 +211,12 @@ async def start(request: Request, project_id: int, form: dict = Depends(form_aut
               "no_limit": bool(form.get("no_limit")), "dynamic_allocation": bool(form.get("dynamic_allocation"))}
     try:
         config = config_from_form(form)
-    except ConfigError as exc:
+    except ConfigError as exc:  # the form again, the error beside its field
         return await _render_page(request, project_id, status_code=400, fields=posted,
                                   error=f"Not started: {error_text(exc)}")
     manager = _manager(request)
-    try:
-        project = await run_in_threadpool(get_project, request, project_id)
-        status = await run_in_threadpool(manager.status, project_id, kernels=False)
-    except LabworkError as exc:
-        return message_page(request, "Project", error_text(exc), exc.http_status)
+    project = await run_in_threadpool(get_project, request, project_id)
+    status = await run_in_threadpool(manager.status, project_id, kernels=False)
     if status["state"] in ("starting", "running", "stopping"):
         return await _render_page(request, project_id, status_code=409, fields=posted,
                                   error=f"Not started: the server is already {status['state']}. To change "
@@ -243,24 +234,16 @@ async def start(request: Request, project_id: int, form: dict = Depends(form_aut
     return RedirectResponse(f"/projects/{project_id}/jupyter", status_code=303)
 
 
-@router.post("/projects/{project_id:int}/jupyter/stop")
+@router.post("/projects/{project_id:int}/jupyter/stop", dependencies=[Depends(fails_as("Not stopped"))])
 async def stop(request: Request, project_id: int, _form: dict = Depends(form_auth)) -> Response:
-    try:
-        await run_in_threadpool(_manager(request).stop, project_id, "stopped from the dashboard")
-    except LabworkError as exc:
-        return await _render_page(request, project_id, status_code=exc.http_status,
-                                  error=f"Not stopped: {error_text(exc)}")
+    await run_in_threadpool(_manager(request).stop, project_id, "stopped from the dashboard")
     return RedirectResponse(f"/projects/{project_id}/jupyter?ok=stopped", status_code=303)
 
 
-@router.post("/projects/{project_id:int}/jupyter/extend")
+@router.post("/projects/{project_id:int}/jupyter/extend", dependencies=[Depends(fails_as("Not extended"))])
 async def extend(request: Request, project_id: int, _form: dict = Depends(form_auth)) -> Response:
     hours = ctx_of(request).settings.extend_hours
-    try:
-        await run_in_threadpool(_manager(request).extend, project_id, hours)
-    except LabworkError as exc:
-        return await _render_page(request, project_id, status_code=exc.http_status,
-                                  error=f"Not extended: {error_text(exc)}")
+    await run_in_threadpool(_manager(request).extend, project_id, hours)
     return RedirectResponse(f"/projects/{project_id}/jupyter?ok=extended", status_code=303)
 
 
@@ -285,12 +268,9 @@ def open_in_jupyter(request: Request, project_id: int, notebook: str) -> Respons
     return RedirectResponse(f"/projects/{project_id}/jupyter/opening/{job.id}", status_code=303)
 
 
-@router.post("/projects/{project_id:int}/jupyter/open")
+@router.post("/projects/{project_id:int}/jupyter/open", dependencies=[Depends(fails_as("Not opened"))])
 def open_notebook(request: Request, project_id: int, form: dict = Depends(form_auth)) -> Response:
-    try:
-        return open_in_jupyter(request, project_id, str(form.get("notebook") or ""))
-    except LabworkError as exc:
-        return message_page(request, "Open in Jupyter", f"Not opened: {error_text(exc)}", exc.http_status)
+    return open_in_jupyter(request, project_id, str(form.get("notebook") or ""))
 
 
 @router.get("/projects/{project_id:int}/jupyter/opening/{job_id}")
@@ -299,10 +279,7 @@ def opening(request: Request, project_id: int, job_id: str, _auth: None = Depend
     if job is None or job.project_id != project_id:
         return message_page(request, "Open in Jupyter", "No such request (it may be from before the control "
                                                        "plane restarted).", 404)
-    try:
-        project = get_project(request, project_id)
-    except LabworkError as exc:
-        return message_page(request, "Open in Jupyter", error_text(exc), exc.http_status)
+    project = get_project(request, project_id)
     return render(request, "opening.html", project=project, job=job.to_dict(), section="jupyter")
 
 
@@ -321,18 +298,15 @@ def _server_id(value: str | None) -> int | None:
 def logs_json(request: Request, project_id: int, server: str | None = None, offset: int = -1) -> JSONResponse:
     """Log text from `offset` (-1: the last LOG_WINDOW bytes); call again with the answer's offset."""
     manager = _manager(request)
-    try:
-        sid = _server_id(server)
-        if offset < 0:
-            size = manager.log_file(project_id, sid).stat().st_size
-            offset = max(0, size - LOG_WINDOW)
-            if offset:  # start at a line boundary
-                with open(manager.log_file(project_id, sid), "rb") as fh:
-                    fh.seek(offset)
-                    offset += len(fh.readline())
-        out = manager.logs(project_id, sid, offset)
-    except LabworkError as exc:
-        return JSONResponse(exc.to_dict() | {"text": ""}, status_code=exc.http_status)
+    sid = _server_id(server)
+    if offset < 0:
+        size = manager.log_file(project_id, sid).stat().st_size
+        offset = max(0, size - LOG_WINDOW)
+        if offset:  # start at a line boundary
+            with open(manager.log_file(project_id, sid), "rb") as fh:
+                fh.seek(offset)
+                offset += len(fh.readline())
+    out = manager.logs(project_id, sid, offset)
     return JSONResponse(out, headers={"Cache-Control": "no-store"})
 
 
@@ -340,14 +314,11 @@ def logs_json(request: Request, project_id: int, server: str | None = None, offs
 def logs_page(request: Request, project_id: int, server: str | None = None,
               _auth: None = Depends(page_auth)) -> Response:
     manager = _manager(request)
-    try:
-        project = get_project(request, project_id)
-        history = manager.history(project_id)
-        sid = _server_id(server)
-        if sid is not None and not any(h["id"] == sid for h in history):
-            raise NotFound(f"no server {sid} in project '{project['name']}'")
-    except LabworkError as exc:
-        return message_page(request, "Server logs", error_text(exc), exc.http_status)
+    project = get_project(request, project_id)
+    history = manager.history(project_id)
+    sid = _server_id(server)
+    if sid is not None and not any(h["id"] == sid for h in history):
+        raise NotFound(f"no server {sid} in project '{project['name']}'")
     chosen = sid if sid is not None else (history[0]["id"] if history else None)
     return render(request, "logs.html", project=project, history=history, server_id=chosen, section="jupyter")
 
@@ -355,41 +326,30 @@ def logs_page(request: Request, project_id: int, server: str | None = None,
 @router.get("/projects/{project_id:int}/jupyter/logs/download")
 def logs_download(request: Request, project_id: int, server: str | None = None,
                   _auth: None = Depends(page_auth)) -> Response:
-    try:
-        path = _manager(request).log_file(project_id, _server_id(server))
-    except LabworkError as exc:
-        return message_page(request, "Server logs", error_text(exc), exc.http_status)
+    path = _manager(request).log_file(project_id, _server_id(server))
     return FileResponse(path, media_type="text/plain; charset=utf-8", filename=f"jupyter-server-{path.stem}.log")
 
 
 # --- the environment check -----------------------------------------------------------------------------
 
-@router.get("/projects/{project_id:int}/environment/alert", dependencies=[Depends(json_auth)])
+@router.get("/projects/{project_id:int}/environment/alert",
+            dependencies=[Depends(fails_as(fragment=True)), Depends(json_auth)])
 def env_alert(request: Request, project_id: int) -> HTMLResponse:
     """The alert box's HTML, polled while the check runs."""
-    try:
-        project = get_project(request, project_id)
-    except LabworkError as exc:
-        return HTMLResponse(f"<p class='error'>{escape(error_text(exc))}</p>", status_code=exc.http_status)
+    project = get_project(request, project_id)
     html = render_fragment("env_alert.html", project=project, env=env_status(request, project))
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/projects/{project_id:int}/environment")
 def env_page(request: Request, project_id: int, _auth: None = Depends(page_auth)) -> Response:
-    try:
-        project = get_project(request, project_id)
-    except LabworkError as exc:
-        return message_page(request, "Environment", error_text(exc), exc.http_status)
+    project = get_project(request, project_id)
     return render(request, "environment.html", project=project, env=env_status(request, project),
                   section="jupyter")
 
 
 @router.post("/projects/{project_id:int}/environment/check")
 def env_recheck(request: Request, project_id: int, _form: dict = Depends(form_auth)) -> Response:
-    try:
-        project = get_project(request, project_id)
-    except LabworkError as exc:
-        return message_page(request, "Environment", error_text(exc), exc.http_status)
+    project = get_project(request, project_id)
     env_status(request, project, force=True)
     return RedirectResponse(f"/projects/{project_id}/environment", status_code=303)

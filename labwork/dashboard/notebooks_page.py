@@ -8,8 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from labwork.dashboard.auth import page_auth
-from labwork.dashboard.web import ctx_of, error_text, get_project, message_page, render
-from labwork.errors import LabworkError
+from labwork.dashboard.web import ctx_of, get_project, render
 
 router = APIRouter()
 
@@ -23,11 +22,8 @@ PREVIEW_CSP = ("sandbox allow-popups allow-popups-to-escape-sandbox; default-src
 def notebooks(request: Request, project_id: int, path: str | None = None,
               _auth: None = Depends(page_auth)) -> Response:
     from labwork.notebooks.preview import list_notebooks
-    try:
-        project = get_project(request, project_id)
-        items = list_notebooks(project["path"])
-    except LabworkError as exc:
-        return message_page(request, "Notebooks", error_text(exc), exc.http_status)
+    project = get_project(request, project_id)
+    items = list_notebooks(project["path"])
     selected = path if path and any(n["path"] == path for n in items) else None
     error = None
     if path and not selected:
@@ -40,11 +36,8 @@ def notebooks(request: Request, project_id: int, path: str | None = None,
 def preview(request: Request, project_id: int, path: str, _auth: None = Depends(page_auth)) -> Response:
     """The sanitized HTML of one notebook, for the page's iframe (or a tab of its own)."""
     from labwork.notebooks.preview import notebook_in_project
-    try:
-        project = get_project(request, project_id)
-        file = notebook_in_project(Path(project["path"]), path)
-        html = ctx_of(request).parts["dashboard"].previews.get(file)
-    except LabworkError as exc:
-        return message_page(request, "Preview", error_text(exc), exc.http_status)
+    project = get_project(request, project_id)
+    file = notebook_in_project(Path(project["path"]), path)
+    html = ctx_of(request).parts["dashboard"].previews.get(file)
     return HTMLResponse(html, headers={"Content-Security-Policy": PREVIEW_CSP, "X-Content-Type-Options": "nosniff",
                                        "Cache-Control": "no-store"})

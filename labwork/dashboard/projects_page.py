@@ -8,8 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from labwork.dashboard.auth import form_auth, page_auth
-from labwork.dashboard.web import ctx_of, error_text, render
-from labwork.errors import LabworkError
+from labwork.dashboard.web import FORM_ERRORS, ctx_of, error_text, fails_as, render
 
 router = APIRouter()
 
@@ -43,7 +42,7 @@ async def projects(request: Request, ok: str | None = None, _auth: None = Depend
     return await run_in_threadpool(_page, request, notice=NOTICES.get(ok or ""))
 
 
-@router.post("/projects")
+@router.post("/projects", dependencies=[Depends(fails_as("Not added"))])
 def add_project(request: Request, form: dict = Depends(form_auth)) -> Response:
     from labwork.project.registry import register_project
     folder = str(form.get("folder") or "").strip()
@@ -55,9 +54,8 @@ def add_project(request: Request, form: dict = Depends(form_auth)) -> Response:
                      error=f"Not added: give the folder's absolute path (got {folder!r}).")
     try:
         row = register_project(ctx_of(request).store, str(Path(folder).expanduser()))
-    except LabworkError as exc:
-        return _page(request, status=exc.http_status if exc.http_status < 500 else 400,
-                     error=f"Not added: {error_text(exc)}", folder=folder)
+    except FORM_ERRORS as exc:  # the form again, the folder kept; other errors: the boundary
+        return _page(request, status=exc.http_status, error=f"Not added: {error_text(exc)}", folder=folder)
     return RedirectResponse(f"/projects/{row['id']}/jupyter?ok=added", status_code=303)
 
 

@@ -21,7 +21,7 @@ from labwork.dashboard.auth import page_auth
 from labwork.dashboard.charts import COLORS, line_chart, numeric_points
 from labwork.dashboard.web import (ctx_of, error_text, fmt_duration, fmt_time, get_project, message_page,
                                    parse_time, render)
-from labwork.errors import ConfigError, LabworkError, NotFound
+from labwork.errors import ConfigError, NotFound
 
 router = APIRouter()
 
@@ -129,7 +129,7 @@ def _list(request: Request, project: dict[str, Any] | None, notebook: str | None
                            notebook=(notebook or "").strip() or None, status=status or None,
                            since=_when(since, False, "from"), until=_when(until, True, "to"),
                            limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-    except LabworkError as exc:
+    except ConfigError as exc:  # the filter form again, the error beside it
         error = f"Filter not applied: {error_text(exc)}"
     total = result["total"]
     pages = max(1, -(-total // PAGE_SIZE))
@@ -150,10 +150,7 @@ def runs(request: Request, notebook: str | None = None, status: str | None = Non
 def project_runs(request: Request, project_id: int, notebook: str | None = None, status: str | None = None,
                  since: str | None = None, until: str | None = None, page: int = Query(1),
                  _auth: None = Depends(page_auth)) -> Response:
-    try:
-        project = get_project(request, project_id)
-    except LabworkError as exc:
-        return message_page(request, "Run history", error_text(exc), exc.http_status)
+    project = get_project(request, project_id)
     return _list(request, project, notebook, status, since, until, page)
 
 
@@ -236,14 +233,11 @@ def compare(request: Request, run: list[str] = Query(default=[]), _auth: None = 
     ids = list(dict.fromkeys(r.strip() for r in run if r.strip()))
     if not 2 <= len(ids) <= 3:
         return message_page(request, "Compare runs", f"Choose two or three runs to compare (got {len(ids)}).", 400)
-    try:
-        with ctx_of(request).store.engine.connect() as s:
-            runs = []
-            for ref in ids:
-                row = _find_run(s, ref)
-                runs.append(run_dict(row) | {"values": _values(s, row.id)})
-    except LabworkError as exc:
-        return message_page(request, "Compare runs", error_text(exc), exc.http_status)
+    with ctx_of(request).store.engine.connect() as s:
+        runs = []
+        for ref in ids:
+            row = _find_run(s, ref)
+            runs.append(run_dict(row) | {"values": _values(s, row.id)})
     names = sorted({n for r in runs for n in r["values"]})
     charts = []
     for name in names:
@@ -260,26 +254,23 @@ def run_page(request: Request, run_id: str, page: int = Query(1), _auth: None = 
     from labwork.history.tables import EntryRow
     from labwork.store.tables import ProjectRow
     page = max(1, page)
-    try:
-        with ctx_of(request).store.engine.connect() as conn:
-            row = _find_run(conn, run_id)
-            run = run_dict(row)
-            total = row.entry_count or 0  # kept by ingestion
-            entries = [dict(e._mapping) for e in conn.execute(
-                select(EntryRow.seq, EntryRow.execution_count, EntryRow.code, EntryRow.started_at,
-                       EntryRow.duration_ms, EntryRow.status, EntryRow.error_name, EntryRow.error_value,
-                       EntryRow.traceback)
-                .where(EntryRow.run_id == row.id).order_by(EntryRow.seq, EntryRow.started_at)
-                .limit(ENTRIES_PAGE).offset((page - 1) * ENTRIES_PAGE))]
-            values = _values(conn, row.id)
-            artifacts = _artifacts(conn, row.id)
-            project = None
-            if run.get("project_dir"):
-                p = conn.execute(select(ProjectRow.id, ProjectRow.name, ProjectRow.path)
-                                 .where(ProjectRow.path == run["project_dir"]).limit(1)).first()
-                project = dict(p._mapping) if p else None
-    except LabworkError as exc:
-        return message_page(request, "Run", error_text(exc), exc.http_status)
+    with ctx_of(request).store.engine.connect() as conn:
+        row = _find_run(conn, run_id)
+        run = run_dict(row)
+        total = row.entry_count or 0  # kept by ingestion
+        entries = [dict(e._mapping) for e in conn.execute(
+            select(EntryRow.seq, EntryRow.execution_count, EntryRow.code, EntryRow.started_at,
+                   EntryRow.duration_ms, EntryRow.status, EntryRow.error_name, EntryRow.error_value,
+                   EntryRow.traceback)
+            .where(EntryRow.run_id == row.id).order_by(EntryRow.seq, EntryRow.started_at)
+            .limit(ENTRIES_PAGE).offset((page - 1) * ENTRIES_PAGE))]
+        values = _values(conn, row.id)
+        artifacts = _artifacts(conn, row.id)
+        project = None
+        if run.get("project_dir"):
+            p = conn.execute(select(ProjectRow.id, ProjectRow.name, ProjectRow.path)
+                             .where(ProjectRow.path == run["project_dir"]).limit(1)).first()
+            project = dict(p._mapping) if p else None
     rows = [entry_html(e) for e in entries]
     charts = [{"name": v["name"], "svg": line_chart([{"label": v["name"], "points": v["points"]}]),
                "note": f"{v['nonfinite']} NaN or infinite point(s) not drawn" if v["nonfinite"] else ""}
@@ -294,8 +285,5 @@ def run_page(request: Request, run_id: str, page: int = Query(1), _auth: None = 
 def download_output(request: Request, run_id: str, path: str, _auth: None = Depends(page_auth)) -> Response:
     from labwork.history.queries import artifact_file
     ctx = ctx_of(request)
-    try:
-        file, info = artifact_file(ctx.store, ctx.settings.artifacts_dir, run_id, path)
-    except LabworkError as exc:
-        return message_page(request, "Download", error_text(exc), exc.http_status)
+    file, info = artifact_file(ctx.store, ctx.settings.artifacts_dir, run_id, path)
     return FileResponse(file, filename=posixpath.basename(info["path"]), media_type="application/octet-stream")

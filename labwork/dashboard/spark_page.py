@@ -9,7 +9,8 @@ from fastapi.responses import RedirectResponse, Response
 
 from labwork.dashboard import livy
 from labwork.dashboard.auth import form_auth, page_auth
-from labwork.dashboard.web import message_page, render
+from labwork.dashboard.web import fails_as, render
+from labwork.errors import LabworkError, Unavailable
 
 router = APIRouter()
 
@@ -45,30 +46,37 @@ async def spark(request: Request, ok: str | None = None, _auth: None = Depends(p
     return render(request, "spark.html", notice=NOTICES.get(ok or ""), section="spark", **data)
 
 
-@router.get("/spark/{kind}/{item_id}/log")
+async def _gateway(request: Request, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+    """The gateway's answer; its silence is Unavailable (the error boundary shows it)."""
+    try:
+        return await livy.call(request, method, path, **kwargs)
+    except Exception as exc:  # whatever the in-process call raised: the gateway did not answer
+        raise Unavailable(f"The gateway did not answer: {exc}") from exc
+
+
+def _refusal(code: int, body: Any, default: str, status: int) -> LabworkError:
+    """A gateway error answer (Livy's `{"msg": ...}`) as the error the page shows, with `status`."""
+    exc = LabworkError.from_dict(body if isinstance(body, dict) and body.get("msg") else {"msg": default}, code)
+    exc.http_status = status
+    return exc
+
+
+@router.get("/spark/{kind}/{item_id}/log", dependencies=[Depends(fails_as("Spark log"))])
 async def log(request: Request, kind: Kind, item_id: str, size: int = 2000,
               _auth: None = Depends(page_auth)) -> Response:
     size = max(1, min(size, 20000))
-    try:
-        code, body = await livy.call(request, "GET", f"/{kind}/{item_id}/log", params={"size": size})
-    except Exception as exc:
-        return message_page(request, "Spark log", f"The gateway did not answer: {exc}", 503)
+    code, body = await _gateway(request, "GET", f"/{kind}/{item_id}/log", params={"size": size})
     if code != 200 or not isinstance(body, dict):
-        msg = body.get("msg") if isinstance(body, dict) else None
-        return message_page(request, "Spark log", msg or f"No log for {kind[:-1]} {item_id} (HTTP {code}).",
-                            404 if code in (404, 405) else 502)
+        raise _refusal(code, body, f"No log for {kind[:-1]} {item_id} (HTTP {code}).",
+                       404 if code in (404, 405) else 502)
     lines = [str(x) for x in body.get("log") or []]
     return render(request, "spark_log.html", kind=kind, item_id=item_id, lines=lines, total=body.get("total"),
                   section="spark")
 
 
-@router.post("/spark/{kind}/{item_id}/kill")
+@router.post("/spark/{kind}/{item_id}/kill", dependencies=[Depends(fails_as("Not killed"))])
 async def kill(request: Request, kind: Kind, item_id: str, _form: dict = Depends(form_auth)) -> Response:
-    try:
-        code, body = await livy.call(request, "DELETE", f"/{kind}/{item_id}", timeout=120)
-    except Exception as exc:
-        return message_page(request, "Kill", f"The gateway did not answer: {exc}", 503)
+    code, body = await _gateway(request, "DELETE", f"/{kind}/{item_id}", timeout=120)
     if code >= 400:
-        msg = body.get("msg") if isinstance(body, dict) else None
-        return message_page(request, "Kill", f"Not killed: {msg or f'HTTP {code}'}", code if code < 500 else 502)
+        raise _refusal(code, body, f"HTTP {code}", code if code < 500 else 502)
     return RedirectResponse("/spark?ok=killed", status_code=303)

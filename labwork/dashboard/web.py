@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from labwork import __version__
-from labwork.errors import LabworkError
+from labwork.errors import ConfigError, Conflict, LabworkError, NotFound
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -194,12 +194,43 @@ def file_problems(loaded: Any) -> list[dict[str, Any]]:
     return [{"where": e.where, "msg": e.message, "name": e.details.get("name")} for e in loaded.problems]
 
 
-def http_status(exc: LabworkError) -> int:
-    return exc.http_status if exc.http_status != 503 else 503
-
-
 def message_page(request: Request, title: str, error: str, status: int = 400) -> HTMLResponse:
     return render(request, "message.html", status_code=status, title=title, error=error)
+
+
+# --- the error page: what the one error boundary (labwork.http_errors) renders for a page ----------
+
+# What a form page catches to show the form again with the error beside it: errors about what was
+# typed (malformed, a name already taken, a folder that is no project). Every other error is raised
+# to the boundary, which shows the error page.
+FORM_ERRORS: tuple[type[LabworkError], ...] = (ConfigError, Conflict, NotFound)
+
+_PREFIX_KEY, _FRAGMENT_KEY = "labwork_error_prefix", "labwork_error_fragment"
+TITLES = {400: "Not done", 401: "Log in again", 403: "Refused", 404: "Not found", 409: "Not done",
+          503: "Unavailable"}
+
+
+def fails_as(prefix: str | None = None, *, fragment: bool = False):
+    """A route's dependency saying how its errors read: `prefix` leads the message ("Not
+    stopped"); a `fragment` route (HTML swapped into a page) gets its error as a fragment."""
+    def declare(request: Request) -> None:
+        state = request.scope.setdefault("state", {})
+        state[_PREFIX_KEY], state[_FRAGMENT_KEY] = prefix, fragment
+    return declare
+
+
+def error_page(request: Request, exc: LabworkError) -> HTMLResponse:
+    """A LabworkError as the dashboard shows it: the message page (or a fragment) with its status."""
+    state = request.scope.get("state", {})
+    prefix = state.get(_PREFIX_KEY)
+    text = f"{prefix}: {error_text(exc)}" if prefix else error_text(exc)
+    headers = {"Cache-Control": "no-store"}
+    if state.get(_FRAGMENT_KEY):
+        return HTMLResponse(render_fragment("error_fragment.html", error=text),
+                            status_code=exc.http_status, headers=headers)
+    response = message_page(request, prefix or TITLES.get(exc.http_status, "Error"), text, exc.http_status)
+    response.headers.update({**exc.http_headers, **headers})
+    return response
 
 
 def ctx_of(request: Request):

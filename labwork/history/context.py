@@ -1,14 +1,9 @@
 """What kernel we are in: read once from the environment the labwork kernel launcher sets.
 
-Every variable is optional, so `%load_ext labwork` works in any IPython:
-
-  LABWORK_HOME         home of the control plane (default ~/.labwork): token, control.json, spool
-  LABWORK_URL          control plane base URL (else LABWORK_HOME/control.json, key "url")
-  LABWORK_PROJECT_DIR  the project folder (else the folder holding labwork.toml above the cwd)
-  LABWORK_PROJECT      the project's name (else labwork.toml's [project] name, else the folder name)
-  LABWORK_RUNCONFIG    the run configuration this kernel was made from
-  LABWORK_HISTORY      "1": history is on from the start (the run configuration's default)
-  JPY_SESSION_NAME     the notebook (set by jupyter_server)
+Every variable is optional, so `%load_ext labwork` works in any IPython. They are registered, with
+what each holds, in `labwork.envvars` (HOME, URL, PROJECT_DIR, PROJECT, RUNCONFIG, HISTORY);
+`JPY_SESSION_NAME` (the notebook) is set by jupyter_server. Without LABWORK_PROJECT_DIR the project
+is the folder holding labwork.toml above the cwd; without LABWORK_PROJECT its name is labwork.toml's.
 
 Only the standard library is imported here: this module loads in every kernel.
 """
@@ -22,11 +17,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labwork import envvars
+
 TRUE = {"1", "true", "yes", "on"}
-
-
-def _home(environ: dict[str, str]) -> Path:
-    return Path(environ.get("LABWORK_HOME") or Path.home() / ".labwork").expanduser()
 
 
 def _kernel_id() -> str | None:
@@ -128,22 +121,8 @@ class KernelContext:
         return self.history_setting("max_upload_mb", 100.0)
 
     def history_setting(self, key: str, default: float) -> float:
-        """A number of the [history] settings: LABWORK_HISTORY__<KEY>, else LABWORK_HOME/config.toml."""
-        value: float = default
-        try:
-            import tomllib
-            cfg = self.home / "config.toml"
-            if cfg.exists():
-                value = float(tomllib.loads(cfg.read_text()).get("history", {}).get(key, value))
-        except Exception:
-            pass
-        env = os.environ.get(f"LABWORK_HISTORY__{key.upper()}")
-        if env:
-            try:
-                value = float(env)
-            except ValueError:
-                pass
-        return value
+        """A number of the [history] settings, layered as the control plane layers them."""
+        return envvars.setting("history", key, default, {**os.environ, envvars.HOME: str(self.home)})
 
     def run_record(self) -> dict:
         return {"source": "kernel" if self.kernel_id_known else "script",
@@ -159,23 +138,23 @@ class KernelContext:
 
 def detect(environ: dict[str, str] | None = None, user_ns: dict | None = None) -> KernelContext:
     env = dict(os.environ if environ is None else environ)
-    home = _home(env)
+    home = envvars.home(env)
     project_dir: Path | None
-    if env.get("LABWORK_PROJECT_DIR"):
-        project_dir = Path(env["LABWORK_PROJECT_DIR"]).expanduser().resolve()
+    if envvars.get(envvars.PROJECT_DIR, env):
+        project_dir = Path(env[envvars.PROJECT_DIR]).expanduser().resolve()
     else:
         project_dir = _find_project_dir(Path.cwd().resolve())
     raw_nb = env.get("JPY_SESSION_NAME") or (user_ns or {}).get("__vsc_ipynb_file__")
     kid = _kernel_id()
     ctx = KernelContext(
         home=home,
-        url=(env.get("LABWORK_URL") or "").rstrip("/") or None,
+        url=(envvars.get(envvars.URL, env) or "").rstrip("/") or None,
         project_dir=project_dir,
-        project=env.get("LABWORK_PROJECT") or _project_name(project_dir),
-        runconfig=env.get("LABWORK_RUNCONFIG") or None,
+        project=envvars.get(envvars.PROJECT, env) or _project_name(project_dir),
+        runconfig=envvars.get(envvars.RUNCONFIG, env),
         notebook=_notebook(raw_nb, project_dir),
         kernel_id=kid or uuid.uuid4().hex,
-        history_default=(env.get("LABWORK_HISTORY") or "").strip().lower() in TRUE,
+        history_default=(envvars.get(envvars.HISTORY, env) or "").strip().lower() in TRUE,
     )
     ctx.kernel_id_known = kid is not None
     return ctx

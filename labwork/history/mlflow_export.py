@@ -104,7 +104,9 @@ def download_artifact(client: Any, run_id: str, path: str, dest: Path) -> None:
                 body = r.json()
             except ValueError:
                 body = {"msg": r.text}
-            raise LabworkError(str(body.get("msg") or body), where=f"{run_id}:{path}")
+            exc = LabworkError.from_dict(body, r.status_code)
+            exc.where = exc.where or f"{run_id}:{path}"
+            raise exc
         dest.parent.mkdir(parents=True, exist_ok=True)
         with open(dest, "wb") as fh:
             for chunk in r.iter_bytes():

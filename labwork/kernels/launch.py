@@ -14,6 +14,7 @@ import threading
 import urllib.request
 from pathlib import Path
 
+from labwork import envvars
 SPARK_LINES = [
     "from labwork.kernels.spark_startup import start_spark as _labwork_start_spark",
     "spark, sc = _labwork_start_spark()",
@@ -31,7 +32,7 @@ def _kernel_id(argv: list[str]) -> str | None:
 
 
 def _control_url(home: str) -> str | None:
-    url = os.environ.get("LABWORK_URL")
+    url = envvars.get(envvars.URL)
     if url:
         return url
     try:
@@ -42,7 +43,7 @@ def _control_url(home: str) -> str | None:
 
 def post_to_control_plane(path: str, body: dict, *, attempts: int = 1, name: str = "labwork-post") -> threading.Thread | None:
     """POST JSON to the control plane in a daemon thread (best effort, never blocks the kernel)."""
-    home = os.environ.get("LABWORK_HOME")
+    home = envvars.get(envvars.HOME)
     url = _control_url(home) if home else None
     if not home or not url:
         return None  # no control plane known: nothing to tell
@@ -70,18 +71,18 @@ def post_to_control_plane(path: str, body: dict, *, attempts: int = 1, name: str
 
 def record_launch(argv: list[str]) -> threading.Thread | None:
     """Tell the control plane which notebook started with which configuration."""
-    project = os.environ.get("LABWORK_PROJECT_DIR")
+    project = envvars.get(envvars.PROJECT_DIR)
     if not project:
         return None
     notebook = os.environ.get("JPY_SESSION_NAME")
     if notebook and os.path.isabs(notebook) and notebook.startswith(project.rstrip("/") + "/"):
         notebook = os.path.relpath(notebook, project)
-    raw_cfg = os.environ.get("LABWORK_SERVER_CONFIG")
-    body = {"project_path": project, "server_id": _int(os.environ.get("LABWORK_SERVER_ID")),
+    raw_cfg = envvars.get(envvars.SERVER_CONFIG)
+    body = {"project_path": project, "server_id": _int(envvars.get(envvars.SERVER_ID)),
             "kernel_id": _kernel_id(argv), "notebook": notebook,
-            "runconfig": os.environ.get("LABWORK_RUNCONFIG", ""),
+            "runconfig": envvars.get(envvars.RUNCONFIG) or "",
             "server_config": json.loads(raw_cfg) if raw_cfg else {}}
-    os.environ["LABWORK_KERNEL_ID"] = body["kernel_id"] or ""
+    os.environ[envvars.KERNEL_ID] = body["kernel_id"] or ""
     return post_to_control_plane("/api/kernels/launched", body, name="labwork-launch-record")
 
 
@@ -95,14 +96,14 @@ def _int(value: str | None) -> int | None:
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     record_launch(argv)
-    unprepared = os.environ.get("LABWORK_UNPREPARED")
+    unprepared = envvars.get(envvars.UNPREPARED)
     if unprepared:
         from labwork.kernels.unprepared import UnpreparedKernel
         from ipykernel.kernelapp import IPKernelApp
         IPKernelApp.launch_instance(argv=argv, kernel_class=UnpreparedKernel)
         return
     extra = ["--IPKernelApp.extensions=labwork"]
-    if os.environ.get("LABWORK_FRAMEWORK") in ("pyspark", "spark"):
+    if envvars.get(envvars.FRAMEWORK) in ("pyspark", "spark"):
         extra += [f"--IPKernelApp.exec_lines={line}" for line in SPARK_LINES]
     from ipykernel.kernelapp import IPKernelApp
     IPKernelApp.launch_instance(argv=argv + extra)

@@ -5,6 +5,7 @@ import json
 import os
 from typing import Any
 
+from labwork import envvars
 from labwork.spark_properties import ui_bind_env
 
 
@@ -15,7 +16,7 @@ def start_spark(conf: dict[str, str] | None = None) -> tuple[Any, Any]:
     except ImportError as exc:
         raise ImportError("pyspark is not installed in this run configuration's environment; "
                           "add it to the requirements or install labwork[spark]") from exc
-    conf = conf if conf is not None else json.loads(os.environ.get("LABWORK_SPARK_CONF") or "{}")
+    conf = conf if conf is not None else json.loads(envvars.get(envvars.SPARK_CONF) or "{}")
     os.environ.update(ui_bind_env(conf))  # read by the JVM that getOrCreate launches
     builder = SparkSession.builder
     for key, value in conf.items():
@@ -23,7 +24,7 @@ def start_spark(conf: dict[str, str] | None = None) -> tuple[Any, Any]:
     spark = builder.getOrCreate()
     sc = spark.sparkContext
     sc.setLogLevel("WARN")
-    kernel_id = os.environ.get("LABWORK_KERNEL_ID")
+    kernel_id = envvars.get(envvars.KERNEL_ID)
     if kernel_id and sc.uiWebUrl:  # the dashboard links each kernel to its Spark UI
         from labwork.kernels.launch import post_to_control_plane
         post_to_control_plane(f"/api/kernels/{kernel_id}/spark", {"spark_ui_url": sc.uiWebUrl}, attempts=3,

@@ -18,6 +18,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from labwork import envvars
 from labwork.kernels.launch import _kernel_id, record_launch
 from labwork.kernels.sparkmagic_history import install
 from labwork.spark_properties import KERNEL_TAG, NOTEBOOK_TAG, RECORDER_TAG, RUN_TAG
@@ -47,7 +48,7 @@ def main() -> None:
     module, rest = args[1], args[2:]
     base = Path(os.environ["SPARKMAGIC_CONF_DIR"])
     notebook = os.environ.get("JPY_SESSION_NAME")
-    project = os.environ.get("LABWORK_PROJECT_DIR", "")
+    project = envvars.get(envvars.PROJECT_DIR) or ""
     if notebook and project and notebook.startswith(project.rstrip("/") + "/"):
         notebook = os.path.relpath(notebook, project)
     kernel_id = _kernel_id(rest) or str(os.getpid())

@@ -11,6 +11,7 @@ from typing import Any
 
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
 
+from labwork import envvars
 
 
 def _specs():  # noqa: ANN202 - the labwork.kernels.specs module
@@ -26,16 +27,16 @@ class LabworkKernelSpecManager(KernelSpecManager):
         from labwork.project.files import load_project
         from labwork.settings import load_settings
 
-        root = os.environ.get("LABWORK_PROJECT_DIR") or getattr(self.parent, "root_dir", None) or os.getcwd()
+        root = envvars.get(envvars.PROJECT_DIR) or getattr(self.parent, "root_dir", None) or os.getcwd()
         try:
             project = load_project(root)
             settings = load_settings()
         except Exception as exc:  # a broken labwork.toml: keep Jupyter usable, say why in the log
             self.log.error("labwork: cannot read project at %s: %s", root, exc)
             return {}
-        raw = os.environ.get("LABWORK_SERVER_CONFIG")
+        raw = envvars.get(envvars.SERVER_CONFIG)
         server_config = json.loads(raw) if raw else None
-        specs = _specs().project_kernel_specs(project, settings, server_config, os.environ.get("LABWORK_URL"))
+        specs = _specs().project_kernel_specs(project, settings, server_config, envvars.get(envvars.URL))
         for problem in project.problems:
             self.log.warning("labwork: %s", problem)
         return specs

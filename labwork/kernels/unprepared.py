@@ -5,10 +5,11 @@ to run in the notebook itself rather than a kernel that dies.
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
+
+from labwork import envvars
 
 
 class UnpreparedKernel(IPythonKernel):
@@ -17,7 +18,7 @@ class UnpreparedKernel(IPythonKernel):
     async def do_execute(self, code: str, silent: bool, store_history: bool = True,
                          user_expressions: dict | None = None, allow_stdin: bool = False,
                          **kwargs: Any) -> dict[str, Any]:
-        message = os.environ.get("LABWORK_UNPREPARED", "environment not prepared")
+        message = envvars.get(envvars.UNPREPARED) or "environment not prepared"
         if not code.strip():
             return {"status": "ok", "execution_count": self.execution_count, "payload": [],
                     "user_expressions": {}}

@@ -1,4 +1,4 @@
-"""The control plane's FastAPI application and the one place errors become HTTP answers."""
+"""The control plane's FastAPI application: the store, the token, the error boundary and every part."""
 from __future__ import annotations
 
 import asyncio
@@ -6,13 +6,10 @@ import inspect
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi import Depends, FastAPI
 
 from labwork import __version__
-from labwork.errors import LabworkError
+from labwork.http_errors import install as install_error_boundary
 from labwork.private import private_dir
 from labwork.server.auth import AccessGuard, load_or_create_token, require_token
 from labwork.server.context import Context
@@ -21,23 +18,6 @@ from labwork.server.openapi import install as install_openapi
 from labwork.server.sessions import WebSessions
 from labwork.settings import Settings
 from labwork.store.db import Store
-
-
-HTTP_KINDS = {400: "ValidationError", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
-              405: "MethodNotAllowed", 409: "Conflict", 413: "TooLarge", 415: "UnsupportedMediaType",
-              503: "Unavailable"}
-
-
-def error_response(exc: LabworkError) -> JSONResponse:
-    return JSONResponse(exc.to_dict(), status_code=exc.http_status)
-
-
-def _validation_message(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-        parts.append(f"{loc}: {err.get('msg')}")
-    return "; ".join(parts) or "invalid request"
 
 
 async def _run_hooks(hooks: list) -> None:
@@ -72,20 +52,9 @@ def create_app(settings: Settings, *, url: str = "") -> FastAPI:
     sessions = ctx.parts["web_sessions"] = WebSessions(ctx.store, ctx.token, settings.session_hours * 3600)
     app.add_middleware(AccessGuard, token=ctx.token, sessions=sessions)
 
-    @app.exception_handler(LabworkError)
-    async def _labwork_error(_request: Request, exc: LabworkError) -> JSONResponse:
-        return error_response(exc)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        """Starlette's own answers (no such route, method not allowed, auth) in the error shape."""
-        kind = HTTP_KINDS.get(exc.status_code, "HTTPError")
-        return JSONResponse({"error": kind, "msg": str(exc.detail)}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"error": "ValidationError", "msg": _validation_message(exc)}, status_code=400)
+    # One error boundary: JSON for /api, *.json and Accept: application/json, else the dashboard's page.
+    from labwork.dashboard.web import error_page
+    install_error_boundary(app, page=error_page)
 
     @app.get("/api/status", dependencies=[Depends(require_token)])
     def status() -> dict:

@@ -28,12 +28,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 from starlette.datastructures import Headers, QueryParams
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from labwork.access import SAFE_METHODS, cross_site_problem, json_type_problem, presented_secret, same_secret
-from labwork.errors import UnsupportedMediaType
+from labwork.errors import Forbidden, Unauthorized, UnsupportedMediaType
+from labwork.http_errors import json_answer, wants_json
 from labwork.server.sessions import WebSessions, cookie_name
 from labwork.server.token import load_or_create_token  # noqa: F401 - re-exported
 
@@ -41,8 +42,6 @@ STATE_KEY = "labwork_identity"
 LEGACY_COOKIE = "labwork_token"  # earlier versions kept the token itself in this cookie
 PUBLIC_PATHS = frozenset({"/login", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/static/",)
-JSON_PREFIXES = ("/api/", "/livy/")
-HTML_API_PATHS = frozenset({"/api/docs", "/api/docs/oauth2-redirect"})  # pages served under /api
 
 
 @dataclass(frozen=True)
@@ -84,24 +83,11 @@ def clean_url(path: str, query: QueryParams) -> str:
     return path + (("?" + urlencode(rest)) if rest else "")
 
 
-def is_json_path(path: str, headers: Headers) -> bool:
-    if path in HTML_API_PATHS:
-        return False
-    if path.startswith(JSON_PREFIXES) or path in ("/api", "/livy") or path.endswith(".json"):
-        return True
-    accept = headers.get("accept", "")
-    return "application/json" in accept and "text/html" not in accept
-
-
 def _is_public(path: str) -> bool:
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 
 # -- answers ---------------------------------------------------------------------------------------
-
-def _json(status: int, error: str, msg: str, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse({"error": error, "msg": msg}, status_code=status, headers=headers)
-
 
 def _page(status: int, title: str, text: str, link: tuple[str, str] | None = None) -> Response:
     more = f' <a href="{html.escape(link[0])}">{html.escape(link[1])}</a>' if link else ""
@@ -113,19 +99,19 @@ def _page(status: int, title: str, text: str, link: tuple[str, str] | None = Non
 
 def cross_site_refusal(path: str, headers: Headers, problem: str) -> Response:
     text = f"Cross-site request protection refused this action: {problem}. Nothing was changed."
-    if is_json_path(path, headers):
-        return _json(403, "Forbidden", text + " Send the token as a bearer header, or act from the "
-                     "dashboard's own pages.")
+    if wants_json(path, headers):
+        return json_answer(Forbidden(text + " Send the token as a bearer header, or act from the "
+                                     "dashboard's own pages."))
     return _page(403, "Request refused", text)
 
 
 def unauthenticated(path: str, query: QueryParams, headers: Headers, method: str,
                     identity: Identity) -> Response:
-    if is_json_path(path, headers):
+    if wants_json(path, headers):
         msg = identity.problem or ("missing token or session: send the token (LABWORK_HOME/token) as "
                                    "a bearer header or HTTP Basic password, or log in to the dashboard")
         scheme = 'Basic realm="livy"' if path.startswith("/livy") else "Bearer"
-        return _json(401, "Unauthorized", msg, headers={"WWW-Authenticate": scheme})
+        return json_answer(Unauthorized(msg), headers={"WWW-Authenticate": scheme})
     if method in ("GET", "HEAD"):
         params = {"next": clean_url(path, query)}
         if identity.problem:
@@ -186,7 +172,7 @@ class AccessGuard:
             await unauthenticated(path, request.query_params, request.headers, method,
                                   identity)(scope, receive, send)
             return
-        if identity.via == "query" and method in ("GET", "HEAD") and not is_json_path(path, request.headers):
+        if identity.via == "query" and method in ("GET", "HEAD") and not wants_json(path, request.headers):
             response = RedirectResponse(clean_url(path, request.query_params), status_code=303)
             await start_session(request, response)
             await response(scope, receive, send)
@@ -237,8 +223,7 @@ def require_token(request: Request) -> None:
     refused the others; this holds if a route is ever served without it), and a route that reads a
     JSON body gets JSON (415 otherwise, naming the expected type; an empty body needs none)."""
     if not identity_of(request).ok:
-        raise HTTPException(status_code=401, detail="missing or wrong token (see LABWORK_HOME/token)",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized("missing or wrong token (see LABWORK_HOME/token)")
     route = request.scope.get("route")
     if request.method not in SAFE_METHODS and getattr(route, "body_field", None) is not None \
             and _has_body(request):

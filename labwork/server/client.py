@@ -11,11 +11,6 @@ from labwork.server.token import load_or_create_token
 from labwork.server.daemon import lock_held, other_on_port, running, start_background, wait_running
 from labwork.settings import Settings, load_settings
 
-_BY_STATUS = {400: errors.ConfigError, 403: errors.Forbidden, 404: errors.NotFound,
-              409: errors.Conflict, 503: errors.Unavailable}
-_BY_NAME = {cls.__name__: cls for cls in (errors.LabworkError, errors.ConfigError, errors.NotFound,
-                                          errors.Conflict, errors.Forbidden, errors.Unavailable)}
-
 
 class ControlClient:
     def __init__(self, base_url: str, token: str, timeout: float = 120.0) -> None:
@@ -36,12 +31,7 @@ class ControlClient:
                 body = r.json()
             except ValueError:
                 body = {"msg": r.text}
-            msg = body.get("msg") or body.get("detail") or r.text
-            cls = _BY_NAME.get(body.get("error", ""), _BY_STATUS.get(r.status_code, errors.LabworkError))
-            exc = cls.__new__(cls)
-            errors.LabworkError.__init__(exc, str(msg), where=body.get("where"), hint=body.get("hint"),
-                                         details=body.get("details"))
-            raise exc
+            raise errors.LabworkError.from_dict(body, r.status_code)
         if not r.content:
             return None
         ctype = r.headers.get("content-type", "")
