@@ -328,7 +328,7 @@ def end_gateway_session(ctx: Context, session: dict[str, Any]) -> None:
 def reap_stale_runs(ctx: Context) -> list[str]:
     """Close runs whose kernel stopped reporting (`history.stale_after_s`); a gateway run whose
     session is still open on this control plane's gateway is spared."""
-    from labwork.gateway.core import Gateway
+    from labwork.gateway.gateway import Gateway
     gateway = ctx.parts.get("gateway")
 
     def alive(run: dict[str, Any]) -> bool:

@@ -390,7 +390,7 @@ class ServerManager:
 
     def _gateway_cleanup(self, project_path: str, log_path: str) -> None:
         """Delete the Spark sessions the project's kernels made on the control plane's gateway."""
-        from labwork.gateway.core import Gateway
+        from labwork.gateway.gateway import Gateway
 
         gateway = self.ctx.parts.get("gateway")
         if not isinstance(gateway, Gateway):

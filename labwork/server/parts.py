@@ -22,7 +22,7 @@ def attach_parts(app: FastAPI, ctx: Context) -> None:
     from labwork.gateway import mount as gateway
     gateway.attach(app, ctx)
     # A session that ends (deleted, its driver dead, failed to start) ends its run.
-    from labwork.gateway.core import Gateway
+    from labwork.gateway.gateway import Gateway
     gw: Gateway = ctx.parts["gateway"]
     gw.on_session_end = ctx.parts["history"]["end_gateway_session"]
     from labwork.dashboard import pages as dashboard
