@@ -14,10 +14,12 @@ def attach(app: FastAPI, ctx: Context) -> None:
     deadline loop, and include the routes. Shut-down stops the loop, never the servers."""
     from labwork.server.routes import notebooks as routes
 
-    manager = ServerManager(ctx)
+    manager = ServerManager(ctx.settings, ctx.store, url=ctx.url)
     ctx.parts["servers"] = manager
 
     async def _startup() -> None:
+        # the gateway part is attached after this one; its sessions go when a project's server stops
+        manager.project_sessions = ctx.parts.get("gateway")
         manager.loop = asyncio.get_running_loop()
         await asyncio.to_thread(manager.adopt)
         manager.start_loop()

@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, ConfigDict
 
 from labwork.notebooks.manager import ServerManager
+from labwork.notebooks.models import LogChunk, OpenResult, ServerHistoryEntry, ServerStatus, ServerSummary
 from labwork.notebooks.preview import PREVIEW_CSP, list_notebooks, notebook_in_project
 from labwork.notebooks.preview_cache import shared_previews
 from labwork.notebooks.recent import record_launch, record_spark_ui
@@ -47,18 +48,18 @@ class LaunchBody(BaseModel):
     server_config: dict[str, Any] | None = None
 
 
-@router.get("/api/servers")
+@router.get("/api/servers", response_model=list[ServerSummary])
 def servers(request: Request, all: bool = False) -> list[dict[str, Any]]:
     """Running servers of every project (`?all=true`: stopped ones too, newest first)."""
     return _manager(request).list(include_stopped=all)
 
 
-@router.get("/api/projects/{ref}/server")
+@router.get("/api/projects/{ref}/server", response_model=ServerStatus)
 def server_status(ref: str, request: Request) -> dict[str, Any]:
     return _manager(request).status(ref)
 
 
-@router.post("/api/projects/{ref}/server", status_code=201)
+@router.post("/api/projects/{ref}/server", status_code=201, response_model=ServerStatus)
 def server_start(ref: str, request: Request,
                  config: dict[str, Any] | None = Body(default=None, examples=[{
                      "kind": "spark", "ui": "lab", "hours": 6,
@@ -68,12 +69,12 @@ def server_start(ref: str, request: Request,
     return _manager(request).start(ref, config)
 
 
-@router.delete("/api/projects/{ref}/server")
+@router.delete("/api/projects/{ref}/server", response_model=ServerStatus)
 def server_stop(ref: str, request: Request, reason: str = "stopped by the user") -> dict[str, Any]:
     return _manager(request).stop(ref, reason)
 
 
-@router.post("/api/projects/{ref}/server/extend")
+@router.post("/api/projects/{ref}/server/extend", response_model=ServerStatus)
 def server_extend(ref: str, request: Request, body: ExtendBody | None = None) -> dict[str, Any]:
     manager = _manager(request)
     hours = manager.settings.extend_hours if body is None or "hours" not in body.model_fields_set \
@@ -81,13 +82,13 @@ def server_extend(ref: str, request: Request, body: ExtendBody | None = None) ->
     return manager.extend(ref, hours)
 
 
-@router.get("/api/projects/{ref}/servers")
+@router.get("/api/projects/{ref}/servers", response_model=list[ServerHistoryEntry])
 def server_history(ref: str, request: Request) -> list[dict[str, Any]]:
     """The project's servers, newest first, with `log_kept`."""
     return _manager(request).history(ref)
 
 
-@router.get("/api/projects/{ref}/server/logs")
+@router.get("/api/projects/{ref}/server/logs", response_model=LogChunk)
 def server_logs(ref: str, request: Request, server_id: IdQuery = None, offset: OffsetQuery = 0) -> dict[str, Any]:
     return _manager(request).logs(ref, server_id, offset)
 
@@ -108,7 +109,7 @@ def notebooks_recent(ref: str, request: Request) -> list[dict[str, Any]]:
     return _manager(request).recent(ref)
 
 
-@router.post("/api/projects/{ref}/notebooks/open")
+@router.post("/api/projects/{ref}/notebooks/open", response_model=OpenResult)
 def notebooks_open(ref: str, body: OpenBody, request: Request) -> dict[str, Any]:
     return _manager(request).open_notebook(ref, body.notebook)
 
