@@ -155,6 +155,9 @@ class ServerManager:
                 row.pid, row.port, row.url = pid, port, f"http://127.0.0.1:{port}"
         return record
 
+    def _command(self, ui: str, port: int, root: Path) -> list[str]:
+        return jupyter_command(ui, port, root)
+
     def new_process(self, server_id: int, first_port: int) -> LocalProcess:
         """The process a new server runs as (the seam where another kind would be chosen)."""
         return LocalProcess(self._port_picker(server_id, first_port))
@@ -195,7 +198,7 @@ class ServerManager:
                                  f"{cfg.kind} configuration; {limit}")
             env = server_environment(home=self.settings.home, url=self.url, root=root, name=loaded.name,
                                      server_id=server_id, config=cfg, token=token)
-            spec = LaunchSpec(command=lambda p: jupyter_command(cfg.ui, p, root), cwd=root, env=env,
+            spec = LaunchSpec(command=lambda p: self._command(cfg.ui, p, root), cwd=root, env=env,
                               log_path=log_path, token=token, umask=user_umask(),  # the user's modes
                               timeout=self.settings.jupyter_start_timeout_s, on_spawn=self._spawned(server_id))
             proc = self.new_process(server_id, port)
