@@ -37,8 +37,7 @@ from labwork.notebooks.models import KernelInfo, LogChunk, OpenResult, ServerHis
 from labwork.notebooks.preview import notebook_in_project
 from labwork.notebooks.recent import last_config, recent_notebooks
 from labwork.notebooks.rows import (ACTIVE, START_HINTS, aware, brief, iso, last_meaningful_line, notebook_url,
-                                    projects_by_id, prune_logs, read_chunk, row_fields, server_row,
-                                    server_url)
+                                    projects_by_id, prune_logs, read_chunk, row_fields, server_row)
 from labwork.notebooks.rows import now as _now
 from labwork.notebooks.spawner import UNKNOWN_EXIT, LaunchSpec, LocalProcess, StartFailed, write_note
 from labwork.private import user_umask
@@ -213,7 +212,7 @@ class ServerManager:
                 row.state = "running"
             self._note(log_path, f"server running at {state.url} (pid {state.pid})")
             prune_logs(self.store, project["id"], self.settings.logs_kept_per_project)
-        return self.status(project["id"])
+        return self.status(project["id"], kernels=False)  # a server just started has no kernels yet
 
     def _start_failed(self, server_id: int, exc: StartFailed, log_path: Path) -> None:
         """Record a start that failed and raise it with the last lines of the log."""
