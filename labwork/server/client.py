@@ -1,10 +1,11 @@
 """The CLI's way to the control plane: found through LABWORK_HOME, started when absent."""
 from __future__ import annotations
 
+import http.client
+import json as jsonlib
 import sys
 from typing import Any
-
-import httpx
+from urllib.parse import urlencode, urlsplit
 
 from labwork import errors
 from labwork.server.token import load_or_create_token
@@ -13,35 +14,80 @@ from labwork.settings import Settings, load_settings
 
 
 class ControlClient:
+    """The control plane's API over one kept-open connection. Plain `http.client`: every command
+    of the CLI goes through here, and httpx (with the click/rich it imports) costs a noticeable
+    part of a short command's time; `stream` alone, for large downloads, uses httpx."""
+
     def __init__(self, base_url: str, token: str, timeout: float = 120.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout,
-                                  headers={"Authorization": f"Bearer {token}"})
+        self.timeout = timeout
+        parts = urlsplit(self.base_url)
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
+        self._conn: http.client.HTTPConnection | None = None
+        self._http: Any = None  # the httpx client of `stream`, made when first needed
+
+    def _send(self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+              ) -> tuple[int, str, bytes]:
+        for attempt in (1, 2):  # a kept-open connection the server closed meanwhile is reopened once
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+            try:
+                self._conn.request(method, path, body=body, headers=headers)
+                r = self._conn.getresponse()
+                return r.status, r.getheader("content-type", ""), r.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self._conn.close()
+                self._conn = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
-                **kwargs: Any) -> Any:
+                headers: dict[str, str] | None = None) -> Any:
         """Send a request; error answers become the matching LabworkError."""
+        if params:
+            query = {k: ("true" if v is True else "false" if v is False else v)
+                     for k, v in params.items() if v is not None}
+            path += ("&" if "?" in path else "?") + urlencode(query, doseq=True)
+        hdrs = {"Authorization": f"Bearer {self.token}", "Accept": "application/json", **(headers or {})}
+        body = None
+        if json is not None:
+            body = jsonlib.dumps(json).encode()
+            hdrs["Content-Type"] = "application/json"
         try:
-            r = self._http.request(method, path, json=json, params=params, **kwargs)
-        except httpx.HTTPError as exc:
-            raise errors.Unavailable(f"control plane at {self.base_url} did not answer: {exc}") from exc
-        if r.status_code >= 400:
+            status, ctype, content = self._send(method, path, body, hdrs)
+        except (OSError, http.client.HTTPException) as exc:
+            raise errors.Unavailable(f"control plane at {self.base_url} did not answer: "
+                                     f"{exc or type(exc).__name__}") from exc
+        text = content.decode("utf-8", "replace")
+        if status >= 400:
             try:
-                body = r.json()
+                answer = jsonlib.loads(text)
             except ValueError:
-                body = {"msg": r.text}
-            raise errors.LabworkError.from_dict(body, r.status_code)
-        if not r.content:
+                answer = {"msg": text}
+            if not isinstance(answer, dict):
+                answer = {"msg": text}
+            raise errors.LabworkError.from_dict(answer, status)
+        if not content:
             return None
-        ctype = r.headers.get("content-type", "")
-        return r.json() if "json" in ctype else r.text
+        return jsonlib.loads(text) if "json" in ctype else text
 
     def stream(self, method: str, path: str, **kwargs: Any):
+        """An httpx streaming response (a context manager), for downloads too large to hold."""
+        if self._http is None:
+            import httpx
+            self._http = httpx.Client(base_url=self.base_url, timeout=self.timeout,
+                                      headers={"Authorization": f"Bearer {self.token}"})
         return self._http.stream(method, path, **kwargs)
 
     def close(self) -> None:
-        self._http.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._http is not None:
+            self._http.close()
+            self._http = None
 
 
 def connect(settings: Settings | None = None, *, autostart: bool = True, quiet: bool = False) -> ControlClient:

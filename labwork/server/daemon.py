@@ -10,6 +10,7 @@ process (lock free) is ignored and replaced.
 from __future__ import annotations
 
 import fcntl
+import http.client
 import json
 import os
 import signal
@@ -18,8 +19,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 from labwork.errors import Unavailable
 from labwork.processes import free_port, pid_alive, port_free, tail
@@ -82,15 +82,30 @@ def running(settings: Settings, timeout: float = 2.0) -> dict[str, Any] | None:
     if not info or not pid_alive(info.get("pid")) or not info.get("url"):
         return None
     token = load_or_create_token(settings.token_file)
-    try:
-        r = httpx.get(f"{info['url']}/api/status", headers={"Authorization": f"Bearer {token}"},
-                      timeout=timeout)
-        home = r.json().get("home") if r.status_code == 200 else None
-    except (httpx.HTTPError, ValueError):
-        return None
-    if r.status_code != 200 or (home and Path(home) != settings.home):
+    status, answer = _get_json(info["url"], "/api/status", token, timeout)
+    home = answer.get("home") if status == 200 and isinstance(answer, dict) else None
+    if status != 200 or (home and Path(home) != settings.home):
         return None
     return {**info, "state": "running"}
+
+
+def _get_json(url: str, path: str, token: str, timeout: float) -> tuple[int, Any]:
+    """GET `path` of the control plane at `url` with the token: (status, JSON or None); (0, None)
+    when it does not answer. Plain http.client: the CLI asks this first, and httpx costs time."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+        r = conn.getresponse()
+        body = r.read()
+        try:
+            return r.status, json.loads(body) if body else None
+        except ValueError:
+            return r.status, None
+    except (OSError, http.client.HTTPException):
+        return 0, None
+    finally:
+        conn.close()
 
 
 def wait_running(settings: Settings, timeout: float = 120.0) -> dict[str, Any] | None:
