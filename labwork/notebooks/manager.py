@@ -1,6 +1,6 @@
 """The notebook-server manager: one Jupyter server per project, with a deadline.
 
-One `ServerManager` per control plane (`ctx.parts["servers"]`). Servers are started detached
+One `ServerManager` per control plane (`Services.servers`). Servers are started detached
 (`start_new_session=True`) so they outlive the control plane; their output goes to
 `LABWORK_HOME/logs/servers/<project_id>/<server_id>.log`, which also receives labwork's own lines
 (start, deadline, extension, stop and its reason) and is kept after the server stops (the last
@@ -32,12 +32,15 @@ from sqlalchemy import select
 
 from labwork.errors import ConfigError, Conflict, NotFound, Unavailable
 from labwork.notebooks.config import MAX_HOURS, ServerConfig, parse_config
+from labwork.notebooks.contracts import ProjectSessions
 from labwork.notebooks.preview import notebook_in_project
 from labwork.notebooks.recent import last_config, recent_notebooks
 from labwork.private import user_umask
 from labwork.project.files import load_project
 from labwork.project.registry import get_project_row
 from labwork.server.daemon import pid_alive, port_free
+from labwork.settings import Settings
+from labwork.store.db import Store
 from labwork.store.tables import ProjectRow, ServerRow
 
 log = logging.getLogger("labwork.notebooks")
@@ -89,10 +92,12 @@ def _last_meaningful_line(path: str | Path) -> str:
 class ServerManager:
     """Starts, watches, extends and stops the projects' Jupyter servers."""
 
-    def __init__(self, ctx: Any) -> None:
-        self.ctx = ctx
-        self.settings = ctx.settings
-        self.store = ctx.store
+    def __init__(self, settings: Settings, store: Store, *, url: str = "",
+                 project_sessions: ProjectSessions | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.url = url  # the control plane's own base URL (kernels call it back)
+        self.project_sessions = project_sessions  # the gateway, when the control plane has one
         self._guard = threading.Lock()
         self._locks: dict[int, threading.RLock] = {}
         self._port_lock = threading.Lock()
@@ -210,7 +215,7 @@ class ServerManager:
                      token: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_TOKEN", "JPY_"))}
         env.update({
-            "LABWORK_HOME": str(self.settings.home), "LABWORK_URL": self.ctx.url or "",
+            "LABWORK_HOME": str(self.settings.home), "LABWORK_URL": self.url,
             "LABWORK_PROJECT_DIR": str(root), "LABWORK_PROJECT": name,
             "LABWORK_SERVER_ID": str(server_id), "LABWORK_SERVER_CONFIG": config.model_dump_json(),
             # the token travels in the environment, not on the command line (which `ps` shows)
@@ -390,13 +395,10 @@ class ServerManager:
 
     def _gateway_cleanup(self, project_path: str, log_path: str) -> None:
         """Delete the Spark sessions the project's kernels made on the control plane's gateway."""
-        from labwork.gateway.gateway import Gateway
-
-        gateway = self.ctx.parts.get("gateway")
-        if not isinstance(gateway, Gateway):
-            return  # a control plane without the gateway part
+        if self.project_sessions is None:
+            return  # a manager without a gateway (tests, tools)
         try:
-            deleted = gateway.delete_project_sessions_sync(project_path)
+            deleted = self.project_sessions.delete_project_sessions_sync(project_path)
         except Exception as exc:  # the gateway's trouble never blocks a stop
             self._note(log_path, f"could not delete the project's Spark sessions: {exc!r}")
             return
@@ -477,7 +479,7 @@ class ServerManager:
                 by_kernel[kid] = sess
         out = []
         from labwork.notebooks.recent import spark_ui_by_kernel
-        ui = spark_ui_by_kernel(self.ctx.store, [k.get("id") for k in kernels if isinstance(k, dict)]
+        ui = spark_ui_by_kernel(self.store, [k.get("id") for k in kernels if isinstance(k, dict)]
                                 if isinstance(kernels, list) else [])
         for k in kernels if isinstance(kernels, list) else []:
             sess = by_kernel.get(k.get("id"), {})

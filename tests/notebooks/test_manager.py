@@ -11,7 +11,6 @@ import pytest
 from labwork.errors import Unavailable
 from labwork.notebooks.manager import ServerManager
 from labwork.project import init_project
-from labwork.server.context import Context
 from labwork.settings import load_settings
 from labwork.store.db import Store
 from tests.support import wait_for
@@ -22,10 +21,10 @@ from tests.support.jupyter import kill_servers
 def manager(tmp_path: Path):
     home = tmp_path / "home"
     settings = load_settings(flags={"home": home, "jupyter_start_timeout_s": 60}, environ={})
-    ctx = Context(settings=settings, store=Store(settings.db_url), token="t", url="http://127.0.0.1:1")
-    yield ServerManager(ctx)
+    store = Store(settings.db_url)
+    yield ServerManager(settings, store, url="http://127.0.0.1:1")
     kill_servers(home)
-    ctx.store.dispose()
+    store.dispose()
 
 
 @pytest.mark.slow
