@@ -188,10 +188,10 @@ async def jupyter(request: Request, project_id: int, ok: str | None = None,
 @router.get("/projects/{project_id:int}/jupyter/state.json", dependencies=[Depends(json_auth)])
 def state_json(request: Request, project_id: int) -> JSONResponse:
     """What the page polls: the server's state, time left, the start job's progress, the log's tail."""
-    from labwork.notebooks.manager import tail
+    from labwork.processes import tail
     status = _manager(request).status(project_id, kernels=False)
     job = _start_job(request, project_id)
-    log_tail = tail(status["log_path"], 12) if status.get("log_path") and status["state"] == "starting" else ""
+    log_tail = "\n".join(tail(status["log_path"], 12)) if status.get("log_path") and status["state"] == "starting" else ""
     return JSONResponse({"state": status["state"], "server_id": status["id"],
                          "seconds_left": status["seconds_left"], "no_limit": status["no_limit"],
                          "deadline": status["deadline"], "job": job.to_dict() if job else None,

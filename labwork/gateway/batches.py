@@ -9,7 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from labwork.gateway.logs import all_lines, tail_lines
+from labwork.gateway.logs import all_lines
+from labwork.processes import tail
 from labwork.gateway.protocol import FINISHED_STATES, CreateRequest
 from labwork.gateway.spark_conf import DriverConfig
 from labwork.private import user_umask
@@ -56,14 +57,14 @@ class Batch:
                 "log": self.log_tail(20)}
 
     def _find_app_id(self) -> None:
-        for line in tail_lines(self.log_path, 400, max_bytes=256_000):
+        for line in tail(self.log_path, 400, max_bytes=256_000):
             m = APP_ID.search(line)
             if m:
                 self.app_id = m.group(1)
                 return
 
     def log_tail(self, n: int) -> list[str]:
-        lines = tail_lines(self.log_path, n)
+        lines = tail(self.log_path, n)
         if self.error:
             lines = (lines + [f"labwork gateway: {self.error}"])[-n:]
         return lines

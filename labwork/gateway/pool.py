@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 
 from labwork.gateway.driver import Driver, DriverDied
-from labwork.gateway.logs import tail_lines
+from labwork.processes import tail
 from labwork.gateway.protocol import CreateRequest
 from labwork.gateway.spark_conf import DriverConfig
 
@@ -51,8 +51,8 @@ async def launch_driver(config: DriverConfig, req: CreateRequest | None, kind: s
     death.cancel()
     if not boot.done():
         boot.cancel()
-        tail = "\n".join(tail_lines(driver.err_path, 5))
-        raise DriverDied(f"{driver.death_reason()}\n{tail}")
+        last = "\n".join(tail(driver.err_path, 5))
+        raise DriverDied(f"{driver.death_reason()}\n{last}")
     try:
         boot.result()
     except BaseException:

@@ -1,14 +1,10 @@
-"""What the server manager needs from its collaborators, as small Protocols: the composition
-(`labwork.server.services`) passes the real objects in, and nothing here imports them."""
+"""What the notebooks part needs from other parts, as small Protocols (given, never looked up)."""
 from __future__ import annotations
 
 from typing import Protocol
 
 
 class ProjectSessions(Protocol):
-    """Something that deletes a project's Spark sessions when its server stops: the control
-    plane's gateway (`labwork.gateway.gateway.Gateway.delete_project_sessions_sync`)."""
+    """Deletes the Spark sessions a project's kernels made (the gateway does); the number deleted."""
 
-    def delete_project_sessions_sync(self, project: str) -> int:
-        """Delete every session tagged `spark.labwork.project = project`; returns how many."""
-        ...
+    def delete_project_sessions_sync(self, project: str) -> int: ...

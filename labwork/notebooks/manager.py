@@ -1,14 +1,18 @@
 """The notebook-server manager: one Jupyter server per project, with a deadline.
 
-One `ServerManager` per control plane (`Services.servers`). Servers are started detached
-(`start_new_session=True`) so they outlive the control plane; their output goes to
+Split the way JupyterHub splits its Hub from its Spawner: this module keeps the rows, the per-project
+locks, the deadlines, the logs and opening notebooks; the process work is a `ServerProcess`
+(labwork/notebooks/spawner.py; `LocalProcess` today) and every talk with a server goes through
+`JupyterApi` (labwork/notebooks/jupyter_api.py).
+
+Servers are started detached so they outlive the control plane; their output goes to
 `LABWORK_HOME/logs/servers/<project_id>/<server_id>.log`, which also receives labwork's own lines
 (start, deadline, extension, stop and its reason) and is kept after the server stops (the last
 `settings.logs_kept_per_project` per project). A background thread checks deadlines and liveness
 every `settings.deadline_check_s`. At start-up `adopt()` takes over servers a previous control
-plane left running and marks dead ones stopped.
+plane left running (`ServerProcess.load_state`) and marks dead ones stopped.
 
-Every public method returns plain JSON-able dicts; their shapes are documented in docs/notebooks.md.
+Public methods return the JSON of the models in labwork/notebooks/models.py (docs/notebooks.md).
 """
 from __future__ import annotations
 
@@ -17,8 +21,6 @@ import importlib.util
 import logging
 import os
 import secrets
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -27,18 +29,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 from sqlalchemy import select
 
 from labwork.errors import ConfigError, Conflict, NotFound, Unavailable
 from labwork.notebooks.config import MAX_HOURS, ServerConfig, parse_config
 from labwork.notebooks.contracts import ProjectSessions
+from labwork.notebooks.jupyter_api import JupyterApi
+from labwork.notebooks.models import KernelInfo, LogChunk, OpenResult, ServerHistoryEntry, ServerStatus, ServerSummary
 from labwork.notebooks.preview import notebook_in_project
 from labwork.notebooks.recent import last_config, recent_notebooks
+from labwork.notebooks.spawner import UNKNOWN_EXIT, LaunchSpec, LocalProcess, StartFailed, write_note
 from labwork.private import user_umask
+from labwork.processes import port_free, tail
 from labwork.project.files import load_project
 from labwork.project.registry import get_project_row
-from labwork.server.daemon import pid_alive, port_free
 from labwork.settings import Settings
 from labwork.store.db import Store
 from labwork.store.tables import ProjectRow, ServerRow
@@ -69,21 +73,8 @@ def _iso(dt: datetime | None) -> str | None:
     return dt.isoformat() if dt else None
 
 
-def tail(path: str | Path, lines: int = 20) -> str:
-    """The last `lines` lines of a log file ('' when it is gone)."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 64 * 1024))
-            data = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(data.splitlines()[-lines:])
-
-
 def _last_meaningful_line(path: str | Path) -> str:
-    for line in reversed(tail(path, 40).splitlines()):
+    for line in reversed(tail(path, 40)):
         if line.strip() and not line.startswith("[labwork]"):
             return line.strip()[:300]
     return ""
@@ -94,14 +85,16 @@ class ServerManager:
 
     def __init__(self, settings: Settings, store: Store, *, url: str = "",
                  project_sessions: ProjectSessions | None = None) -> None:
+        """`url` is the control plane's address (kernels report back to it); `project_sessions`
+        deletes a project's Spark sessions when its server stops (the gateway, when there is one)."""
         self.settings = settings
         self.store = store
-        self.url = url  # the control plane's own base URL (kernels call it back)
-        self.project_sessions = project_sessions  # the gateway, when the control plane has one
+        self.url = url
+        self.project_sessions = project_sessions
         self._guard = threading.Lock()
         self._locks: dict[int, threading.RLock] = {}
         self._port_lock = threading.Lock()
-        self._procs: dict[int, subprocess.Popen] = {}  # servers this process started, to reap them
+        self._procs: dict[int, LocalProcess] = {}  # servers this process started or adopted
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the app's loop, for async hooks
@@ -121,11 +114,15 @@ class ServerManager:
     @staticmethod
     def _note(path: str | Path, text: str) -> None:
         """Append labwork's own line to a server log (it shows in `logs`)."""
-        try:
-            with open(path, "a", encoding="utf-8") as fh:
-                fh.write(f"[labwork] {_now().isoformat(timespec='seconds')} {text}\n")
-        except OSError:
-            log.warning("cannot write to %s", path)
+        write_note(path, text)
+
+    def _process(self, row: ServerRow) -> LocalProcess:
+        """The server's process: the one this control plane started, or one re-adopted from the row."""
+        proc = self._procs.get(row.id)
+        if proc is None:
+            proc = LocalProcess()
+            proc.load_state({"pid": row.pid, "port": row.port})
+        return proc
 
     def _active_row(self, s, project_id: int) -> ServerRow | None:
         return s.scalar(select(ServerRow).where(ServerRow.project_id == project_id,
@@ -133,31 +130,20 @@ class ServerManager:
                         .order_by(ServerRow.id.desc()).limit(1))
 
     def _alive(self, row: ServerRow) -> bool:
-        proc = self._procs.get(row.id)
-        if proc is not None and proc.poll() is not None:
-            return False
-        return pid_alive(row.pid)
+        return bool(row.pid) and self._process(row).poll() is None
 
     def _exit_code(self, server_id: int, wait: float = 0.0) -> int | None:
         """The exit code of a server this process started (None when unknown)."""
         proc = self._procs.get(server_id)
         if proc is None:
             return None
-        if wait:  # a killed multi-threaded process is a zombie a moment before it can be reaped
-            try:
-                return proc.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                return None
-        return proc.poll()
+        code = proc.wait(wait) if wait else proc.poll()
+        return None if code == UNKNOWN_EXIT else code
 
     @staticmethod
     def _answers(row: ServerRow, timeout: float = 2.0) -> bool:
-        try:
-            r = httpx.get(f"{row.url}/api/status", headers={"Authorization": f"token {row.token}"},
-                          timeout=timeout)
-            return r.status_code == 200
-        except httpx.HTTPError:
-            return False
+        with JupyterApi(row.url, row.token, timeout=timeout) as api:
+            return api.answers()
 
     @staticmethod
     def server_url(row: ServerRow) -> str | None:
@@ -173,6 +159,10 @@ class ServerManager:
         return f"{row.url}/{page}/{quote(notebook)}?token={row.token}"
 
     def server_dict(self, row: ServerRow, project: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The row as `ServerSummary`'s JSON (no kernels)."""
+        return ServerSummary(**self._fields(row, project)).model_dump(mode="json")
+
+    def _fields(self, row: ServerRow, project: dict[str, Any] | None = None) -> dict[str, Any]:
         deadline = _aware(row.deadline)
         active = row.state in ACTIVE
         left = None
@@ -196,12 +186,37 @@ class ServerManager:
         return {"id": project["id"], "name": project["name"], "path": project["path"]}
 
     # ------------------------------------------------------------------ start
-    def _pick_port(self, s) -> int:
-        reserved = {p for p in s.scalars(select(ServerRow.port).where(ServerRow.state.in_(ACTIVE))) if p}
+    def _pick_port(self, s, skip: set[int] = frozenset(), mine: int | None = None) -> int:
+        """The first port from FIRST_PORT that is free now, not reserved by another active server
+        (`mine`, the server being started, does not count) and not in `skip` (already tried)."""
+        rows = s.execute(select(ServerRow.id, ServerRow.port).where(ServerRow.state.in_(ACTIVE))).all()
+        reserved = {p for i, p in rows if p and i != mine} | set(skip)
         for port in range(FIRST_PORT, FIRST_PORT + 500):
             if port not in reserved and port_free("127.0.0.1", port):
                 return port
         raise Unavailable(f"no free port in {FIRST_PORT}..{FIRST_PORT + 499}", where="127.0.0.1")
+
+    def _port_picker(self, server_id: int, first: int):
+        """`LocalProcess`'s picker: the port reserved in the row first, then (when it was taken
+        meanwhile) another, reserved in the row in turn so that no other start picks it."""
+        def pick(tried: set[int]) -> int:
+            if not tried:
+                return first
+            with self._port_lock, self.store.session() as s:
+                return self._pick_port(s, tried, mine=server_id)
+        return pick
+
+    def _spawned(self, server_id: int):
+        """Record the pid and port in the row as soon as the process runs (adoption needs them)."""
+        def record(pid: int, port: int) -> None:
+            with self.store.session() as s:
+                row = s.get(ServerRow, server_id)
+                row.pid, row.port, row.url = pid, port, f"http://127.0.0.1:{port}"
+        return record
+
+    def new_process(self, server_id: int, first_port: int) -> LocalProcess:
+        """The process a new server runs as (the seam where another kind would be chosen)."""
+        return LocalProcess(self._port_picker(server_id, first_port))
 
     def _command(self, ui: str, port: int, root: Path) -> list[str]:
         cmd = [sys.executable, "-m", "jupyterlab" if ui == "lab" else "notebook",
@@ -215,7 +230,7 @@ class ServerManager:
                      token: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_TOKEN", "JPY_"))}
         env.update({
-            "LABWORK_HOME": str(self.settings.home), "LABWORK_URL": self.url,
+            "LABWORK_HOME": str(self.settings.home), "LABWORK_URL": self.url or "",
             "LABWORK_PROJECT_DIR": str(root), "LABWORK_PROJECT": name,
             "LABWORK_SERVER_ID": str(server_id), "LABWORK_SERVER_CONFIG": config.model_dump_json(),
             # the token travels in the environment, not on the command line (which `ps` shows)
@@ -257,24 +272,21 @@ class ServerManager:
                 else "no time limit"
             self._note(log_path, f"starting {ui_name} for project '{loaded.name}' ({root}) on port {port}; "
                                  f"{cfg.kind} configuration; {limit}")
-            cmd = self._command(cfg.ui, port, root)
             env = self._environment(root=root, name=loaded.name, server_id=server_id, config=cfg, token=token)
-            try:
-                with open(log_path, "ab") as out:
-                    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            cwd=root, env=env, start_new_session=True, close_fds=True,
-                                            umask=user_umask())  # the user's files get the user's modes
-            except OSError as exc:
-                self._finish(server_id, "failed", f"could not run Jupyter: {exc}")
-                raise Unavailable(f"could not run Jupyter: {exc}", where=" ".join(cmd[:3])) from exc
+            spec = LaunchSpec(command=lambda p: self._command(cfg.ui, p, root), cwd=root, env=env,
+                              log_path=log_path, token=token, umask=user_umask(),  # the user's modes
+                              timeout=self.settings.jupyter_start_timeout_s, on_spawn=self._spawned(server_id))
+            proc = self.new_process(server_id, port)
             self._procs[server_id] = proc
-            with self.store.session() as s:
-                s.get(ServerRow, server_id).pid = proc.pid
-            self._wait_started(server_id, proc, f"http://127.0.0.1:{port}", token, log_path)
+            try:
+                state = proc.start(spec)
+            except StartFailed as exc:
+                self._start_failed(server_id, exc, log_path)
             with self.store.session() as s:
                 row = s.get(ServerRow, server_id)
+                row.pid, row.port, row.url = state.pid, state.port, state.url
                 row.state = "running"
-            self._note(log_path, f"server running at http://127.0.0.1:{port} (pid {proc.pid})")
+            self._note(log_path, f"server running at {state.url} (pid {state.pid})")
             self._prune_logs(project["id"])
         return self.status(project["id"])
 
@@ -294,31 +306,17 @@ class ServerManager:
                        "needs a stop first", hint="stop it with 'labwork notebook stop', then start it again",
                        hints={"dashboard": "press Stop, then Start with the new configuration"}, details=details)
 
-    def _wait_started(self, server_id: int, proc: subprocess.Popen, base: str, token: str,
-                      log_path: Path) -> None:
-        timeout = self.settings.jupyter_start_timeout_s
-        limit = time.monotonic() + timeout
-        problem = f"it did not answer within {timeout:g} s"
-        with httpx.Client(timeout=2.0, headers={"Authorization": f"token {token}"}) as http:
-            while time.monotonic() < limit:
-                code = proc.poll()
-                if code is not None:
-                    problem = f"it exited with code {code} while starting"
-                    break
-                try:
-                    if http.get(f"{base}/api/status").status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.05)
-        if proc.poll() is None:
-            self._terminate(proc.pid, grace=5.0, proc=proc)
-        last = tail(log_path, 15)
-        self._finish(server_id, "failed", f"the Jupyter server did not start: {problem}")
-        raise Unavailable(f"the Jupyter server did not start: {problem}\n--- last lines of its log ---\n{last}",
+    def _start_failed(self, server_id: int, exc: StartFailed, log_path: Path) -> None:
+        """Record a start that failed and raise it with the last lines of the log."""
+        if exc.problem.startswith("could not run Jupyter"):
+            self._finish(server_id, "failed", exc.problem)
+            raise Unavailable(exc.problem, where=exc.where) from exc
+        last = "\n".join(tail(log_path, 15))
+        self._finish(server_id, "failed", f"the Jupyter server did not start: {exc.problem}")
+        raise Unavailable(f"the Jupyter server did not start: {exc.problem}\n--- last lines of its log ---\n{last}",
                           where=str(log_path), details={"log": last},
                           hint=f"see the whole log with 'labwork notebook logs --server {server_id}'",
-                          hints={"dashboard": "see the whole log with Server logs"})
+                          hints={"dashboard": "see the whole log with Server logs"}) from exc
 
     def _finish(self, server_id: int, state: str, reason: str, *, when: datetime | None = None,
                 how: str | None = None) -> None:
@@ -371,21 +369,19 @@ class ServerManager:
         with self.store.session() as s:
             row = s.get(ServerRow, server_id)
             row.state = "stopping"
-            pid, base, token, log_path = row.pid, row.url, row.token, row.log_path
+            proc, base, token, log_path = self._process(row), row.url, row.token, row.log_path
         self._note(log_path, f"stopping the server: {reason}")
         self._gateway_cleanup(project_path, log_path)
-        how = "shut down cleanly"
-        if pid and self._pid_running(server_id, pid):
-            kernels = self._children(pid)
-            try:
-                httpx.post(f"{base}/api/shutdown", headers={"Authorization": f"token {token}"}, timeout=10)
-            except httpx.HTTPError as exc:
-                self._note(log_path, f"clean shutdown request failed: {exc}")
-            if not self._wait_exit(server_id, pid, 20.0):
-                how = "terminated (it did not shut down within 20 s)"
-                self._terminate(pid, grace=5.0, proc=self._procs.get(server_id))
-            for k in kernels:  # kernels run in their own sessions: make sure none is left behind
-                self._terminate(k, grace=3.0)
+
+        def ask() -> None:  # Jupyter's clean shutdown: its kernels are shut down too
+            with JupyterApi(base, token) as api:
+                problem = api.shutdown(timeout=10)
+            if problem:
+                self._note(log_path, f"clean shutdown request failed: {problem}")
+
+        if proc.pid and proc.poll() is None:
+            how = "shut down cleanly" if proc.stop(20.0, ask=ask) \
+                else "terminated (it did not shut down within 20 s)"
         else:
             how = "it was no longer running"
         code = self._exit_code(server_id, wait=5.0)
@@ -394,9 +390,9 @@ class ServerManager:
         self._finish(server_id, "stopped", reason, how=how)
 
     def _gateway_cleanup(self, project_path: str, log_path: str) -> None:
-        """Delete the Spark sessions the project's kernels made on the control plane's gateway."""
+        """Delete the Spark sessions the project's kernels made (on the control plane's gateway)."""
         if self.project_sessions is None:
-            return  # a manager without a gateway (tests, tools)
+            return  # a control plane without the gateway part
         try:
             deleted = self.project_sessions.delete_project_sessions_sync(project_path)
         except Exception as exc:  # the gateway's trouble never blocks a stop
@@ -404,45 +400,6 @@ class ServerManager:
             return
         if deleted:
             self._note(log_path, f"deleted {deleted} Spark session(s) of the project on the gateway")
-
-    def _pid_running(self, server_id: int, pid: int) -> bool:
-        proc = self._procs.get(server_id)
-        if proc is not None:
-            return proc.poll() is None
-        return pid_alive(pid)
-
-    def _wait_exit(self, server_id: int, pid: int, timeout: float) -> bool:
-        limit = time.monotonic() + timeout
-        while time.monotonic() < limit:
-            if not self._pid_running(server_id, pid):
-                return True
-            time.sleep(0.1)
-        return False
-
-    @staticmethod
-    def _children(pid: int) -> list[int]:
-        try:
-            import psutil
-            return [c.pid for c in psutil.Process(pid).children(recursive=True)]
-        except Exception:
-            return []
-
-    @staticmethod
-    def _terminate(pid: int, *, grace: float, proc: subprocess.Popen | None = None) -> None:
-        """SIGTERM, then SIGKILL after `grace` seconds (our own children are reaped)."""
-        def alive() -> bool:
-            return proc.poll() is None if proc is not None else pid_alive(pid)
-
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            if not alive():
-                return
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                return
-            limit = time.monotonic() + (grace if sig == signal.SIGTERM else 5.0)
-            while time.monotonic() < limit and alive():
-                time.sleep(0.05)
 
     # ------------------------------------------------------------------ status, list, extend
     def status(self, project_ref: int | str | Path, *, kernels: bool = True) -> dict[str, Any]:
@@ -452,43 +409,36 @@ class ServerManager:
             row = s.scalar(select(ServerRow).where(ServerRow.project_id == project["id"])
                            .order_by(ServerRow.id.desc()).limit(1))
             if row is None:
-                return {"id": None, "project": self._brief(project), "state": "none", "ui": None,
-                        "config": None, "port": None, "base_url": None, "url": None, "token": None,
-                        "pid": None, "started": None, "deadline": None, "seconds_left": None,
-                        "no_limit": None, "stopped": None, "stop_reason": None, "log_path": None,
-                        "kernels": []}
-            out = self.server_dict(row, self._brief(project))
+                none = dict.fromkeys(ServerSummary.model_fields, None)
+                return ServerStatus(**none | {"project": self._brief(project), "state": "none"}
+                                    ).model_dump(mode="json")
+            fields = self._fields(row, self._brief(project))
             running = row.state == "running"
-        out["kernels"] = self._kernels(row) if kernels and running else []
-        return out
+        found = self._kernels(row) if kernels and running else []
+        return ServerStatus(**fields, kernels=found).model_dump(mode="json")
 
-    def _kernels(self, row: ServerRow) -> list[dict[str, Any]]:
+    def _kernels(self, row: ServerRow) -> list[KernelInfo]:
         """The server's kernels with the notebook each serves (from /api/kernels and /api/sessions)."""
-        headers = {"Authorization": f"token {row.token}"}
-        try:
-            with httpx.Client(base_url=row.url, headers=headers, timeout=3.0) as http:
-                kernels = http.get("/api/kernels").json()
-                sessions = http.get("/api/sessions").json()
-                specs = http.get("/api/kernelspecs").json().get("kernelspecs", {}) if kernels else {}
-        except (httpx.HTTPError, ValueError, AttributeError):
-            return []
+        with JupyterApi(row.url, row.token) as api:
+            kernels = api.kernels()
+            sessions = api.sessions() if kernels else []
+            specs = api.kernelspecs() if kernels else {}
         by_kernel = {}
-        for sess in sessions if isinstance(sessions, list) else []:
+        for sess in sessions:
             kid = (sess.get("kernel") or {}).get("id")
             if kid:
                 by_kernel[kid] = sess
-        out = []
         from labwork.notebooks.recent import spark_ui_by_kernel
-        ui = spark_ui_by_kernel(self.store, [k.get("id") for k in kernels if isinstance(k, dict)]
-                                if isinstance(kernels, list) else [])
-        for k in kernels if isinstance(kernels, list) else []:
+        ui = spark_ui_by_kernel(self.store, [k.get("id") for k in kernels])
+        out = []
+        for k in kernels:
             sess = by_kernel.get(k.get("id"), {})
             spec = (specs.get(k.get("name")) or {}).get("spec") or {}
-            out.append({"id": k.get("id"), "name": k.get("name"), "display_name": spec.get("display_name"),
-                        "state": k.get("execution_state"),
-                        "last_activity": k.get("last_activity"), "connections": k.get("connections"),
-                        "notebook": sess.get("path"), "session_id": sess.get("id"),
-                        "session_type": sess.get("type"), "spark_ui_url": ui.get(k.get("id"))})
+            out.append(KernelInfo(id=k.get("id"), name=k.get("name"), display_name=spec.get("display_name"),
+                                  state=k.get("execution_state"), last_activity=k.get("last_activity"),
+                                  connections=k.get("connections"), notebook=sess.get("path"),
+                                  session_id=sess.get("id"), session_type=sess.get("type"),
+                                  spark_ui_url=ui.get(k.get("id"))))
         return out
 
     def list(self, *, include_stopped: bool = False, limit: int = 200) -> list[dict[str, Any]]:
@@ -509,9 +459,9 @@ class ServerManager:
                              .order_by(ServerRow.id.desc()).limit(100)).all()
             out = []
             for r in rows:
-                d = self.server_dict(r, self._brief(project))
-                d["log_kept"] = bool(r.log_path) and Path(r.log_path).is_file()
-                out.append(d)
+                kept = bool(r.log_path) and Path(r.log_path).is_file()
+                out.append(ServerHistoryEntry(**self._fields(r, self._brief(project)), log_kept=kept)
+                           .model_dump(mode="json"))
             return out
 
     def extend(self, project_ref: int | str | Path, hours: float | None) -> dict[str, Any]:
@@ -594,9 +544,9 @@ class ServerManager:
         if len(data) == LOG_CHUNK and b"\n" in data:  # whole lines only, so UTF-8 never splits
             data = data[:data.rindex(b"\n") + 1]
         nxt = offset + len(data)
-        return {"server_id": sid, "state": state, "active": state in ACTIVE, "path": str(path),
-                "text": data.decode("utf-8", errors="replace"), "offset": nxt, "size": size,
-                "eof": nxt >= size}
+        return LogChunk(server_id=sid, state=state, active=state in ACTIVE, path=str(path),
+                        text=data.decode("utf-8", errors="replace"), offset=nxt, size=size,
+                        eof=nxt >= size).model_dump(mode="json")
 
     # ------------------------------------------------------------------ recent, open
     def recent(self, project_ref: int | str | Path) -> list[dict[str, Any]]:
@@ -628,8 +578,8 @@ class ServerManager:
         with self.store.session() as s:
             row = s.get(ServerRow, status["id"])
             url = self.notebook_url(row, rel)
-        return {"notebook": rel, "url": url, "started": started, "config": status["config"],
-                "last_config": wanted, "note": note, "server": status}
+        return OpenResult(notebook=rel, url=url, started=started, config=status["config"],
+                          last_config=wanted, note=note, server=ServerStatus(**status)).model_dump(mode="json")
 
     # ------------------------------------------------------------------ adoption and the loop
     def adopt(self) -> dict[str, list[int]]:
@@ -638,7 +588,9 @@ class ServerManager:
         with self.store.session() as s:
             rows = s.scalars(select(ServerRow).where(ServerRow.state.in_(ACTIVE))).all()
         for row in rows:
-            if row.pid and pid_alive(row.pid) and self._is_our_jupyter(row):
+            proc = LocalProcess()
+            proc.load_state({"pid": row.pid, "port": row.port})
+            if row.pid and proc.poll() is None:  # alive, and a Jupyter server on the recorded port
                 answered = False
                 for _ in range(3):
                     if self._answers(row):
@@ -648,6 +600,7 @@ class ServerManager:
                 with self.store.session() as s:
                     r = s.get(ServerRow, row.id)
                     r.state = "running"
+                self._procs[row.id] = proc
                 self._note(row.log_path, f"re-adopted by the control plane (pid {os.getpid()})"
                            + ("" if answered else "; the server did not answer yet"))
                 out["adopted"].append(row.id)
@@ -662,16 +615,6 @@ class ServerManager:
         if out["adopted"] or out["stopped"]:
             log.info("servers adopted %s, marked stopped %s", out["adopted"], out["stopped"])
         return out
-
-    @staticmethod
-    def _is_our_jupyter(row: ServerRow) -> bool:
-        """Guard against a reused pid: the process must be a Jupyter server on the recorded port."""
-        try:
-            import psutil
-            cmdline = psutil.Process(row.pid).cmdline()
-        except Exception:
-            return False
-        return f"--ServerApp.port={row.port}" in cmdline
 
     def check(self) -> None:
         """One pass of the loop: stop servers past their deadline, record ones that died."""

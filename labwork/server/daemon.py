@@ -13,7 +13,6 @@ import fcntl
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,53 +22,11 @@ from typing import Any
 import httpx
 
 from labwork.errors import Unavailable
+from labwork.processes import free_port, pid_alive, port_free, tail
 from labwork.private import (make_tree_private, open_private, private_dir, private_file,
                              restrict_umask, write_private)
 from labwork.auth.token import load_or_create_token
 from labwork.settings import Settings
-
-
-def port_free(host: str, port: int, *, reuse_addr: bool = False) -> bool:
-    """Whether a listening socket can bind host:port now. With `reuse_addr`, as uvicorn binds
-    (SO_REUSEADDR), a port held only by TIME-WAIT connections (a restart right after kill -9)
-    counts as free; without it, as Jupyter's own port check binds, it does not."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        if reuse_addr:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(host: str = "127.0.0.1", start: int = 0) -> int:
-    """`start` if free, else the next free one; 0 asks the OS."""
-    if start:
-        for port in range(start, start + 200):
-            if port_free(host, port):
-                return port
-        raise Unavailable(f"no free port in {start}..{start + 199}", where=host)
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is not alive
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 # ------------------------------------------------------------------------- one per LABWORK_HOME
@@ -260,13 +217,7 @@ def start_background(settings: Settings, timeout: float = 60.0) -> dict[str, Any
         if proc.poll() is not None and not lock_held(settings):
             break
         time.sleep(0.1)
-    tail = _tail(log_path)
+    last = "\n".join(tail(log_path))
     raise Unavailable("the control plane did not start", where=str(log_path),
-                      details={"log": tail}, hint=tail.splitlines()[-1] if tail else None)
+                      details={"log": last}, hint=last.splitlines()[-1] if last else None)
 
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""

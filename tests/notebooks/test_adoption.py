@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from labwork.project import init_project
-from labwork.server.daemon import pid_alive
+from labwork.processes import pid_alive
 from tests.support import ControlPlane, wait_for
 from tests.support.jupyter import jupyter, notebook_plane, stop_everything
 

@@ -9,7 +9,7 @@ import httpx
 import nbformat
 
 from labwork.project import init_project
-from labwork.server.daemon import pid_alive
+from labwork.processes import pid_alive
 from tests.support import ControlPlane
 
 

@@ -9,7 +9,7 @@ import httpx
 import nbformat
 import pytest
 
-from labwork.server.daemon import free_port, pid_alive
+from labwork.processes import free_port, pid_alive
 from tests.support import wait_for
 from tests.support.jupyter import jupyter
 

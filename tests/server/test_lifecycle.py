@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from labwork.server.daemon import free_port
+from labwork.processes import free_port
 
 
 def _env(home: Path | None, **extra: str) -> dict[str, str]:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from labwork.auth.identity import require_token
 from labwork.http_params import IdField, IdQuery, OffsetQuery
+from labwork.notebooks.models import LogChunk, OpenResult, ServerHistoryEntry, ServerStatus, ServerSummary
 from labwork.notebooks.preview import PREVIEW_CSP, list_notebooks, notebook_in_project
 from labwork.notebooks.preview_cache import shared_previews
 from labwork.notebooks.recent import record_launch, record_spark_ui
@@ -43,18 +44,18 @@ class LaunchBody(BaseModel):
     server_config: dict[str, Any] | None = None
 
 
-@router.get("/api/servers")
+@router.get("/api/servers", response_model=list[ServerSummary])
 def servers(request: Request, all: bool = False) -> list[dict[str, Any]]:
     """Running servers of every project (`?all=true`: stopped ones too, newest first)."""
     return deps.servers(request).list(include_stopped=all)
 
 
-@router.get("/api/projects/{ref}/server")
+@router.get("/api/projects/{ref}/server", response_model=ServerStatus)
 def server_status(ref: str, request: Request) -> dict[str, Any]:
     return deps.servers(request).status(ref)
 
 
-@router.post("/api/projects/{ref}/server", status_code=201)
+@router.post("/api/projects/{ref}/server", status_code=201, response_model=ServerStatus)
 def server_start(ref: str, request: Request,
                  config: dict[str, Any] | None = Body(default=None, examples=[{
                      "kind": "spark", "ui": "lab", "hours": 6,
@@ -64,12 +65,12 @@ def server_start(ref: str, request: Request,
     return deps.servers(request).start(ref, config)
 
 
-@router.delete("/api/projects/{ref}/server")
+@router.delete("/api/projects/{ref}/server", response_model=ServerStatus)
 def server_stop(ref: str, request: Request, reason: str = "stopped by the user") -> dict[str, Any]:
     return deps.servers(request).stop(ref, reason)
 
 
-@router.post("/api/projects/{ref}/server/extend")
+@router.post("/api/projects/{ref}/server/extend", response_model=ServerStatus)
 def server_extend(ref: str, request: Request, body: ExtendBody | None = None) -> dict[str, Any]:
     manager = deps.servers(request)
     hours = manager.settings.extend_hours if body is None or "hours" not in body.model_fields_set \
@@ -77,13 +78,13 @@ def server_extend(ref: str, request: Request, body: ExtendBody | None = None) ->
     return manager.extend(ref, hours)
 
 
-@router.get("/api/projects/{ref}/servers")
+@router.get("/api/projects/{ref}/servers", response_model=list[ServerHistoryEntry])
 def server_history(ref: str, request: Request) -> list[dict[str, Any]]:
     """The project's servers, newest first, with `log_kept`."""
     return deps.servers(request).history(ref)
 
 
-@router.get("/api/projects/{ref}/server/logs")
+@router.get("/api/projects/{ref}/server/logs", response_model=LogChunk)
 def server_logs(ref: str, request: Request, server_id: IdQuery = None, offset: OffsetQuery = 0) -> dict[str, Any]:
     return deps.servers(request).logs(ref, server_id, offset)
 
@@ -104,7 +105,7 @@ def notebooks_recent(ref: str, request: Request) -> list[dict[str, Any]]:
     return deps.servers(request).recent(ref)
 
 
-@router.post("/api/projects/{ref}/notebooks/open")
+@router.post("/api/projects/{ref}/notebooks/open", response_model=OpenResult)
 def notebooks_open(ref: str, body: OpenBody, request: Request) -> dict[str, Any]:
     return deps.servers(request).open_notebook(ref, body.notebook)
 

@@ -1,0 +1,86 @@
+"""The shapes the server manager answers with (docs/notebooks.md), as pydantic models, so the
+routes declare them and /api/openapi.json shows real schemas. The manager returns
+`model_dump(mode="json")` of these: the JSON the CLI, the dashboard and the tests read."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+State = Literal["none", "starting", "running", "stopping", "stopped", "failed"]
+
+
+class ProjectBrief(BaseModel):
+    id: int
+    name: str
+    path: str
+
+
+class KernelInfo(BaseModel):
+    """One kernel of a running server, with the notebook it serves (from /api/sessions)."""
+    id: str | None = None
+    name: str | None = None
+    display_name: str | None = None
+    state: str | None = Field(None, description="Jupyter's execution_state: idle, busy, starting…")
+    last_activity: str | None = None
+    connections: int | None = None
+    notebook: str | None = Field(None, description="the notebook's path in the project, when a session has one")
+    session_id: str | None = None
+    session_type: str | None = None
+    spark_ui_url: str | None = Field(None, description="the kernel's Spark UI, once its `spark` is ready")
+
+
+class ServerSummary(BaseModel):
+    """One server of a project (running or not); `state` is "none" when the project never had one."""
+    model_config = ConfigDict(extra="forbid")
+
+    id: int | None
+    project: ProjectBrief | None
+    state: State
+    ui: str | None
+    config: dict[str, Any] | None = Field(description="the ServerConfig it was started with")
+    port: int | None
+    base_url: str | None
+    url: str | None = Field(description="the UI's address with the token; null unless active")
+    token: str | None = Field(description="null unless active")
+    pid: int | None
+    started: str | None
+    deadline: str | None = Field(description="null = no limit")
+    seconds_left: int | None = Field(description="null when not active or no limit")
+    no_limit: bool | None
+    stopped: str | None
+    stop_reason: str | None
+    log_path: str | None
+
+
+class ServerStatus(ServerSummary):
+    """`status`, `start`, `stop`, `extend`: the newest server with its kernels."""
+    kernels: list[KernelInfo] = []
+
+
+class ServerHistoryEntry(ServerSummary):
+    """A server of the project's history, and whether its log is still kept."""
+    log_kept: bool
+
+
+class LogChunk(BaseModel):
+    """Log text from byte `offset`; pass `offset` back to follow while `active`."""
+    server_id: int
+    state: str
+    active: bool
+    path: str
+    text: str
+    offset: int
+    size: int
+    eof: bool
+
+
+class OpenResult(BaseModel):
+    """A notebook's URL on the project's server (started when none ran)."""
+    notebook: str
+    url: str
+    started: bool
+    config: dict[str, Any] | None
+    last_config: dict[str, Any] | None
+    note: str | None
+    server: ServerStatus
