@@ -46,8 +46,9 @@ class Services:
     shutdown: list[Hook] = field(default_factory=list)
 
     def names(self) -> list[str]:
-        """The services' names (what `/api/status` lists as its parts)."""
-        return sorted(f.name for f in fields(self) if f.name not in ("startup", "shutdown"))
+        """The services' names (what `/api/status` lists as its parts): every field but the
+        plain values (token, url) and the hook lists."""
+        return sorted(f.name for f in fields(self) if f.name not in ("token", "url", "startup", "shutdown"))
 
 
 def build_services(settings: Settings, *, url: str = "") -> Services:
