@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+from urllib.parse import urlencode
 
 from fastapi import Request
 from starlette.datastructures import Headers, QueryParams
