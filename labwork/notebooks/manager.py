@@ -17,17 +17,14 @@ Public methods return the JSON of the models in labwork/notebooks/models.py (doc
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
 import os
 import secrets
-import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from sqlalchemy import select
 
@@ -35,9 +32,13 @@ from labwork.errors import ConfigError, Conflict, NotFound, Unavailable
 from labwork.notebooks.config import MAX_HOURS, ServerConfig, parse_config
 from labwork.notebooks.contracts import ProjectSessions
 from labwork.notebooks.jupyter_api import JupyterApi
+from labwork.notebooks.launch import jupyter_command, refuse_second, server_environment
 from labwork.notebooks.models import KernelInfo, LogChunk, OpenResult, ServerHistoryEntry, ServerStatus, ServerSummary
 from labwork.notebooks.preview import notebook_in_project
 from labwork.notebooks.recent import last_config, recent_notebooks
+from labwork.notebooks.rows import (ACTIVE, START_HINTS, aware, brief, iso, last_meaningful_line, notebook_url,
+                                    projects_by_id, prune_logs, read_chunk, row_fields, server_row)
+from labwork.notebooks.rows import now as _now
 from labwork.notebooks.spawner import UNKNOWN_EXIT, LaunchSpec, LocalProcess, StartFailed, write_note
 from labwork.private import user_umask
 from labwork.processes import port_free, tail
@@ -45,39 +46,13 @@ from labwork.project.files import load_project
 from labwork.project.registry import get_project_row
 from labwork.settings import Settings
 from labwork.store.db import Store
-from labwork.store.tables import ProjectRow, ServerRow
+from labwork.store.tables import ServerRow
 
 log = logging.getLogger("labwork.notebooks")
 
-ACTIVE = ("starting", "running", "stopping")
 FIRST_PORT = 8888
-SPEC_MANAGER = "labwork.kernels.specmanager"
 # The dashboard's phrasing of the hints below (the CLI's names its commands and flags).
-START_HINTS = {"dashboard": "start one with Start on the project's Jupyter page"}
 NO_LIMIT_HINTS = {"dashboard": "for a server that never stops, stop it and start it again with 'no limit' ticked"}
-LOG_CHUNK = 1 << 20  # at most 1 MiB of log per `logs` call
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(dt: datetime | None) -> datetime | None:
-    if dt is not None and dt.tzinfo is None:  # SQLite returns naive datetimes
-        return dt.replace(tzinfo=UTC)
-    return dt
-
-
-def _iso(dt: datetime | None) -> str | None:
-    dt = _aware(dt)
-    return dt.isoformat() if dt else None
-
-
-def _last_meaningful_line(path: str | Path) -> str:
-    for line in reversed(tail(path, 40)):
-        if line.strip() and not line.startswith("[labwork]"):
-            return line.strip()[:300]
-    return ""
 
 
 class ServerManager:
@@ -146,44 +121,9 @@ class ServerManager:
             return api.answers()
 
     @staticmethod
-    def server_url(row: ServerRow) -> str | None:
-        """The UI's address with the token (what a person opens)."""
-        if not row.url:
-            return None
-        page = "lab" if row.ui == "lab" else "tree"
-        return f"{row.url}/{page}?token={row.token}"
-
-    @staticmethod
-    def notebook_url(row: ServerRow, notebook: str) -> str:
-        page = "lab/tree" if row.ui == "lab" else "notebooks"
-        return f"{row.url}/{page}/{quote(notebook)}?token={row.token}"
-
-    def server_dict(self, row: ServerRow, project: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _summary(row: ServerRow, project: dict[str, Any] | None = None) -> dict[str, Any]:
         """The row as `ServerSummary`'s JSON (no kernels)."""
-        return ServerSummary(**self._fields(row, project)).model_dump(mode="json")
-
-    def _fields(self, row: ServerRow, project: dict[str, Any] | None = None) -> dict[str, Any]:
-        deadline = _aware(row.deadline)
-        active = row.state in ACTIVE
-        left = None
-        if active and deadline is not None:
-            left = max(0, int((deadline - _now()).total_seconds()))
-        return {
-            "id": row.id, "project": project, "state": row.state, "ui": row.ui, "config": row.config,
-            "port": row.port, "base_url": row.url, "url": self.server_url(row) if active else None,
-            "token": row.token if active else None, "pid": row.pid,
-            "started": _iso(row.started_at), "deadline": _iso(deadline), "seconds_left": left,
-            "no_limit": deadline is None, "stopped": _iso(row.stopped_at), "stop_reason": row.stop_reason,
-            "log_path": row.log_path,
-        }
-
-    def _projects_by_id(self, s, ids: set[int]) -> dict[int, dict[str, Any]]:
-        rows = s.scalars(select(ProjectRow).where(ProjectRow.id.in_(ids))) if ids else []
-        return {r.id: {"id": r.id, "name": r.name, "path": r.path} for r in rows}
-
-    @staticmethod
-    def _brief(project: dict[str, Any]) -> dict[str, Any]:
-        return {"id": project["id"], "name": project["name"], "path": project["path"]}
+        return ServerSummary(**row_fields(row, project)).model_dump(mode="json")
 
     # ------------------------------------------------------------------ start
     def _pick_port(self, s, skip: set[int] = frozenset(), mine: int | None = None) -> int:
@@ -197,8 +137,8 @@ class ServerManager:
         raise Unavailable(f"no free port in {FIRST_PORT}..{FIRST_PORT + 499}", where="127.0.0.1")
 
     def _port_picker(self, server_id: int, first: int):
-        """`LocalProcess`'s picker: the port reserved in the row first, then (when it was taken
-        meanwhile) another, reserved in the row in turn so that no other start picks it."""
+        """`LocalProcess`'s picker: the port reserved in the row first, then (when another program
+        took it meanwhile) the next free one no other active server has reserved."""
         def pick(tried: set[int]) -> int:
             if not tried:
                 return first
@@ -214,29 +154,12 @@ class ServerManager:
                 row.pid, row.port, row.url = pid, port, f"http://127.0.0.1:{port}"
         return record
 
+    def _command(self, ui: str, port: int, root: Path) -> list[str]:
+        return jupyter_command(ui, port, root)
+
     def new_process(self, server_id: int, first_port: int) -> LocalProcess:
         """The process a new server runs as (the seam where another kind would be chosen)."""
         return LocalProcess(self._port_picker(server_id, first_port))
-
-    def _command(self, ui: str, port: int, root: Path) -> list[str]:
-        cmd = [sys.executable, "-m", "jupyterlab" if ui == "lab" else "notebook",
-               "--no-browser", "--allow-root", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-               "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={root}"]
-        if importlib.util.find_spec(SPEC_MANAGER) is not None:
-            cmd.append(f"--ServerApp.kernel_spec_manager_class={SPEC_MANAGER}.LabworkKernelSpecManager")
-        return cmd
-
-    def _environment(self, *, root: Path, name: str, server_id: int, config: ServerConfig,
-                     token: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_TOKEN", "JPY_"))}
-        env.update({
-            "LABWORK_HOME": str(self.settings.home), "LABWORK_URL": self.url or "",
-            "LABWORK_PROJECT_DIR": str(root), "LABWORK_PROJECT": name,
-            "LABWORK_SERVER_ID": str(server_id), "LABWORK_SERVER_CONFIG": config.model_dump_json(),
-            # the token travels in the environment, not on the command line (which `ps` shows)
-            "JUPYTER_TOKEN": token, "PYTHONUNBUFFERED": "1",
-        })
-        return env
 
     def start(self, project_ref: int | str | Path, config: ServerConfig | dict[str, Any] | None = None
               ) -> dict[str, Any]:
@@ -252,7 +175,7 @@ class ServerManager:
                 active = self._active_row(s, project["id"])
             if active is not None:
                 if self._alive(active):
-                    self._refuse_second(active, cfg, loaded.name)
+                    refuse_second(active, cfg, loaded.name)
                 self._mark_dead(active.id, "the server process was gone when a new start was asked")
             token = secrets.token_urlsafe(32)
             now = _now()
@@ -268,11 +191,12 @@ class ServerManager:
                 server_id, log_path = row.id, Path(row.log_path)
             log_path.parent.mkdir(parents=True, exist_ok=True)
             ui_name = "JupyterLab" if cfg.ui == "lab" else "Jupyter Notebook (classic UI)"
-            limit = f"deadline {_iso(now + timedelta(hours=cfg.hours))} ({cfg.hours:g} h)" if cfg.hours \
+            limit = f"deadline {iso(now + timedelta(hours=cfg.hours))} ({cfg.hours:g} h)" if cfg.hours \
                 else "no time limit"
             self._note(log_path, f"starting {ui_name} for project '{loaded.name}' ({root}) on port {port}; "
                                  f"{cfg.kind} configuration; {limit}")
-            env = self._environment(root=root, name=loaded.name, server_id=server_id, config=cfg, token=token)
+            env = server_environment(home=self.settings.home, url=self.url, root=root, name=loaded.name,
+                                     server_id=server_id, config=cfg, token=token)
             spec = LaunchSpec(command=lambda p: self._command(cfg.ui, p, root), cwd=root, env=env,
                               log_path=log_path, token=token, umask=user_umask(),  # the user's modes
                               timeout=self.settings.jupyter_start_timeout_s, on_spawn=self._spawned(server_id))
@@ -287,24 +211,8 @@ class ServerManager:
                 row.pid, row.port, row.url = state.pid, state.port, state.url
                 row.state = "running"
             self._note(log_path, f"server running at {state.url} (pid {state.pid})")
-            self._prune_logs(project["id"])
-        return self.status(project["id"])
-
-    def _refuse_second(self, active: ServerRow, cfg: ServerConfig, name: str) -> None:
-        running_cfg = parse_config(active.config)
-        where = f"{active.url} (port {active.port}, pid {active.pid}, started {_iso(active.started_at)})"
-        details = {"server_id": active.id, "url": self.server_url(active), "port": active.port}
-        if running_cfg.same_runtime(cfg):
-            raise Conflict(f"a Jupyter server already runs for project '{name}' at {where}",
-                           hint=f"open {self.server_url(active)} or stop it first with 'labwork notebook stop'",
-                           hints={"dashboard": "open it with Open Jupyter, or press Stop first"},
-                           details=details)
-        changed = sorted(k for k, v in cfg.model_dump(exclude={"hours"}).items()
-                         if running_cfg.model_dump(exclude={"hours"})[k] != v)
-        raise Conflict(f"a Jupyter server already runs for project '{name}' at {where} with another "
-                       f"configuration (differs in: {', '.join(changed)}); changing the configuration "
-                       "needs a stop first", hint="stop it with 'labwork notebook stop', then start it again",
-                       hints={"dashboard": "press Stop, then Start with the new configuration"}, details=details)
+            prune_logs(self.store, project["id"], self.settings.logs_kept_per_project)
+        return self.status(project["id"], kernels=False)  # a server just started has no kernels yet
 
     def _start_failed(self, server_id: int, exc: StartFailed, log_path: Path) -> None:
         """Record a start that failed and raise it with the last lines of the log."""
@@ -335,21 +243,9 @@ class ServerManager:
             path = row.log_path
         code = self._exit_code(server_id, wait=5.0)
         exit_text = f"exit code {code}" if code is not None else "exit code unknown"
-        last = _last_meaningful_line(path)
+        last = last_meaningful_line(path)
         reason = f"{why} ({exit_text})" + (f"; last log line: {last}" if last else "")
         self._finish(server_id, "stopped", reason, when=when)
-
-    def _prune_logs(self, project_id: int) -> None:
-        keep = max(1, self.settings.logs_kept_per_project)
-        with self.store.session() as s:
-            old = s.scalars(select(ServerRow).where(ServerRow.project_id == project_id)
-                            .order_by(ServerRow.id.desc()).offset(keep)).all()
-            paths = [r.log_path for r in old if r.state not in ACTIVE and r.log_path]
-        for p in paths:
-            try:
-                Path(p).unlink(missing_ok=True)
-            except OSError:
-                log.warning("cannot delete old log %s", p)
 
     # ------------------------------------------------------------------ stop
     def stop(self, project_ref: int | str | Path, reason: str = "stopped by the user") -> dict[str, Any]:
@@ -410,9 +306,9 @@ class ServerManager:
                            .order_by(ServerRow.id.desc()).limit(1))
             if row is None:
                 none = dict.fromkeys(ServerSummary.model_fields, None)
-                return ServerStatus(**none | {"project": self._brief(project), "state": "none"}
+                return ServerStatus(**none | {"project": brief(project), "state": "none"}
                                     ).model_dump(mode="json")
-            fields = self._fields(row, self._brief(project))
+            fields = row_fields(row, brief(project))
             running = row.state == "running"
         found = self._kernels(row) if kernels and running else []
         return ServerStatus(**fields, kernels=found).model_dump(mode="json")
@@ -448,8 +344,8 @@ class ServerManager:
             if not include_stopped:
                 q = q.where(ServerRow.state.in_(ACTIVE))
             rows = s.scalars(q).all()
-            projects = self._projects_by_id(s, {r.project_id for r in rows})
-            return [self.server_dict(r, projects.get(r.project_id)) for r in rows]
+            projects = projects_by_id(s, {r.project_id for r in rows})
+            return [self._summary(r, projects.get(r.project_id)) for r in rows]
 
     def history(self, project_ref: int | str | Path) -> list[dict[str, Any]]:
         """The project's servers, newest first, with whether their log is still kept."""
@@ -460,7 +356,7 @@ class ServerManager:
             out = []
             for r in rows:
                 kept = bool(r.log_path) and Path(r.log_path).is_file()
-                out.append(ServerHistoryEntry(**self._fields(r, self._brief(project)), log_kept=kept)
+                out.append(ServerHistoryEntry(**row_fields(r, brief(project)), log_kept=kept)
                            .model_dump(mode="json"))
             return out
 
@@ -487,38 +383,23 @@ class ServerManager:
                     row.deadline = None
                     text = "time limit removed: the server runs until it is stopped"
                 else:
-                    base = max(_aware(row.deadline) or now, now)
+                    base = max(aware(row.deadline) or now, now)
                     new = base + timedelta(hours=hours)
                     if new - now > timedelta(hours=MAX_HOURS):
                         raise ConfigError(f"the deadline would be more than {MAX_HOURS} hours away",
                                           where="extend", hint="use --no-limit instead", hints=NO_LIMIT_HINTS)
                     row.deadline = new
-                    text = f"deadline extended by {hours:g} h to {_iso(new)}"
+                    text = f"deadline extended by {hours:g} h to {iso(new)}"
                 path = row.log_path
             self._note(path, text)
         return self.status(project["id"])
 
     # ------------------------------------------------------------------ logs
-    def _server_row(self, s, project: dict[str, Any], server_id: int | None) -> ServerRow:
-        if server_id is None:
-            row = s.scalar(select(ServerRow).where(ServerRow.project_id == project["id"])
-                           .order_by(ServerRow.id.desc()).limit(1))
-            if row is None:
-                raise NotFound(f"project '{project['name']}' has had no Jupyter server yet",
-                               hint="start one with 'labwork notebook start'", hints=START_HINTS)
-            return row
-        row = s.get(ServerRow, int(server_id))
-        if row is None or row.project_id != project["id"]:
-            raise NotFound(f"no server {server_id} in project '{project['name']}'",
-                           hint="'labwork notebook status' shows the current one",
-                           hints={"dashboard": "the project's Jupyter page shows the current one"})
-        return row
-
     def log_file(self, project_ref: int | str | Path, server_id: int | None = None) -> Path:
         """The path of a server's log (the newest server's by default)."""
         project = self._project(project_ref)
         with self.store.session() as s:
-            row = self._server_row(s, project, server_id)
+            row = server_row(s, project, server_id)
             path = Path(row.log_path)
             sid = row.id
         if not path.is_file():
@@ -531,22 +412,12 @@ class ServerManager:
         """Log text from byte `offset`; call again with the returned `offset` to follow."""
         project = self._project(project_ref)
         with self.store.session() as s:
-            row = self._server_row(s, project, server_id)
+            row = server_row(s, project, server_id)
             sid, state = row.id, row.state
         path = self.log_file(project["id"], sid)
-        size = path.stat().st_size
-        offset = max(0, int(offset))
-        if offset > size:  # the file was replaced: start over
-            offset = 0
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            data = fh.read(LOG_CHUNK)
-        if len(data) == LOG_CHUNK and b"\n" in data:  # whole lines only, so UTF-8 never splits
-            data = data[:data.rindex(b"\n") + 1]
-        nxt = offset + len(data)
-        return LogChunk(server_id=sid, state=state, active=state in ACTIVE, path=str(path),
-                        text=data.decode("utf-8", errors="replace"), offset=nxt, size=size,
-                        eof=nxt >= size).model_dump(mode="json")
+        text, nxt, size = read_chunk(path, offset)
+        return LogChunk(server_id=sid, state=state, active=state in ACTIVE, path=str(path), text=text,
+                        offset=nxt, size=size, eof=nxt >= size).model_dump(mode="json")
 
     # ------------------------------------------------------------------ recent, open
     def recent(self, project_ref: int | str | Path) -> list[dict[str, Any]]:
@@ -577,7 +448,7 @@ class ServerManager:
                     "stop the server and open the notebook again to use that one")
         with self.store.session() as s:
             row = s.get(ServerRow, status["id"])
-            url = self.notebook_url(row, rel)
+            url = notebook_url(row, rel)
         return OpenResult(notebook=rel, url=url, started=started, config=status["config"],
                           last_config=wanted, note=note, server=ServerStatus(**status)).model_dump(mode="json")
 
@@ -622,7 +493,7 @@ class ServerManager:
             proc.poll()  # reap exited children
         with self.store.session() as s:
             rows = s.scalars(select(ServerRow).where(ServerRow.state == "running")).all()
-            projects = self._projects_by_id(s, {r.project_id for r in rows})
+            projects = projects_by_id(s, {r.project_id for r in rows})
         now = _now()
         for row in rows:
             lock = self._lock(row.project_id)
@@ -633,12 +504,12 @@ class ServerManager:
                     fresh = s.get(ServerRow, row.id)
                     if fresh is None or fresh.state != "running":
                         continue
-                    deadline = _aware(fresh.deadline)
+                    deadline = aware(fresh.deadline)
                 if not self._alive(fresh):
                     self._mark_dead(fresh.id, "the server exited unexpectedly")
                 elif deadline is not None and now >= deadline:
                     path = (projects.get(fresh.project_id) or {}).get("path", "")
-                    self._stop_server(fresh.id, f"deadline reached ({_iso(deadline)})", path)
+                    self._stop_server(fresh.id, f"deadline reached ({iso(deadline)})", path)
             except Exception:
                 log.exception("checking server %s", row.id)
             finally:

@@ -1,0 +1,59 @@
+"""How a project's Jupyter server is launched: its command line, its environment, and the refusal
+of a second one while one runs."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+from labwork.errors import Conflict
+from labwork.notebooks.config import ServerConfig, parse_config
+from labwork.notebooks.rows import iso, server_url
+from labwork.store.tables import ServerRow
+
+SPEC_MANAGER = "labwork.kernels.specmanager"
+
+
+def jupyter_command(ui: str, port: int, root: Path) -> list[str]:
+    """JupyterLab (or the classic Notebook) on 127.0.0.1:`port`, serving `root`, with labwork's
+    kernel spec manager when it is installed; `port_retries=0`, so the port is the one recorded."""
+    cmd = [sys.executable, "-m", "jupyterlab" if ui == "lab" else "notebook",
+           "--no-browser", "--allow-root", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+           "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={root}"]
+    if importlib.util.find_spec(SPEC_MANAGER) is not None:
+        cmd.append(f"--ServerApp.kernel_spec_manager_class={SPEC_MANAGER}.LabworkKernelSpecManager")
+    return cmd
+
+
+def server_environment(*, home: Path, url: str, root: Path, name: str, server_id: int,
+                       config: ServerConfig, token: str) -> dict[str, str]:
+    """The server's environment: ours without Jupyter tokens of others, plus what its kernels
+    need to find the control plane, the project, the server and its configuration."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_TOKEN", "JPY_"))}
+    env.update({
+        "LABWORK_HOME": str(home), "LABWORK_URL": url or "",
+        "LABWORK_PROJECT_DIR": str(root), "LABWORK_PROJECT": name,
+        "LABWORK_SERVER_ID": str(server_id), "LABWORK_SERVER_CONFIG": config.model_dump_json(),
+        # the token travels in the environment, not on the command line (which `ps` shows)
+        "JUPYTER_TOKEN": token, "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def refuse_second(active: ServerRow, cfg: ServerConfig, name: str) -> None:
+    """Raise the `Conflict` of a start while `active` runs: same runtime (open it) or another (stop first)."""
+    running_cfg = parse_config(active.config)
+    where = f"{active.url} (port {active.port}, pid {active.pid}, started {iso(active.started_at)})"
+    details = {"server_id": active.id, "url": server_url(active), "port": active.port}
+    if running_cfg.same_runtime(cfg):
+        raise Conflict(f"a Jupyter server already runs for project '{name}' at {where}",
+                       hint=f"open {server_url(active)} or stop it first with 'labwork notebook stop'",
+                       hints={"dashboard": "open it with Open Jupyter, or press Stop first"},
+                       details=details)
+    changed = sorted(k for k, v in cfg.model_dump(exclude={"hours"}).items()
+                     if running_cfg.model_dump(exclude={"hours"})[k] != v)
+    raise Conflict(f"a Jupyter server already runs for project '{name}' at {where} with another "
+                   f"configuration (differs in: {', '.join(changed)}); changing the configuration "
+                   "needs a stop first", hint="stop it with 'labwork notebook stop', then start it again",
+                   hints={"dashboard": "press Stop, then Start with the new configuration"}, details=details)
