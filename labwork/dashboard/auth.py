@@ -1,11 +1,11 @@
 """Dashboard access: log-in exchanges the token for a session; forms carry a CSRF token.
 
-Who is calling is decided once, for every mount, by `labwork.server.auth.AccessGuard`: it turns a
+Who is calling is decided once, for every mount, by the control plane's `AccessGuard`: it turns a
 page opened with `?token=TOKEN` (what `labwork serve` prints) into a server-side session and
 redirects to the clean URL, sends a browser without a session to `/login`, and refuses a
 state-changing request that carries only the session cookie unless its Origin (or Referer) is this
 server. The cookie (`labwork_session_<port>`: HttpOnly, SameSite=Strict, Path=/) holds a signed
-random session id, never the token (`labwork.server.sessions`).
+random session id, never the token (`labwork.auth.sessions`).
 
 Here: the login form and log-out (which deletes the session server-side), and the second layer
 on every POST from a browser: the form's `csrf_token` must be the HMAC of the session id.
@@ -20,9 +20,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from labwork.access import same_secret
+from labwork.auth.identity import clean_url as _clean_url
+from labwork.auth.identity import end_session, identity_of, start_session
+from labwork.dashboard.web import dashboard_of
 from labwork.errors import Unauthorized
-from labwork.server.auth import end_session, identity_of, sessions_of, start_session
-from labwork.server.auth import clean_url as _clean_url
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -47,7 +48,7 @@ class CsrfRefused(Exception):
 def csrf_token(request: Request) -> str:
     """The forms' CSRF token: bound to this browser's session ("" before log-in)."""
     session_id = identity_of(request).session_id
-    return sessions_of(request).csrf_token(session_id) if session_id else ""
+    return dashboard_of(request).web_sessions.csrf_token(session_id) if session_id else ""
 
 
 def set_cookies(_request: Request, response: Response) -> Response:
@@ -156,10 +157,10 @@ async def login(request: Request) -> Response:
     form = await request.form()
     given = str(form.get("token") or "").strip()
     nxt = safe_next(str(form.get("next") or "/"))
-    if not same_secret(given, request.app.state.ctx.token):
+    if not same_secret(given, dashboard_of(request).token):
         return render(request, "login.html", status_code=401, next=nxt, error=WRONG_TOKEN)
     response = RedirectResponse(nxt, status_code=303)
-    await start_session(request, response)
+    await start_session(dashboard_of(request).web_sessions, request, response)
     return response
 
 
@@ -167,5 +168,5 @@ async def login(request: Request) -> Response:
 async def logout(request: Request, _form: dict = Depends(form_auth)) -> Response:
     """The session ends server-side: a copy of the old cookie is worth nothing after this."""
     response = RedirectResponse("/login", status_code=303)
-    await end_session(request, response)
+    await end_session(dashboard_of(request).web_sessions, request, response)
     return response

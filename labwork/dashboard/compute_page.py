@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from labwork.dashboard.auth import csrf_token, form_auth, json_auth, page_auth
 from labwork.dashboard.jobs import Job, jobs_of
-from labwork.dashboard.web import FORM_ERRORS, ctx_of, error_text, fails_as, file_problems, get_project, render, render_fragment
+from labwork.dashboard.web import FORM_ERRORS, dashboard_of, error_text, fails_as, file_problems, get_project, render, render_fragment
 from labwork.errors import ConfigError, LabworkError
 
 router = APIRouter()
@@ -42,7 +42,7 @@ def runconfig_view(request: Request, project_id: int, loaded: Any, name: str) ->
     """What one run configuration's rows show (the page and the rows' refresh after Prepare)."""
     job = jobs_of(request).latest(project_id, f"prepare:{name}")
     return {"name": name, "rc": loaded.runconfigs[name].model_dump(mode="json"),
-            "env": _environment(loaded, name, ctx_of(request).settings), "job": job.to_dict() if job else None,
+            "env": _environment(loaded, name, dashboard_of(request).settings), "job": job.to_dict() if job else None,
             "default": name == loaded.default_runconfig}
 
 
@@ -133,7 +133,7 @@ def prepare(request: Request, project_id: int, form: dict = Depends(form_auth)) 
     from labwork.kernels.environments import environment_for, prepare_environment
     from labwork.project.files import load_project
     rc_name = str(form.get("runconfig") or "").strip()
-    settings = ctx_of(request).settings
+    settings = dashboard_of(request).settings
     project_row = get_project(request, project_id)
     try:
         project = load_project(project_row["path"])

@@ -1,7 +1,7 @@
 """Long actions started from the dashboard (a server start, an environment build, opening a notebook
 that needs a server) run in a background thread; the page polls `/jobs/{id}.json` for progress.
 
-Jobs live in memory (`ctx.parts["dashboard"].jobs`); one runs at a time per (project, kind), a
+Jobs live in memory (`Dashboard.jobs`); one runs at a time per (project, kind), a
 second request for the same one joins it.
 """
 from __future__ import annotations
@@ -109,7 +109,8 @@ class Jobs:
 
 
 def jobs_of(request: Request) -> Jobs:
-    return request.app.state.ctx.parts["dashboard"].jobs
+    from labwork.dashboard.web import dashboard_of
+    return dashboard_of(request).jobs
 
 
 router = APIRouter()

@@ -18,10 +18,11 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from labwork.dashboard import livy
 from labwork.dashboard.auth import form_auth, json_auth, page_auth
 from labwork.dashboard.jobs import Job, jobs_of
-from labwork.dashboard.web import (ctx_of, error_text, fails_as, file_problems, fmt_hours, fmt_time,
+from labwork.dashboard.web import (dashboard_of, error_text, fails_as, file_problems, fmt_hours, fmt_time,
                                    get_project, limit_hours, message_page, render, render_fragment,
                                    time_limit)
 from labwork.errors import ConfigError, LabworkError, NotFound
+from labwork.notebooks.manager import ServerManager
 
 router = APIRouter()
 
@@ -36,11 +37,8 @@ SPARK_FIELDS = ("driver_memory", "driver_cores", "executor_memory", "executor_co
                 "min_executors", "max_executors")
 
 
-def _manager(request: Request):
-    manager = ctx_of(request).parts.get("servers")
-    if manager is None:
-        raise NotFound("the notebook-server manager is not part of this control plane")
-    return manager
+def _manager(request: Request) -> ServerManager:
+    return dashboard_of(request).servers
 
 
 # --- the configuration form -------------------------------------------------------------------------
@@ -114,22 +112,22 @@ def _start_job(request: Request, project_id: int) -> Job | None:
 
 
 def page_context(request: Request, project_id: int) -> dict[str, Any]:
-    ctx = ctx_of(request)
-    manager = _manager(request)
+    dash = dashboard_of(request)
+    manager = dash.servers
     project = get_project(request, project_id)
     status = manager.status(project_id, kernels=True)  # the newest server, running or not
     recent = manager.recent(project_id)
     env = env_status(request, project)
     job = _start_job(request, project_id)
     problems, working = project_files(project)
-    fields = form_fields(status.get("config"), ctx.settings.default_hours)
+    fields = form_fields(status.get("config"), dash.settings.default_hours)
     if status["state"] == "running":  # the limit in force, Extends included (the form is read-only then)
         hours = limit_hours(status)
         fields.update(hours="" if hours is None else f"{hours:g}", no_limit=hours is None)
     return {"project": project, "status": status, "recent": recent, "env": env,
             "problems": problems, "working": working,
             "fields": fields, "job": job.to_dict() if job else None,
-            "extend_hours": fmt_hours(ctx.settings.extend_hours), "section": "jupyter"}
+            "extend_hours": fmt_hours(dash.settings.extend_hours), "section": "jupyter"}
 
 
 def project_files(project: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
@@ -143,9 +141,9 @@ def project_files(project: dict[str, Any]) -> tuple[list[dict[str, Any]], list[s
 
 
 def env_status(request: Request, project: dict[str, Any], *, force: bool = False) -> dict[str, Any]:
-    ctx = ctx_of(request)
+    dash = dashboard_of(request)
     try:
-        return ctx.parts["dashboard"].env_checks.status(project["path"], ctx.settings, force=force)
+        return dash.env_checks.status(project["path"], dash.settings, force=force)
     except LabworkError as exc:
         return {"state": "done", "environments": [], "conflicts": [], "jupyter_breaking": 0,
                 "unprepared": [], "errors": [error_text(exc)]}
@@ -153,9 +151,7 @@ def env_status(request: Request, project: dict[str, Any], *, force: bool = False
 
 async def _spark_sessions(request: Request, project: dict[str, Any]) -> dict[str, Any]:
     try:
-        sessions = await livy.listing(request, "sessions")
-    except livy.GatewayMissing:
-        return {"available": False, "sessions": []}
+        sessions = livy.listing(request, "sessions")
     except Exception as exc:  # the gateway's trouble must not break the service page
         return {"available": False, "sessions": [], "error": str(exc)}
     return {"available": True, "sessions": livy.project_sessions(sessions, project["path"])}
@@ -176,7 +172,7 @@ async def _render_page(request: Request, project_id: int, *, status_code: int = 
                        fields: dict[str, Any] | None = None, ok: str | None = None) -> Response:
     data = await run_in_threadpool(page_context, request, project_id)
     if ok == "extended":
-        notice = extend_notice(data["status"], ctx_of(request).settings.extend_hours)
+        notice = extend_notice(data["status"], dashboard_of(request).settings.extend_hours)
     data["spark"] = await _spark_sessions(request, data["project"])
     if fields is not None:
         data["fields"] = fields
@@ -206,7 +202,7 @@ def state_json(request: Request, project_id: int) -> JSONResponse:
 
 @router.post("/projects/{project_id:int}/jupyter/start")
 async def start(request: Request, project_id: int, form: dict = Depends(form_auth)) -> Response:
-    posted = {**form_fields(None, ctx_of(request).settings.default_hours),
+    posted = {**form_fields(None, dashboard_of(request).settings.default_hours),
               **{k: v for k, v in form.items() if isinstance(v, str)},
               "no_limit": bool(form.get("no_limit")), "dynamic_allocation": bool(form.get("dynamic_allocation"))}
     try:
@@ -242,7 +238,7 @@ async def stop(request: Request, project_id: int, _form: dict = Depends(form_aut
 
 @router.post("/projects/{project_id:int}/jupyter/extend", dependencies=[Depends(fails_as("Not extended"))])
 async def extend(request: Request, project_id: int, _form: dict = Depends(form_auth)) -> Response:
-    hours = ctx_of(request).settings.extend_hours
+    hours = dashboard_of(request).settings.extend_hours
     await run_in_threadpool(_manager(request).extend, project_id, hours)
     return RedirectResponse(f"/projects/{project_id}/jupyter?ok=extended", status_code=303)
 

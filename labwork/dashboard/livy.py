@@ -1,25 +1,23 @@
-"""The Spark gateway as the dashboard reads it: its Livy REST API called in-process (ASGI), so the
-pages see exactly what sparkmagic sees, whatever object the gateway keeps in `ctx.parts`."""
+"""The Spark gateway as the dashboard reads it: its sessions and batches straight from the
+`Gateway` (the same JSON its Livy API sends), and the Livy REST API called in-process (ASGI) for
+what goes through its routes (logs, kill), so the pages act exactly as sparkmagic does."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from fastapi import Request
 
+from labwork.dashboard.web import dashboard_of
+
 PREFIX = "/livy"
-
-
-class GatewayMissing(Exception):
-    pass
 
 
 async def call(request: Request, method: str, path: str, *, params: dict[str, Any] | None = None,
                timeout: float = 30.0) -> tuple[int, Any]:
     """(status code, JSON body or None) of `METHOD /livy{path}` on this very app."""
-    ctx = request.app.state.ctx
     transport = httpx.ASGITransport(app=request.app)
-    headers = {"Authorization": f"Bearer {ctx.token}", "X-Requested-By": "labwork-dashboard"}
+    headers = {"Authorization": f"Bearer {dashboard_of(request).token}", "X-Requested-By": "labwork-dashboard"}
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", headers=headers,
                                  timeout=timeout) as client:
         r = await client.request(method, PREFIX + path, params=params)
@@ -30,22 +28,13 @@ async def call(request: Request, method: str, path: str, *, params: dict[str, An
     return r.status_code, body
 
 
-async def listing(request: Request, what: str, size: int = 200) -> list[dict[str, Any]]:
-    """Every session (`what="sessions"`) or batch (`"batches"`); GatewayMissing when there is no gateway.
-
-    The gateway object's own table (`ctx.parts["gateway"].sessions` / `.batches`, items with
-    `to_json()`, the same JSON its API sends) is read directly when it has one, on the event loop
-    that owns it; otherwise the REST API answers in-process."""
-    gateway = request.app.state.ctx.parts.get("gateway")
-    table = getattr(gateway, what, None)
-    if isinstance(table, dict) and all(hasattr(x, "to_json") for x in table.values()):
-        items = sorted(table.values(), key=lambda x: getattr(x, "id", 0))[:size]
-        return [x.to_json() for x in items]
-    code, body = await call(request, "GET", f"/{what}", params={"from": 0, "size": size})
-    if code == 404 or not isinstance(body, dict) or "sessions" not in body:
-        raise GatewayMissing(f"GET {PREFIX}/{what} answered {code}")
-    items = body.get("sessions") or []
-    return [s for s in items if isinstance(s, dict)]
+def listing(request: Request, what: Literal["sessions", "batches"], size: int = 200) -> list[dict[str, Any]]:
+    """Every session (`what="sessions"`) or batch (`"batches"`) of the gateway, oldest first, as
+    its API shows them (`to_json()`). Called on the event loop that owns the gateway."""
+    gateway = dashboard_of(request).gateway
+    table = gateway.sessions if what == "sessions" else gateway.batches
+    items = sorted(table.values(), key=lambda x: x.id)[:size]
+    return [x.to_json() for x in items]
 
 
 def project_sessions(sessions: list[dict[str, Any]], project_path: str) -> list[dict[str, Any]]:

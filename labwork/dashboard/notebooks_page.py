@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from labwork.dashboard.auth import page_auth
-from labwork.dashboard.web import ctx_of, get_project, render
+from labwork.dashboard.web import dashboard_of, get_project, render
 
 router = APIRouter()
 
@@ -38,6 +38,6 @@ def preview(request: Request, project_id: int, path: str, _auth: None = Depends(
     from labwork.notebooks.preview import notebook_in_project
     project = get_project(request, project_id)
     file = notebook_in_project(Path(project["path"]), path)
-    html = ctx_of(request).parts["dashboard"].previews.get(file)
+    html = dashboard_of(request).previews.get(file)
     return HTMLResponse(html, headers={"Content-Security-Policy": PREVIEW_CSP, "X-Content-Type-Options": "nosniff",
                                        "Cache-Control": "no-store"})

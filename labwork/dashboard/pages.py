@@ -12,34 +12,18 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from labwork.dashboard.envcache import EnvChecks
-from labwork.dashboard.jobs import Jobs
-from labwork.dashboard.previews import PreviewCache
-from labwork.server.context import Context
 
-
-@dataclass
-class Dashboard:
-    """The dashboard's long-lived state, in `ctx.parts["dashboard"]`."""
-
-    jobs: Jobs = field(default_factory=Jobs)
-    env_checks: EnvChecks = field(default_factory=EnvChecks)
-    previews: PreviewCache = field(default_factory=PreviewCache)
-
-
-def attach(app: FastAPI, ctx: Context) -> None:
-    """Plug this part into the control plane (routes, ctx.parts, start-up/shut-down hooks)."""
+def attach(app: FastAPI) -> None:
+    """The pages' routes, the login/CSRF handlers and the static files on the control plane's app;
+    what the pages read is the `Dashboard` the composition made (`labwork.dashboard.state`)."""
     from labwork.dashboard import (auth, compute_page, jobs, jupyter_page, notebooks_page, projects_page,
                                    runs_pages, spark_page)
     from labwork.dashboard.web import STATIC
 
-    ctx.parts["dashboard"] = Dashboard()
     auth.install_handlers(app)
     for module in (auth, jobs, projects_page, jupyter_page, notebooks_page, compute_page, runs_pages,
                    spark_page):

@@ -8,7 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from labwork.dashboard.auth import form_auth, page_auth
-from labwork.dashboard.web import FORM_ERRORS, ctx_of, error_text, fails_as, render
+from labwork.dashboard.web import FORM_ERRORS, dashboard_of, error_text, fails_as, render
 
 router = APIRouter()
 
@@ -17,15 +17,13 @@ NOTICES = {"added": "Project added."}
 
 def projects_view(request: Request) -> list[dict[str, Any]]:
     from labwork.project.registry import list_projects
-    ctx = ctx_of(request)
-    projects = list_projects(ctx.store)
-    manager = ctx.parts.get("servers")
+    dash = dashboard_of(request)
+    projects = list_projects(dash.store)
     active: dict[int, dict[str, Any]] = {}
-    if manager is not None:
-        for server in manager.list(include_stopped=False):
-            pid = (server.get("project") or {}).get("id")
-            if pid is not None and pid not in active:
-                active[pid] = server
+    for server in dash.servers.list(include_stopped=False):
+        pid = (server.get("project") or {}).get("id")
+        if pid is not None and pid not in active:
+            active[pid] = server
     for p in projects:
         p["server"] = active.get(p["id"])
     return projects
@@ -53,7 +51,7 @@ def add_project(request: Request, form: dict = Depends(form_auth)) -> Response:
         return _page(request, status=400, folder=folder,
                      error=f"Not added: give the folder's absolute path (got {folder!r}).")
     try:
-        row = register_project(ctx_of(request).store, str(Path(folder).expanduser()))
+        row = register_project(dashboard_of(request).store, str(Path(folder).expanduser()))
     except FORM_ERRORS as exc:  # the form again, the folder kept; other errors: the boundary
         return _page(request, status=exc.http_status, error=f"Not added: {error_text(exc)}", folder=folder)
     return RedirectResponse(f"/projects/{row['id']}/jupyter?ok=added", status_code=303)

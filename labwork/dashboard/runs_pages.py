@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from labwork.dashboard.auth import page_auth
 from labwork.dashboard.charts import COLORS, line_chart, numeric_points
-from labwork.dashboard.web import (ctx_of, error_text, fmt_duration, fmt_time, get_project, message_page,
+from labwork.dashboard.web import (dashboard_of, error_text, fmt_duration, fmt_time, get_project, message_page,
                                    parse_time, render)
 from labwork.errors import ConfigError, NotFound
 
@@ -125,7 +125,7 @@ def _list(request: Request, project: dict[str, Any] | None, notebook: str | None
     try:
         if status and status not in STATUSES:
             raise ConfigError(f"unknown run status {status!r}", where="status", hint=f"one of {', '.join(STATUSES)}")
-        result = list_page(ctx_of(request).store, project_dir=project["path"] if project else None,
+        result = list_page(dashboard_of(request).store, project_dir=project["path"] if project else None,
                            notebook=(notebook or "").strip() or None, status=status or None,
                            since=_when(since, False, "from"), until=_when(until, True, "to"),
                            limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
@@ -233,7 +233,7 @@ def compare(request: Request, run: list[str] = Query(default=[]), _auth: None = 
     ids = list(dict.fromkeys(r.strip() for r in run if r.strip()))
     if not 2 <= len(ids) <= 3:
         return message_page(request, "Compare runs", f"Choose two or three runs to compare (got {len(ids)}).", 400)
-    with ctx_of(request).store.engine.connect() as s:
+    with dashboard_of(request).store.engine.connect() as s:
         runs = []
         for ref in ids:
             row = _find_run(s, ref)
@@ -254,7 +254,7 @@ def run_page(request: Request, run_id: str, page: int = Query(1), _auth: None = 
     from labwork.history.tables import EntryRow
     from labwork.store.tables import ProjectRow
     page = max(1, page)
-    with ctx_of(request).store.engine.connect() as conn:
+    with dashboard_of(request).store.engine.connect() as conn:
         row = _find_run(conn, run_id)
         run = run_dict(row)
         total = row.entry_count or 0  # kept by ingestion
@@ -284,6 +284,6 @@ def run_page(request: Request, run_id: str, page: int = Query(1), _auth: None = 
 @router.get("/runs/{run_id}/outputs/{path:path}")
 def download_output(request: Request, run_id: str, path: str, _auth: None = Depends(page_auth)) -> Response:
     from labwork.history.queries import artifact_file
-    ctx = ctx_of(request)
-    file, info = artifact_file(ctx.store, ctx.settings.artifacts_dir, run_id, path)
+    dash = dashboard_of(request)
+    file, info = artifact_file(dash.store, dash.settings.artifacts_dir, run_id, path)
     return FileResponse(file, filename=posixpath.basename(info["path"]), media_type="application/octet-stream")

@@ -1,5 +1,5 @@
 """Spark: the gateway's sessions and batches (state, kind, app id, Spark UI, logs, kill), read
-through its Livy API in-process (see livy.py)."""
+from the gateway, logs and kill through its Livy API in-process (see livy.py)."""
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from labwork.dashboard import livy
 from labwork.dashboard.auth import form_auth, page_auth
-from labwork.dashboard.web import fails_as, render
+from labwork.dashboard.web import dashboard_of, fails_as, render
 from labwork.errors import LabworkError, Unavailable
 
 router = APIRouter()
@@ -20,20 +20,15 @@ NOTICES = {"killed": "Killed."}
 
 def _projects_by_path(request: Request) -> dict[str, dict[str, Any]]:
     from labwork.project.registry import list_projects
-    return {p["path"]: p for p in list_projects(request.app.state.ctx.store)}
+    return {p["path"]: p for p in list_projects(dashboard_of(request).store)}
 
 
 @router.get("/spark")
 async def spark(request: Request, ok: str | None = None, _auth: None = Depends(page_auth)) -> Response:
     data: dict[str, Any] = {"available": True, "sessions": [], "batches": [], "problem": None}
     try:
-        data["sessions"] = await livy.listing(request, "sessions")
-        try:
-            data["batches"] = await livy.listing(request, "batches")
-        except livy.GatewayMissing:
-            data["batches"] = []
-    except livy.GatewayMissing:
-        data["available"] = False
+        data["sessions"] = livy.listing(request, "sessions")
+        data["batches"] = livy.listing(request, "batches")
     except Exception as exc:  # the gateway failing must not take the page down
         data["available"] = False
         data["problem"] = f"{type(exc).__name__}: {exc}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode
 
 from fastapi import Request
@@ -13,6 +13,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from labwork import __version__
 from labwork.errors import ConfigError, Conflict, LabworkError, NotFound
+
+if TYPE_CHECKING:
+    from labwork.dashboard.state import Dashboard
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -233,11 +236,17 @@ def error_page(request: Request, exc: LabworkError) -> HTMLResponse:
     return response
 
 
-def ctx_of(request: Request):
-    return request.app.state.ctx
+class _HasDashboard(Protocol):
+    dashboard: Dashboard
+
+
+def dashboard_of(request: Request) -> Dashboard:
+    """The pages' one way to what they read (the control plane's `Services.dashboard`)."""
+    services: _HasDashboard = request.app.state.services
+    return services.dashboard
 
 
 def get_project(request: Request, project_id: int) -> dict[str, Any]:
     """The registered project by id (NotFound otherwise)."""
     from labwork.project.registry import get_project_row
-    return get_project_row(ctx_of(request).store, int(project_id))
+    return get_project_row(dashboard_of(request).store, int(project_id))

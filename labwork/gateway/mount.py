@@ -1,40 +1,41 @@
-"""Mount the Livy gateway at /livy on the control plane."""
+"""The Livy gateway as a part of the control plane: made with run history's hooks, mounted at /livy."""
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 
-from labwork.server.context import Context
+from labwork.settings import Settings
 
-log = logging.getLogger("labwork.gateway")
+if TYPE_CHECKING:
+    from labwork.gateway.gateway import Gateway
+
 PREFIX = "/livy"
 
 
-def attach(app: FastAPI, ctx: Context) -> None:
-    """Mount the gateway (state under `home/gateway`). Who may call it is decided by the control
-    plane's `AccessGuard`, as for every other mount: the control plane's token (a bearer token or
-    the HTTP Basic password, which is what sparkmagic sends), or the dashboard's session for
-    reading and for same-origin requests. The gateway's own guard re-checks that verdict."""
+def create_gateway(settings: Settings, *, on_statement: Callable[[dict, dict], None] | None = None,
+                   on_session_end: Callable[[dict], None] | None = None) -> tuple[Gateway, FastAPI]:
+    """The gateway (state under `home/gateway`) and its Livy app, to be mounted with `mount`.
+
+    Who may call it is decided by the control plane's `AccessGuard`, as for every other mount: the
+    control plane's token (a bearer token or the HTTP Basic password, which is what sparkmagic
+    sends), or the dashboard's session for reading and for same-origin requests. The gateway's own
+    guard re-checks that verdict. A mounted app has no lifespan: the control plane's start-up and
+    shut-down hooks call `Gateway.ensure_started` / `Gateway.stop`."""
+    from labwork.auth.identity import identity_of
     from labwork.gateway.app import create_gateway_app
-    from labwork.server.auth import identity_of
 
     def authenticate(request: Request) -> bool:
         return identity_of(request).ok
 
-    on_statement = ctx.parts.get("gateway_on_statement")
-    sub = create_gateway_app(ctx.settings.gateway, state_dir=ctx.settings.home / "gateway",
+    sub = create_gateway_app(settings.gateway, state_dir=settings.home / "gateway",
                              authenticate=authenticate, on_statement=on_statement)
-    gateway = sub.state.gateway
-    ctx.parts["gateway"] = gateway
-    ctx.parts["gateway_app"] = sub
+    gateway: Gateway = sub.state.gateway
+    gateway.on_session_end = on_session_end
+    return gateway, sub
 
-    async def start() -> None:
-        await gateway.ensure_started()
 
-    async def stop() -> None:
-        await gateway.stop()
-
-    ctx.startup.append(start)
-    ctx.shutdown.append(stop)
+def mount(app: FastAPI, sub: FastAPI) -> None:
+    """The gateway's Livy API at /livy of the control plane."""
     app.mount(PREFIX, sub)

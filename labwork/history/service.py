@@ -1,5 +1,5 @@
-"""Run history in the control plane: the ingestion and query routes, orphaned spools, and the
-gateway's statement hook.
+"""Run history in the control plane: `HistoryService` (ingestion, orphaned spools, the gateway's
+statement and session-end hooks, the reaper) and the ingestion and query routes.
 
 Routes (all need the token; see docs/history.md for shapes):
 
@@ -16,182 +16,270 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict
 
+from labwork.auth.identity import require_token
 from labwork.errors import ConfigError, LabworkError
 from labwork.history import ingestion, queries
-from labwork.server.auth import require_token
-from labwork.server.params import OffsetQuery
-from labwork.server.context import Context
+from labwork.http_params import OffsetQuery
+from labwork.settings import Settings
+from labwork.store.db import Store
 
 log = logging.getLogger("labwork.history")
 
 SWEEP_EVERY_S = 30.0
-
-router = APIRouter(tags=["run history"], dependencies=[Depends(require_token)])
-
-
-def _ctx(request: Request) -> Context:
-    return request.app.state.ctx
-
-
-def max_upload_mb(ctx: Context) -> float:
-    return float(ctx.settings.history.max_upload_mb)
-
-
-class RecordsBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    records: list[dict[str, Any]]
-
-
-def dead_letter_file(ctx: Context) -> Path:
-    """Where records that cannot be stored are kept: `LABWORK_HOME/history/dead-letter.jsonl`."""
-    return ctx.settings.home / "history" / "dead-letter.jsonl"
-
-
-def ingest_or_keep(ctx: Context, records: list[Any], source: str) -> dict[str, Any]:
-    """`ingestion.ingest`, with every refused record appended to the dead-letter file with why: the
-    one path for the API, spool replays and the gateway's statements."""
-    result = ingestion.ingest(ctx.store, records)
-    if result["refused"]:
-        keep_dead_letters(ctx, [(records[r["index"]], r) for r in result["refused"]], source)
-    return result
-
-
-def keep_dead_letters(ctx: Context, refused: list[tuple[Any, dict[str, Any]]], source: str) -> None:
-    """Append `(record, refusal)` pairs to the dead-letter file (0600), one JSON line each."""
-    import json
-    import time
-
-    from labwork.private import open_private
-
-    path = dead_letter_file(ctx)
-    try:
-        with open_private(path, "a", encoding="utf-8") as fh:
-            for record, why in refused:
-                fh.write(json.dumps({"at": time.time(), "source": source, "error": why["error"],
-                                     "record": record}, default=str) + "\n")
-    except OSError:
-        log.exception("cannot write the dead-letter file %s", path)
-    for _, why in refused:
-        log.error("run-history record %s (type %s) refused, kept in %s: %s", why["id"], why["type"],
-                  path, why["error"])
-
-
-@router.post("/api/history/records")
-def post_records(body: RecordsBody, request: Request) -> dict[str, Any]:
-    """Store records sent by a kernel, in order; ids already stored are counted as duplicates.
-
-    A record that cannot be stored is refused alone (listed in `refused` with why, and kept in
-    the dead-letter file); when every record of the batch is refused the answer is 400."""
-    result = ingest_or_keep(_ctx(request), body.records, "api")
-    if body.records and len(result["refused"]) == len(body.records):
-        raise ConfigError(f"every record of the batch was refused: {result['refused'][0]['error']}",
-                          where=f"record {result['refused'][0]['id']}",
-                          hint="the refused records are kept in LABWORK_HOME/history/dead-letter.jsonl",
-                          details={"refused": result["refused"]})
-    return result
-
-
-@router.get("/api/runs")
-def runs(request: Request, project: str | None = None, notebook: str | None = None,
-         status: str | None = None, since: str | None = None, until: str | None = None,
-         limit: int = Query(50, ge=1, le=1000), offset: OffsetQuery = 0) -> dict[str, Any]:
-    return queries.list_runs(_ctx(request).store, project=project, notebook=notebook, status=status,
-                             since=since, until=until, limit=limit, offset=offset)
-
-
-@router.get("/api/runs/{run_id}")
-def run(run_id: str, request: Request) -> dict[str, Any]:
-    return queries.get_run(_ctx(request).store, run_id)
-
-
-@router.delete("/api/runs/{run_id}")
-def delete_run(run_id: str, request: Request) -> dict[str, Any]:
-    ctx = _ctx(request)
-    return queries.delete_run(ctx.store, ctx.settings.artifacts_dir, run_id)
-
-
-@router.get("/api/runs/{run_id}/values/{name:path}")
-def value_series(run_id: str, name: str, request: Request) -> dict[str, Any]:
-    return queries.value_series(_ctx(request).store, run_id, name)
-
-
-@router.get("/api/runs/{run_id}/artifacts/{path:path}")
-def download(run_id: str, path: str, request: Request) -> FileResponse:
-    ctx = _ctx(request)
-    file, info = queries.artifact_file(ctx.store, ctx.settings.artifacts_dir, run_id, path)
-    return FileResponse(file, filename=Path(info["path"]).name, media_type="application/octet-stream",
-                        headers={"X-Labwork-Sha256": info["sha256"]})
-
-
-@router.put("/api/runs/{run_id}/artifacts/{path:path}")
-async def upload(run_id: str, path: str, request: Request, id: str | None = None,
-                 entry: str | None = None) -> dict[str, Any]:
-    """The raw request body is the file; `path` must be `outputs/...`; `id` makes retries safe."""
-    ctx = _ctx(request)
-    limit_mb = max_upload_mb(ctx)
-    limit = queries.mb_to_bytes(limit_mb)
-    norm = queries.check_upload_path(path)
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise queries.too_large(norm, int(declared), limit_mb)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise queries.too_large(norm, None, limit_mb)
-        chunks.append(chunk)
-    return await asyncio.to_thread(queries.store_artifact, ctx.store, ctx.settings.artifacts_dir, run_id,
-                                   norm, chunks, artifact_id=id, entry_id=entry, max_mb=limit_mb)
-
-
-# --- spools of kernels that are gone ----------------------------------------------------------------
-
-def _apply_records(ctx: Context, records: list[dict[str, Any]]) -> None:
-    """Refused records go to the dead-letter file, so the spool is never sent again for them."""
-    ingest_or_keep(ctx, records, "spool")
-
-
-def _apply_artifact(ctx: Context, record: dict[str, Any], blob: Path) -> None:
-    def chunks():
-        with open(blob, "rb") as fh:
-            while data := fh.read(1 << 20):
-                yield data
-    try:
-        queries.store_artifact(ctx.store, ctx.settings.artifacts_dir, record["run"], record["path"], chunks(),
-                               artifact_id=record["id"], entry_id=record.get("entry"),
-                               max_mb=max_upload_mb(ctx))
-    except LabworkError as exc:
-        log.error("spooled upload %s refused: %s", record.get("path"), exc)
-
-
-def replay_orphans(ctx: Context) -> int:
-    """Store what kernels that are gone left in LABWORK_HOME/spool; returns the record count."""
-    from labwork.history.delivery import orphan_spools, replay_orphan
-
-    total = 0
-    for path in orphan_spools(ctx.settings.spool_dir):
-        try:
-            total += replay_orphan(path, lambda recs: _apply_records(ctx, recs),
-                                   lambda rec, blob: _apply_artifact(ctx, rec, blob))
-        except Exception:
-            log.exception("replaying %s failed; will try again", path)
-    if total:
-        log.info("replayed %d spooled records", total)
-    return total
-
-
-# --- the Spark gateway ------------------------------------------------------------------------------
-
 _FINAL_STATES = {"available", "cancelled", "error", "dead", "killed"}
 
+
+class OpenSession(Protocol):
+    """A Livy session as history asks about it (`labwork.gateway.sessions.Session`)."""
+
+    @property
+    def finished(self) -> bool: ...
+
+
+class LivySessions(Protocol):
+    """What history asks the gateway: is a Livy session still open (`Gateway.sessions` by id)."""
+
+    @property
+    def sessions(self) -> Mapping[int, OpenSession]: ...
+
+
+class HistoryService:
+    """Run history in the control plane: ingestion with its dead-letter file, orphaned spools,
+    the gateway's statement and session-end hooks, and the reaper of runs gone quiet.
+
+    `livy` (the gateway, set at composition once it exists) spares the runs of sessions still
+    open from the reaper."""
+
+    def __init__(self, settings: Settings, store: Store, *, livy: LivySessions | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.livy = livy
+        self._tasks: list[asyncio.Task] = []
+
+    @property
+    def max_upload_mb(self) -> float:
+        return float(self.settings.history.max_upload_mb)
+
+    @property
+    def dead_letter_file(self) -> Path:
+        """Where records that cannot be stored are kept: `LABWORK_HOME/history/dead-letter.jsonl`."""
+        return self.settings.home / "history" / "dead-letter.jsonl"
+
+    def ingest_or_keep(self, records: list[Any], source: str) -> dict[str, Any]:
+        """`ingestion.ingest`, with every refused record appended to the dead-letter file with why: the
+        one path for the API, spool replays and the gateway's statements."""
+        result = ingestion.ingest(self.store, records)
+        if result["refused"]:
+            self.keep_dead_letters([(records[r["index"]], r) for r in result["refused"]], source)
+        return result
+
+    def keep_dead_letters(self, refused: list[tuple[Any, dict[str, Any]]], source: str) -> None:
+        """Append `(record, refusal)` pairs to the dead-letter file (0600), one JSON line each."""
+        import json
+        import time
+
+        from labwork.private import open_private
+
+        path = self.dead_letter_file
+        try:
+            with open_private(path, "a", encoding="utf-8") as fh:
+                for record, why in refused:
+                    fh.write(json.dumps({"at": time.time(), "source": source, "error": why["error"],
+                                         "record": record}, default=str) + "\n")
+        except OSError:
+            log.exception("cannot write the dead-letter file %s", path)
+        for _, why in refused:
+            log.error("run-history record %s (type %s) refused, kept in %s: %s", why["id"], why["type"],
+                      path, why["error"])
+
+    # -- spools of kernels that are gone ------------------------------------------------------------
+
+    def _apply_records(self, records: list[dict[str, Any]]) -> None:
+        """Refused records go to the dead-letter file, so the spool is never sent again for them."""
+        self.ingest_or_keep(records, "spool")
+
+    def _apply_artifact(self, record: dict[str, Any], blob: Path) -> None:
+        def chunks():
+            with open(blob, "rb") as fh:
+                while data := fh.read(1 << 20):
+                    yield data
+        try:
+            queries.store_artifact(self.store, self.settings.artifacts_dir, record["run"], record["path"], chunks(),
+                                   artifact_id=record["id"], entry_id=record.get("entry"),
+                                   max_mb=self.max_upload_mb)
+        except LabworkError as exc:
+            log.error("spooled upload %s refused: %s", record.get("path"), exc)
+
+    def replay_orphans(self) -> int:
+        """Store what kernels that are gone left in LABWORK_HOME/spool; returns the record count."""
+        from labwork.history.delivery import orphan_spools, replay_orphan
+
+        total = 0
+        for path in orphan_spools(self.settings.spool_dir):
+            try:
+                total += replay_orphan(path, self._apply_records, self._apply_artifact)
+            except Exception:
+                log.exception("replaying %s failed; will try again", path)
+        if total:
+            log.info("replayed %d spooled records", total)
+        return total
+
+    # -- the Spark gateway -----------------------------------------------------------------------
+
+    def _history_on(self, conf: dict[str, str]) -> bool:
+        """The run configuration's default (`spark.labwork.history`), overridden by an explicit
+        `%labwork history on|off` of a live kernel run of the same notebook (a `%%local` cell)."""
+        on = conf.get("spark.labwork.history", "").lower() == "true"
+        notebook = conf.get("spark.labwork.notebook")
+        if not notebook:
+            return on
+        from sqlalchemy import select
+
+        from labwork.history.tables import RunRow
+        with self.store.session() as s:
+            row = s.scalars(select(RunRow).where(RunRow.project_dir == conf["spark.labwork.project"],
+                                                 RunRow.notebook == notebook, RunRow.source == "kernel",
+                                                 RunRow.ended_at.is_(None))
+                            .order_by(RunRow.started_at.desc()).limit(1)).first()
+            if row is not None and (row.info or {}).get("_switches"):
+                return bool(row.history)
+        return on
+
+    def record_gateway_statement(self, session: dict[str, Any], statement: dict[str, Any]) -> None:
+        """The gateway's `on_statement` hook: a finished statement of a project's Spark session becomes
+        an entry of that session's run, when history is on for it. Never raises."""
+        try:
+            conf = _conf(session)
+            project_dir = conf.get("spark.labwork.project")
+            if not project_dir:
+                return
+            if str(statement.get("state")) not in _FINAL_STATES:
+                return
+            if conf.get("spark.labwork.recorder") == "kernel":
+                return  # a labwork sparkmagic kernel records the user's cells itself
+            if not self._history_on(conf):
+                return
+            run_id = gateway_run_id(session)
+            output = statement.get("output") or {}
+            state = str(statement.get("state"))
+            if state in ("cancelled", "cancelling"):
+                status = "interrupted"
+            elif output.get("status") == "error" or state in ("error", "dead", "killed"):
+                status = "error"
+            else:
+                status = "ok"
+            tb = output.get("traceback")
+            if isinstance(tb, list):
+                tb = "".join(str(x) for x in tb)
+            started = _ms(statement.get("started"))
+            ended = _ms(statement.get("completed"))
+            sid = statement.get("id")
+            run_record = {"id": f"{run_id}-run", "type": "run", "run": run_id, "source": "gateway",
+                          "project": project_name(conf), "project_dir": project_dir,
+                          "notebook": conf.get("spark.labwork.notebook"),
+                          "runconfig": conf.get("spark.labwork.runconfig"),
+                          "kernel_id": f"livy-session-{session.get('id')}", "history": True,
+                          "info": {"livy_session": session.get("id"), "kind": session.get("kind"),
+                                   "appId": session.get("appId"), "name": session.get("name")}}
+            if started is not None:
+                run_record["at"] = started
+            entry = {"id": f"{run_id}-stmt-{sid}", "type": "entry", "run": run_id, "kind": "statement",
+                     "seq": int(sid) + 1 if isinstance(sid, int) or str(sid).isdigit() else 0,
+                     "execution_count": output.get("execution_count"), "code": str(statement.get("code") or ""),
+                     "started": started, "ended": ended, "status": status,
+                     "error_name": output.get("ename") if status == "error" else None,
+                     "error_value": output.get("evalue") if status == "error" else None,
+                     "traceback": tb if status == "error" else None}
+            if ended is not None:
+                entry["at"] = ended
+            with self.store.session() as s:
+                from labwork.history.tables import RunRow
+                known = s.get(RunRow, run_id) is not None
+            self.ingest_or_keep(([] if known else [run_record]) + [entry], "gateway")
+        except Exception:
+            log.exception("recording gateway statement %s failed", statement.get("id"))
+
+    def end_gateway_session(self, session: dict[str, Any]) -> None:
+        """The gateway's `on_session_end` hook: a session that finished (deleted, its driver dead,
+        failed to start) ends its run, with the reason. Never raises."""
+        try:
+            run_id = gateway_run_id(session)
+            from labwork.history.tables import RunRow
+            with self.store.session() as s:
+                if s.get(RunRow, run_id) is None:
+                    return
+            state = str(session.get("state") or "")
+            end: dict[str, Any] = {"id": f"{run_id}-end", "type": "end", "run": run_id, "by": "session"}
+            if state in ("dead", "error"):
+                end["status"] = "failed"
+                end["reason"] = f"the Spark session {session.get('id')} ended ({state})" + (
+                    f": {session['error']}" if session.get("error") else "")
+            else:
+                end["reason"] = f"the Spark session {session.get('id')} was deleted"
+            self.ingest_or_keep([end], "gateway")
+        except Exception:
+            log.exception("ending the gateway run of session %s failed", session.get("id"))
+
+    def reap_stale_runs(self) -> list[str]:
+        """Close runs whose kernel stopped reporting (`history.stale_after_s`); a gateway run whose
+        session is still open on this control plane's gateway (`livy`) is spared."""
+        livy = self.livy
+
+        def alive(run: dict[str, Any]) -> bool:
+            sid = (run.get("info") or {}).get("livy_session")
+            if run.get("source") != "gateway" or livy is None or not isinstance(sid, int):
+                return False
+            session = livy.sessions.get(sid)
+            return session is not None and not session.finished
+
+        closed = ingestion.reap_stale_runs(self.store, self.settings.history.stale_after_s, alive)
+        for run_id in closed:
+            log.info("run %s closed: %s", run_id, ingestion.STALE_REASON)
+        return closed
+
+    # -- start-up and shut-down ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start-up hook: sweep orphaned spools now and every half minute, and close runs whose
+        kernel stopped reporting every `history.reap_every_s`."""
+        self._tasks = [asyncio.create_task(self._sweep_forever()), asyncio.create_task(self._reap_forever())]
+
+    async def stop(self) -> None:
+        """Shut-down hook: the background loops end."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.replay_orphans)
+            except Exception:
+                log.exception("spool sweep failed")
+            await asyncio.sleep(SWEEP_EVERY_S)
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.history.reap_every_s)
+            try:
+                await asyncio.to_thread(self.reap_stale_runs)
+            except Exception:
+                log.exception("closing stale runs failed")
+
+
+# --- what a gateway session says about its run ---------------------------------------------------
 
 def _conf(session: dict[str, Any]) -> dict[str, str]:
     conf = session.get("conf") or {}
@@ -208,26 +296,6 @@ def gateway_run_id(session: dict[str, Any]) -> str:
     key = "|".join(str(session.get(k) or "") for k in ("uid", "id", "name", "appId", "created"))
     key += "|" + conf.get("spark.labwork.project", "") + "|" + conf.get("spark.labwork.notebook", "")
     return "gw" + hashlib.sha256(key.encode()).hexdigest()[:30]
-
-
-def _history_on(ctx: Context, conf: dict[str, str]) -> bool:
-    """The run configuration's default (`spark.labwork.history`), overridden by an explicit
-    `%labwork history on|off` of a live kernel run of the same notebook (a `%%local` cell)."""
-    on = conf.get("spark.labwork.history", "").lower() == "true"
-    notebook = conf.get("spark.labwork.notebook")
-    if not notebook:
-        return on
-    from sqlalchemy import select
-
-    from labwork.history.tables import RunRow
-    with ctx.store.session() as s:
-        row = s.scalars(select(RunRow).where(RunRow.project_dir == conf["spark.labwork.project"],
-                                             RunRow.notebook == notebook, RunRow.source == "kernel",
-                                             RunRow.ended_at.is_(None))
-                        .order_by(RunRow.started_at.desc()).limit(1)).first()
-        if row is not None and (row.info or {}).get("_switches"):
-            return bool(row.history)
-    return on
 
 
 def project_name(conf: dict[str, str]) -> str:
@@ -248,140 +316,90 @@ def _ms(value: Any) -> float | None:
     return v / 1000.0 if v > 0 else None
 
 
-def record_gateway_statement(ctx: Context, session: dict[str, Any], statement: dict[str, Any]) -> None:
-    """The gateway's `on_statement` hook: a finished statement of a project's Spark session becomes
-    an entry of that session's run, when history is on for it. Never raises."""
-    try:
-        conf = _conf(session)
-        project_dir = conf.get("spark.labwork.project")
-        if not project_dir:
-            return
-        if str(statement.get("state")) not in _FINAL_STATES:
-            return
-        if conf.get("spark.labwork.recorder") == "kernel":
-            return  # a labwork sparkmagic kernel records the user's cells itself
-        if not _history_on(ctx, conf):
-            return
-        run_id = gateway_run_id(session)
-        output = statement.get("output") or {}
-        state = str(statement.get("state"))
-        if state in ("cancelled", "cancelling"):
-            status = "interrupted"
-        elif output.get("status") == "error" or state in ("error", "dead", "killed"):
-            status = "error"
-        else:
-            status = "ok"
-        tb = output.get("traceback")
-        if isinstance(tb, list):
-            tb = "".join(str(x) for x in tb)
-        started = _ms(statement.get("started"))
-        ended = _ms(statement.get("completed"))
-        sid = statement.get("id")
-        run_record = {"id": f"{run_id}-run", "type": "run", "run": run_id, "source": "gateway",
-                      "project": project_name(conf), "project_dir": project_dir,
-                      "notebook": conf.get("spark.labwork.notebook"),
-                      "runconfig": conf.get("spark.labwork.runconfig"),
-                      "kernel_id": f"livy-session-{session.get('id')}", "history": True,
-                      "info": {"livy_session": session.get("id"), "kind": session.get("kind"),
-                               "appId": session.get("appId"), "name": session.get("name")}}
-        if started is not None:
-            run_record["at"] = started
-        entry = {"id": f"{run_id}-stmt-{sid}", "type": "entry", "run": run_id, "kind": "statement",
-                 "seq": int(sid) + 1 if isinstance(sid, int) or str(sid).isdigit() else 0,
-                 "execution_count": output.get("execution_count"), "code": str(statement.get("code") or ""),
-                 "started": started, "ended": ended, "status": status,
-                 "error_name": output.get("ename") if status == "error" else None,
-                 "error_value": output.get("evalue") if status == "error" else None,
-                 "traceback": tb if status == "error" else None}
-        if ended is not None:
-            entry["at"] = ended
-        with ctx.store.session() as s:
-            from labwork.history.tables import RunRow
-            known = s.get(RunRow, run_id) is not None
-        ingest_or_keep(ctx, ([] if known else [run_record]) + [entry], "gateway")
-    except Exception:
-        log.exception("recording gateway statement %s failed", statement.get("id"))
+# --- the routes --------------------------------------------------------------------------------------
+
+router = APIRouter(tags=["run history"], dependencies=[Depends(require_token)])
 
 
-def end_gateway_session(ctx: Context, session: dict[str, Any]) -> None:
-    """The gateway's `on_session_end` hook: a session that finished (deleted, its driver dead,
-    failed to start) ends its run, with the reason. Never raises."""
-    try:
-        run_id = gateway_run_id(session)
-        from labwork.history.tables import RunRow
-        with ctx.store.session() as s:
-            if s.get(RunRow, run_id) is None:
-                return
-        state = str(session.get("state") or "")
-        end: dict[str, Any] = {"id": f"{run_id}-end", "type": "end", "run": run_id, "by": "session"}
-        if state in ("dead", "error"):
-            end["status"] = "failed"
-            end["reason"] = f"the Spark session {session.get('id')} ended ({state})" + (
-                f": {session['error']}" if session.get("error") else "")
-        else:
-            end["reason"] = f"the Spark session {session.get('id')} was deleted"
-        ingest_or_keep(ctx, [end], "gateway")
-    except Exception:
-        log.exception("ending the gateway run of session %s failed", session.get("id"))
+class _HasHistory(Protocol):
+    history: HistoryService
 
 
-def reap_stale_runs(ctx: Context) -> list[str]:
-    """Close runs whose kernel stopped reporting (`history.stale_after_s`); a gateway run whose
-    session is still open on this control plane's gateway is spared."""
-    from labwork.gateway.gateway import Gateway
-    gateway = ctx.parts.get("gateway")
-
-    def alive(run: dict[str, Any]) -> bool:
-        sid = (run.get("info") or {}).get("livy_session")
-        if run.get("source") != "gateway" or not isinstance(gateway, Gateway) or sid is None:
-            return False
-        session = gateway.sessions.get(sid) if isinstance(sid, int) else None
-        return session is not None and not session.finished
-
-    closed = ingestion.reap_stale_runs(ctx.store, ctx.settings.history.stale_after_s, alive)
-    for run_id in closed:
-        log.info("run %s closed: %s", run_id, ingestion.STALE_REASON)
-    return closed
+def history(request: Request) -> HistoryService:
+    """The routes' one way to the service (the control plane's `Services.history`)."""
+    services: _HasHistory = request.app.state.services
+    return services.history
 
 
-# --- plugging in ------------------------------------------------------------------------------------
+class RecordsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    records: list[dict[str, Any]]
 
-def attach(app: FastAPI, ctx: Context) -> None:
-    """Routes, the orphan-spool sweep (at start-up and every half minute), the reaper of runs whose
-    kernel stopped reporting (every `history.reap_every_s`) and `ctx.parts["history"]`."""
-    app.include_router(router)
-    ctx.parts["history"] = {"record_gateway_statement": lambda session, statement:
-                            record_gateway_statement(ctx, session, statement),
-                            "end_gateway_session": lambda session: end_gateway_session(ctx, session),
-                            "replay_orphans": lambda: replay_orphans(ctx)}
-    state: dict[str, Any] = {}
 
-    async def sweep_forever() -> None:
-        while True:
-            try:
-                await asyncio.to_thread(replay_orphans, ctx)
-            except Exception:
-                log.exception("spool sweep failed")
-            await asyncio.sleep(SWEEP_EVERY_S)
+@router.post("/api/history/records")
+def post_records(body: RecordsBody, request: Request) -> dict[str, Any]:
+    """Store records sent by a kernel, in order; ids already stored are counted as duplicates.
 
-    async def reap_forever() -> None:
-        while True:
-            await asyncio.sleep(ctx.settings.history.reap_every_s)
-            try:
-                await asyncio.to_thread(reap_stale_runs, ctx)
-            except Exception:
-                log.exception("closing stale runs failed")
+    A record that cannot be stored is refused alone (listed in `refused` with why, and kept in
+    the dead-letter file); when every record of the batch is refused the answer is 400."""
+    result = history(request).ingest_or_keep(body.records, "api")
+    if body.records and len(result["refused"]) == len(body.records):
+        raise ConfigError(f"every record of the batch was refused: {result['refused'][0]['error']}",
+                          where=f"record {result['refused'][0]['id']}",
+                          hint="the refused records are kept in LABWORK_HOME/history/dead-letter.jsonl",
+                          details={"refused": result["refused"]})
+    return result
 
-    async def start() -> None:
-        state["tasks"] = [asyncio.create_task(sweep_forever()), asyncio.create_task(reap_forever())]
 
-    async def stop() -> None:
-        for task in state.pop("tasks", []):
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+@router.get("/api/runs")
+def runs(request: Request, project: str | None = None, notebook: str | None = None,
+         status: str | None = None, since: str | None = None, until: str | None = None,
+         limit: int = Query(50, ge=1, le=1000), offset: OffsetQuery = 0) -> dict[str, Any]:
+    return queries.list_runs(history(request).store, project=project, notebook=notebook, status=status,
+                             since=since, until=until, limit=limit, offset=offset)
 
-    ctx.startup.append(start)
-    ctx.shutdown.append(stop)
+
+@router.get("/api/runs/{run_id}")
+def run(run_id: str, request: Request) -> dict[str, Any]:
+    return queries.get_run(history(request).store, run_id)
+
+
+@router.delete("/api/runs/{run_id}")
+def delete_run(run_id: str, request: Request) -> dict[str, Any]:
+    service = history(request)
+    return queries.delete_run(service.store, service.settings.artifacts_dir, run_id)
+
+
+@router.get("/api/runs/{run_id}/values/{name:path}")
+def value_series(run_id: str, name: str, request: Request) -> dict[str, Any]:
+    return queries.value_series(history(request).store, run_id, name)
+
+
+@router.get("/api/runs/{run_id}/artifacts/{path:path}")
+def download(run_id: str, path: str, request: Request) -> FileResponse:
+    service = history(request)
+    file, info = queries.artifact_file(service.store, service.settings.artifacts_dir, run_id, path)
+    return FileResponse(file, filename=Path(info["path"]).name, media_type="application/octet-stream",
+                        headers={"X-Labwork-Sha256": info["sha256"]})
+
+
+@router.put("/api/runs/{run_id}/artifacts/{path:path}")
+async def upload(run_id: str, path: str, request: Request, id: str | None = None,
+                 entry: str | None = None) -> dict[str, Any]:
+    """The raw request body is the file; `path` must be `outputs/...`; `id` makes retries safe."""
+    service = history(request)
+    limit_mb = service.max_upload_mb
+    limit = queries.mb_to_bytes(limit_mb)
+    norm = queries.check_upload_path(path)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise queries.too_large(norm, int(declared), limit_mb)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise queries.too_large(norm, None, limit_mb)
+        chunks.append(chunk)
+    return await asyncio.to_thread(queries.store_artifact, service.store, service.settings.artifacts_dir, run_id,
+                                   norm, chunks, artifact_id=id, entry_id=entry, max_mb=limit_mb)

@@ -123,7 +123,7 @@ def _sparkmagic_spec(project: Project, rc_name: str, rc: RunConfig, settings: Se
         username = target.username
         password = os.environ.get(target.password_env or "", "") or None
     else:
-        from labwork.server.token import load_or_create_token
+        from labwork.auth.token import load_or_create_token
         url = (control_url or os.environ.get("LABWORK_URL") or f"http://127.0.0.1:{settings.port}") + "/livy"
         auth, username, password = "Basic_Access", "labwork", load_or_create_token(settings.token_file)
     conf_dir = settings.home / "kernels" / _slug(project) / rc_name

@@ -1,25 +1,20 @@
-"""The notebooks part of the control plane: the server manager, its loop and its routes."""
+"""The notebooks part's life in the control plane: adopt servers at start-up, run the deadline
+loop, stop the loop at shut-down (never the servers). Its routes are `labwork.server.routes.notebooks`."""
 from __future__ import annotations
 
 import asyncio
-
-from fastapi import FastAPI
+from collections.abc import Awaitable, Callable
 
 from labwork.notebooks.manager import ServerManager
-from labwork.server.context import Context
+
+Hook = Callable[[], Awaitable[None]]
 
 
-def attach(app: FastAPI, ctx: Context) -> None:
-    """Create the `ServerManager` (`ctx.parts["servers"]`), adopt servers at start-up, run the
-    deadline loop, and include the routes. Shut-down stops the loop, never the servers."""
-    from labwork.server.routes import notebooks as routes
-
-    manager = ServerManager(ctx.settings, ctx.store, url=ctx.url)
-    ctx.parts["servers"] = manager
+def attach(manager: ServerManager, *, startup: list[Hook], shutdown: list[Hook]) -> None:
+    """Append the manager's start-up hook (take the loop, adopt the servers still running, start
+    the deadline loop) and its shut-down hook (stop the loop) to the control plane's lists."""
 
     async def _startup() -> None:
-        # the gateway part is attached after this one; its sessions go when a project's server stops
-        manager.project_sessions = ctx.parts.get("gateway")
         manager.loop = asyncio.get_running_loop()
         await asyncio.to_thread(manager.adopt)
         manager.start_loop()
@@ -27,6 +22,5 @@ def attach(app: FastAPI, ctx: Context) -> None:
     async def _shutdown() -> None:
         await asyncio.to_thread(manager.stop_loop)
 
-    ctx.startup.append(_startup)
-    ctx.shutdown.append(_shutdown)
-    app.include_router(routes.router)
+    startup.append(_startup)
+    shutdown.append(_shutdown)

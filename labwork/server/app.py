@@ -1,4 +1,5 @@
-"""The control plane's FastAPI application: the store, the token, the error boundary and every part."""
+"""The control plane's FastAPI application: the services (`labwork.server.services`), the access
+guard, the error boundary, and every part's routes."""
 from __future__ import annotations
 
 import asyncio
@@ -9,18 +10,17 @@ from datetime import UTC, datetime
 from fastapi import Depends, FastAPI
 
 from labwork import __version__
+from labwork.auth.identity import require_token
 from labwork.http_errors import install as install_error_boundary
 from labwork.private import private_dir
-from labwork.server.auth import AccessGuard, load_or_create_token, require_token
-from labwork.server.context import Context
+from labwork.server.auth import AccessGuard
 from labwork.server.openapi import ERROR_RESPONSES
 from labwork.server.openapi import install as install_openapi
-from labwork.server.sessions import WebSessions
+from labwork.server.services import Hook, build_services
 from labwork.settings import Settings
-from labwork.store.db import Store
 
 
-async def _run_hooks(hooks: list) -> None:
+async def _run_hooks(hooks: list[Hook]) -> None:
     for hook in hooks:
         result = hook()
         if inspect.isawaitable(result):
@@ -28,29 +28,28 @@ async def _run_hooks(hooks: list) -> None:
 
 
 def create_app(settings: Settings, *, url: str = "") -> FastAPI:
-    """Build the app: store (migrated), token, API routes and every part (servers, gateway, ...)."""
+    """Build the app: the services (store migrated, token, servers, history, gateway, dashboard),
+    API routes and pages, all behind one `AccessGuard` and one error boundary."""
     private_dir(settings.home)
-    ctx = Context(settings=settings, store=Store(settings.db_url),
-                  token=load_or_create_token(settings.token_file), url=url)
+    services = build_services(settings, url=url)
     started = datetime.now(UTC)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        await _run_hooks(ctx.startup)
+        await _run_hooks(services.startup)
         try:
             yield
         finally:
-            await _run_hooks(list(reversed(ctx.shutdown)))
-            await asyncio.to_thread(ctx.store.dispose)
+            await _run_hooks(list(reversed(services.shutdown)))
+            await asyncio.to_thread(services.store.dispose)
 
     app = FastAPI(title="labwork control plane", version=__version__, lifespan=lifespan,
                   openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None,
                   responses=ERROR_RESPONSES)
     install_openapi(app)
-    app.state.ctx = ctx
+    app.state.services = services
     # One check of who calls and whether the request may change state, for /api, pages and /livy.
-    sessions = ctx.parts["web_sessions"] = WebSessions(ctx.store, ctx.token, settings.session_hours * 3600)
-    app.add_middleware(AccessGuard, token=ctx.token, sessions=sessions)
+    app.add_middleware(AccessGuard, token=services.token, sessions=services.web_sessions)
 
     # One error boundary: JSON for /api, *.json and Accept: application/json, else the dashboard's page.
     from labwork.dashboard.web import error_page
@@ -60,8 +59,23 @@ def create_app(settings: Settings, *, url: str = "") -> FastAPI:
     def status() -> dict:
         return {"ok": True, "version": __version__, "home": str(settings.home),
                 "db": settings.db_url.split(":", 1)[0], "started": started.isoformat(),
-                "parts": sorted(ctx.parts)}
+                "parts": services.names()}
 
-    from labwork.server.parts import attach_parts
-    attach_parts(app, ctx)
+    _include_parts(app)
     return app
+
+
+def _include_parts(app: FastAPI) -> None:
+    """Every part's routes: projects and notebooks (`labwork.server.routes`), run history, the
+    gateway at /livy, the dashboard's pages."""
+    from labwork.dashboard import pages as dashboard
+    from labwork.gateway.mount import mount as mount_gateway
+    from labwork.history.service import router as history_routes
+    from labwork.server.routes import notebooks, projects
+
+    services = app.state.services
+    app.include_router(projects.router)
+    app.include_router(notebooks.router)
+    app.include_router(history_routes)
+    mount_gateway(app, services.gateway_app)
+    dashboard.attach(app)

@@ -6,7 +6,7 @@ mounted sub-app too. For each request it
 
 1. finds the credential: the token as a bearer header or as HTTP Basic's password (sparkmagic),
    the token in `?token=` (the links `labwork serve` prints), or the dashboard's session cookie
-   (`labwork.server.sessions`; the cookie never holds the token). A wrong explicit credential is
+   (`labwork.auth.sessions`; the cookie never holds the token). A wrong explicit credential is
    a wrong credential: it does not fall back to the cookie;
 2. refuses cross-site requests (`labwork.access.cross_site_problem`): a state-changing request
    from another origin, whatever it carries, and one authenticated only by the cookie unless its
@@ -16,71 +16,29 @@ mounted sub-app too. For each request it
 4. exchanges a valid `?token=` on a page for a session and redirects to the clean URL, as Jupyter
    does.
 
-The identity it found is in `request.scope["state"]["labwork_identity"]` (`identity_of`). API
-routes also depend on `require_token`, which re-checks it and refuses a JSON body sent with
-another Content-Type (415).
+The identity it found is in `request.scope["state"]["labwork_identity"]`
+(`labwork.auth.identity.identity_of`). API routes also depend on `labwork.auth.identity.require_token`,
+which re-checks it and refuses a JSON body sent with another Content-Type (415).
 """
 from __future__ import annotations
 
 import asyncio
 import html
-from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
 from starlette.datastructures import Headers, QueryParams
 from starlette.responses import RedirectResponse, Response
 
-from labwork.access import SAFE_METHODS, cross_site_problem, json_type_problem, presented_secret, same_secret
-from labwork.errors import Forbidden, Unauthorized, UnsupportedMediaType
+from labwork.access import cross_site_problem, presented_secret, same_secret
+from labwork.auth.identity import STATE_KEY, Identity, clean_url, session_cookie_name, start_session
+from labwork.auth.sessions import WebSessions
+from labwork.errors import Forbidden, Unauthorized
 from labwork.http_errors import json_answer, wants_json
-from labwork.server.sessions import WebSessions, cookie_name
-from labwork.server.token import load_or_create_token  # noqa: F401 - re-exported
 
-STATE_KEY = "labwork_identity"
 LEGACY_COOKIE = "labwork_token"  # earlier versions kept the token itself in this cookie
 PUBLIC_PATHS = frozenset({"/login", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/static/",)
-
-
-@dataclass(frozen=True)
-class Identity:
-    """How a request authenticated: `via` is "token" (header), "query" (`?token=`), "session"
-    (the dashboard's cookie) or None; `problem` says why not, when a credential was wrong."""
-
-    via: str | None = None
-    user: str | None = None
-    session_id: str | None = None
-    problem: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.via is not None
-
-
-def identity_of(request: Request) -> Identity:
-    return request.scope.get("state", {}).get(STATE_KEY) or Identity()
-
-
-def port_of(scope: dict[str, Any]) -> int | None:
-    """The port this request came in on (the cookie's name carries it)."""
-    server = scope.get("server")
-    return int(server[1]) if server and len(server) > 1 and server[1] else None
-
-
-def session_cookie_name(request: Request) -> str:
-    return cookie_name(port_of(request.scope))
-
-
-def sessions_of(request: Request) -> WebSessions:
-    return request.app.state.ctx.parts["web_sessions"]
-
-
-def clean_url(path: str, query: QueryParams) -> str:
-    """`path?query` without `token`."""
-    rest = [(k, v) for k, v in query.multi_items() if k != "token"]
-    return path + (("?" + urlencode(rest)) if rest else "")
 
 
 def _is_public(path: str) -> bool:
@@ -174,7 +132,7 @@ class AccessGuard:
             return
         if identity.via == "query" and method in ("GET", "HEAD") and not wants_json(path, request.headers):
             response = RedirectResponse(clean_url(path, request.query_params), status_code=303)
-            await start_session(request, response)
+            await start_session(self.sessions, request, response)
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -190,43 +148,3 @@ def _forget_legacy_cookie(send):
             message = dict(message, headers=[*message.get("headers", []), (b"set-cookie", expire)])
         await send(message)
     return wrapped
-
-
-# -- log-in and log-out (used by the dashboard's login form and logout button) --------------------------
-
-async def start_session(request: Request, response: Response) -> str:
-    """Make a session for this browser and set its cookie on `response`; returns the session id."""
-    session_id, value = await asyncio.to_thread(sessions_of(request).create)
-    response.set_cookie(session_cookie_name(request), value, httponly=True, samesite="strict", path="/")
-    return session_id
-
-
-async def end_session(request: Request, response: Response) -> None:
-    """Delete this browser's session server-side and clear its cookie."""
-    session_id = identity_of(request).session_id
-    if session_id:
-        await asyncio.to_thread(sessions_of(request).end, session_id)
-    response.delete_cookie(session_cookie_name(request), path="/", httponly=True, samesite="strict")
-
-
-# -- the API routes' dependency -------------------------------------------------------------------------
-
-def _has_body(request: Request) -> bool:
-    length = request.headers.get("content-length")
-    if length is not None:
-        return length.strip() not in ("", "0")
-    return "transfer-encoding" in request.headers
-
-
-def require_token(request: Request) -> None:
-    """FastAPI dependency of every API route: an authenticated caller (`AccessGuard` already
-    refused the others; this holds if a route is ever served without it), and a route that reads a
-    JSON body gets JSON (415 otherwise, naming the expected type; an empty body needs none)."""
-    if not identity_of(request).ok:
-        raise Unauthorized("missing or wrong token (see LABWORK_HOME/token)")
-    route = request.scope.get("route")
-    if request.method not in SAFE_METHODS and getattr(route, "body_field", None) is not None \
-            and _has_body(request):
-        problem = json_type_problem(request.headers.get("content-type"))
-        if problem:
-            raise UnsupportedMediaType(problem, where=f"{request.method} {request.url.path}")

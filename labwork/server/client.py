@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from labwork import errors
-from labwork.server.token import load_or_create_token
+from labwork.auth.token import load_or_create_token
 from labwork.server.daemon import lock_held, other_on_port, running, start_background, wait_running
 from labwork.settings import Settings, load_settings
 

@@ -25,7 +25,7 @@ from labwork.errors import Unavailable
 from labwork.processes import free_port, pid_alive, port_free, tail
 from labwork.private import (make_tree_private, open_private, private_dir, private_file,
                              restrict_umask, write_private)
-from labwork.server.token import load_or_create_token
+from labwork.auth.token import load_or_create_token
 from labwork.settings import Settings
 
 
@@ -189,12 +189,12 @@ def serve(settings: Settings, samples: list[str] | None = None, *, print_token: 
                   "home": str(settings.home), "state": "starting", "started": time.time()}
         _write_control(settings, record)
         app = create_app(settings, url=url)
-        token = app.state.ctx.token
+        token = app.state.services.token
         from labwork.project.registry import register_project
         from labwork.server.samples import sample_copy
-        registered = [register_project(app.state.ctx.store, str(sample_copy(folder, settings.home)))
+        registered = [register_project(app.state.services.store, str(sample_copy(folder, settings.home)))
                       for folder in samples or []]
-        app.state.ctx.startup.append(lambda: _write_control(settings, {**record, "state": "running"}))
+        app.state.services.startup.append(lambda: _write_control(settings, {**record, "state": "running"}))
         secret = f"?token={token}" if print_token else ""
         print(f"labwork control plane for {settings.home}", flush=True)
         print(f"  dashboard: {url}/{secret}" + ("" if print_token else f"  (token in {settings.token_file})"),

@@ -8,14 +8,12 @@ from tests.support import ControlPlane, wait_for
 from tests.support.kernels import spool_records
 from labwork.history import queries
 from labwork.history.delivery import Sender, append_spool
-from labwork.history.service import gateway_run_id, record_gateway_statement
-from labwork.server.context import Context
+from labwork.history.service import HistoryService, gateway_run_id
 from labwork.settings import load_settings
 
 
-def _ctx(store, tmp_path) -> Context:
-    return Context(settings=load_settings(flags={"home": str(tmp_path / "home")}, environ={}), store=store,
-                   token="t")
+def _history(store, tmp_path) -> HistoryService:
+    return HistoryService(load_settings(flags={"home": str(tmp_path / "home")}, environ={}), store)
 
 
 def _session(sid=0, history="true", notebook="spark.ipynb", project="/p/iris", app="local-1700000000000"):
@@ -35,16 +33,16 @@ def _stmt(sid, code, state="available", output=None, started=None, completed=Non
 
 
 def test_gateway_statements_become_entries(store, tmp_path):
-    ctx = _ctx(store, tmp_path)
+    history = _history(store, tmp_path)
     s = _session()
     ok = {"status": "ok", "execution_count": 0, "data": {"text/plain": "2"}}
     err = {"status": "error", "execution_count": 1, "ename": "ZeroDivisionError", "evalue": "division by zero",
            "traceback": ["Traceback (most recent call last):\n", "ZeroDivisionError: division by zero\n"]}
-    record_gateway_statement(ctx, s, _stmt(0, "1+1", output=ok))
-    record_gateway_statement(ctx, s, _stmt(1, "1/0", output=err))
-    record_gateway_statement(ctx, s, _stmt(1, "1/0", output=err))                   # told twice: once
-    record_gateway_statement(ctx, s, _stmt(2, "spark.range(10).count()", state="running", completed=0))
-    record_gateway_statement(ctx, s, _stmt(2, "spark.range(10).count()", state="cancelled", output=None))
+    history.record_gateway_statement(s, _stmt(0, "1+1", output=ok))
+    history.record_gateway_statement(s, _stmt(1, "1/0", output=err))
+    history.record_gateway_statement(s, _stmt(1, "1/0", output=err))                   # told twice: once
+    history.record_gateway_statement(s, _stmt(2, "spark.range(10).count()", state="running", completed=0))
+    history.record_gateway_statement(s, _stmt(2, "spark.range(10).count()", state="cancelled", output=None))
     run = queries.get_run(store, gateway_run_id(s))
     assert run["source"] == "gateway" and run["project_dir"] == "/p/iris" and run["notebook"] == "spark.ipynb"
     assert [(e["code"], e["status"], e["kind"]) for e in run["entries"]] == [
@@ -56,27 +54,27 @@ def test_gateway_statements_become_entries(store, tmp_path):
 
     # history off for the session, or a session of no project: nothing recorded
     off = _session(sid=5, history="false")
-    record_gateway_statement(ctx, off, _stmt(0, "x = 1", output=ok))
+    history.record_gateway_statement(off, _stmt(0, "x = 1", output=ok))
     plain = _session(sid=6)
     plain["conf"] = {"spark.driver.memory": "1g"}
-    record_gateway_statement(ctx, plain, _stmt(0, "x = 1", output=ok))
+    history.record_gateway_statement(plain, _stmt(0, "x = 1", output=ok))
     assert queries.list_runs(store)["total"] == 1
     # a broken statement dict never raises into the gateway
-    record_gateway_statement(ctx, s, {"id": "x", "state": "available", "started": "soon"})
+    history.record_gateway_statement(s, {"id": "x", "state": "available", "started": "soon"})
 
 
 def test_gateway_history_switched_from_a_local_cell(store, tmp_path):
     """`%labwork history on` in a %%local cell of the notebook's kernel overrides the default."""
-    ctx = _ctx(store, tmp_path)
+    history = _history(store, tmp_path)
     kernel_run = uuid.uuid4().hex
     queries.ingest(store, [{"id": uuid.uuid4().hex, "type": "run", "run": kernel_run, "source": "kernel",
                             "project_dir": "/p/iris", "notebook": "spark.ipynb"},
                            {"id": uuid.uuid4().hex, "type": "history", "run": kernel_run, "on": True}])
     s = _session(sid=9, history=None)
-    record_gateway_statement(ctx, s, _stmt(0, "1+1", output={"status": "ok", "data": {}}))
+    history.record_gateway_statement(s, _stmt(0, "1+1", output={"status": "ok", "data": {}}))
     assert queries.get_run(store, gateway_run_id(s))["entry_count"] == 1
     queries.ingest(store, [{"id": uuid.uuid4().hex, "type": "history", "run": kernel_run, "on": False}])
-    record_gateway_statement(ctx, s, _stmt(1, "2+2", output={"status": "ok", "data": {}}))
+    history.record_gateway_statement(s, _stmt(1, "2+2", output={"status": "ok", "data": {}}))
     assert queries.get_run(store, gateway_run_id(s))["entry_count"] == 1
 
 
@@ -114,27 +112,26 @@ def test_gateway_runs_carry_the_projects_name(store, tmp_path):
     carry the name (`spark.labwork.project_name`)."""
     from labwork.project.files import init_project
     root = init_project(tmp_path / "iris", name="myIris").root
-    ctx = _ctx(store, tmp_path)
+    history = _history(store, tmp_path)
     ok = {"status": "ok", "execution_count": 0, "data": {"text/plain": "2"}}
     s = _session(sid=11, project=str(root))
-    record_gateway_statement(ctx, s, _stmt(0, "1+1", output=ok))
+    history.record_gateway_statement(s, _stmt(0, "1+1", output=ok))
     assert queries.get_run(store, gateway_run_id(s))["project"] == "myIris"
     assert [r["id"] for r in queries.list_runs(store, project="myIris")["runs"]] == [gateway_run_id(s)]
     named = _session(sid=12, project=str(root))
     named["conf"]["spark.labwork.project_name"] = "otherName"
-    record_gateway_statement(ctx, named, _stmt(0, "1+1", output=ok))
+    history.record_gateway_statement(named, _stmt(0, "1+1", output=ok))
     assert queries.get_run(store, gateway_run_id(named))["project"] == "otherName"
 
 
 def test_a_session_that_ends_ends_its_run(store, tmp_path):
-    from labwork.history.service import end_gateway_session
-    ctx = _ctx(store, tmp_path)
+    history = _history(store, tmp_path)
     ok = {"status": "ok", "execution_count": 0, "data": {"text/plain": "2"}}
     deleted, dead = _session(sid=21), _session(sid=22)
     for s in (deleted, dead):
-        record_gateway_statement(ctx, s, _stmt(0, "1+1", output=ok))
-    end_gateway_session(ctx, deleted | {"state": "killed"})
-    end_gateway_session(ctx, dead | {"state": "dead", "error": "the driver exited (signal 9)"})
+        history.record_gateway_statement(s, _stmt(0, "1+1", output=ok))
+    history.end_gateway_session(deleted | {"state": "killed"})
+    history.end_gateway_session(dead | {"state": "dead", "error": "the driver exited (signal 9)"})
     gone = queries.get_run(store, gateway_run_id(deleted))
     assert gone["status"] == "completed" and gone["info"]["end_reason"] == "the Spark session 21 was deleted"
     died = queries.get_run(store, gateway_run_id(dead))

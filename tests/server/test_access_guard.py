@@ -173,8 +173,8 @@ def test_sessions_are_kept_hashed_expire_and_survive_a_restart(db_url: str) -> N
     (a new WebSessions on the same store) still knows a live one. SQLite and PostgreSQL."""
     from sqlalchemy import select
 
-    from labwork.server.sessions import WebSessions
-    from labwork.server.tables import WebSessionRow
+    from labwork.auth.sessions import WebSessions
+    from labwork.auth.tables import WebSessionRow
     from labwork.store.db import Store
     store = Store(db_url)
     try:

@@ -243,9 +243,9 @@ def _run_python(code: str) -> dict | None:
 
 
 def _magic(line: str, ns: dict) -> dict:
-    parts = line[1:].split(None, 1)
-    name = parts[0] if parts else ""
-    arg = parts[1].strip() if len(parts) > 1 else ""
+    words = line[1:].split(None, 1)
+    name = words[0] if words else ""
+    arg = words[1].strip() if len(words) > 1 else ""
     if name == "json":
         value = ns[arg]
         json.dumps(sanitize(value), allow_nan=False)  # fails here if not serialisable

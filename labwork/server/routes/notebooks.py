@@ -12,20 +12,16 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, ConfigDict
 
-from labwork.notebooks.manager import ServerManager
+from labwork.auth.identity import require_token
+from labwork.http_params import IdField, IdQuery, OffsetQuery
 from labwork.notebooks.models import LogChunk, OpenResult, ServerHistoryEntry, ServerStatus, ServerSummary
 from labwork.notebooks.preview import PREVIEW_CSP, list_notebooks, notebook_in_project
 from labwork.notebooks.preview_cache import shared_previews
 from labwork.notebooks.recent import record_launch, record_spark_ui
 from labwork.project.registry import get_project_row
-from labwork.server.auth import require_token
-from labwork.server.params import IdField, IdQuery, OffsetQuery
+from labwork.server import deps
 
 router = APIRouter(tags=["notebooks"], dependencies=[Depends(require_token)])
-
-
-def _manager(request: Request) -> ServerManager:
-    return request.app.state.ctx.parts["servers"]
 
 
 class ExtendBody(BaseModel):
@@ -51,12 +47,12 @@ class LaunchBody(BaseModel):
 @router.get("/api/servers", response_model=list[ServerSummary])
 def servers(request: Request, all: bool = False) -> list[dict[str, Any]]:
     """Running servers of every project (`?all=true`: stopped ones too, newest first)."""
-    return _manager(request).list(include_stopped=all)
+    return deps.servers(request).list(include_stopped=all)
 
 
 @router.get("/api/projects/{ref}/server", response_model=ServerStatus)
 def server_status(ref: str, request: Request) -> dict[str, Any]:
-    return _manager(request).status(ref)
+    return deps.servers(request).status(ref)
 
 
 @router.post("/api/projects/{ref}/server", status_code=201, response_model=ServerStatus)
@@ -66,17 +62,17 @@ def server_start(ref: str, request: Request,
                      "spark": {"driver_memory": "2g", "properties": "spark.sql.shuffle.partitions=8"}}])
                  ) -> dict[str, Any]:
     """Start the project's server with a ServerConfig (kind, ui, hours, spark); waits until it answers."""
-    return _manager(request).start(ref, config)
+    return deps.servers(request).start(ref, config)
 
 
 @router.delete("/api/projects/{ref}/server", response_model=ServerStatus)
 def server_stop(ref: str, request: Request, reason: str = "stopped by the user") -> dict[str, Any]:
-    return _manager(request).stop(ref, reason)
+    return deps.servers(request).stop(ref, reason)
 
 
 @router.post("/api/projects/{ref}/server/extend", response_model=ServerStatus)
 def server_extend(ref: str, request: Request, body: ExtendBody | None = None) -> dict[str, Any]:
-    manager = _manager(request)
+    manager = deps.servers(request)
     hours = manager.settings.extend_hours if body is None or "hours" not in body.model_fields_set \
         else body.hours
     return manager.extend(ref, hours)
@@ -85,39 +81,39 @@ def server_extend(ref: str, request: Request, body: ExtendBody | None = None) ->
 @router.get("/api/projects/{ref}/servers", response_model=list[ServerHistoryEntry])
 def server_history(ref: str, request: Request) -> list[dict[str, Any]]:
     """The project's servers, newest first, with `log_kept`."""
-    return _manager(request).history(ref)
+    return deps.servers(request).history(ref)
 
 
 @router.get("/api/projects/{ref}/server/logs", response_model=LogChunk)
 def server_logs(ref: str, request: Request, server_id: IdQuery = None, offset: OffsetQuery = 0) -> dict[str, Any]:
-    return _manager(request).logs(ref, server_id, offset)
+    return deps.servers(request).logs(ref, server_id, offset)
 
 
 @router.get("/api/projects/{ref}/server/logs/download")
 def server_logs_download(ref: str, request: Request, server_id: IdQuery = None) -> FileResponse:
-    path = _manager(request).log_file(ref, server_id)
+    path = deps.servers(request).log_file(ref, server_id)
     return FileResponse(path, media_type="text/plain; charset=utf-8", filename=f"jupyter-server-{path.stem}.log")
 
 
 @router.get("/api/projects/{ref}/notebooks")
 def notebooks(ref: str, request: Request) -> list[dict[str, Any]]:
-    return list_notebooks(get_project_row(request.app.state.ctx.store, ref)["path"])
+    return list_notebooks(get_project_row(deps.store(request), ref)["path"])
 
 
 @router.get("/api/projects/{ref}/notebooks/recent")
 def notebooks_recent(ref: str, request: Request) -> list[dict[str, Any]]:
-    return _manager(request).recent(ref)
+    return deps.servers(request).recent(ref)
 
 
 @router.post("/api/projects/{ref}/notebooks/open", response_model=OpenResult)
 def notebooks_open(ref: str, body: OpenBody, request: Request) -> dict[str, Any]:
-    return _manager(request).open_notebook(ref, body.notebook)
+    return deps.servers(request).open_notebook(ref, body.notebook)
 
 
 @router.get("/api/projects/{ref}/notebooks/preview", response_class=HTMLResponse)
 def notebooks_preview(ref: str, path: str, request: Request) -> HTMLResponse:
     """Sanitized read-only HTML of a notebook inside the project (no server needed)."""
-    root = get_project_row(request.app.state.ctx.store, ref)["path"]
+    root = get_project_row(deps.store(request), ref)["path"]
     html = shared_previews().get(notebook_in_project(Path(root), path), root)
     return HTMLResponse(html, headers={"Content-Security-Policy": PREVIEW_CSP,
                                        "X-Content-Type-Options": "nosniff"})
@@ -126,8 +122,8 @@ def notebooks_preview(ref: str, path: str, request: Request) -> HTMLResponse:
 @router.post("/api/kernels/launched", status_code=201)
 def kernel_launched(body: LaunchBody, request: Request) -> dict[str, Any]:
     """Called by the kernel launcher: record which notebook ran with which configuration."""
-    store = request.app.state.ctx.store
-    return record_launch(store, get_project_row(store, body.project_path, register=True), runconfig=body.runconfig,
+    db = deps.store(request)
+    return record_launch(db, get_project_row(db, body.project_path, register=True), runconfig=body.runconfig,
                          notebook=body.notebook, server_id=body.server_id, kernel_id=body.kernel_id,
                          server_config=body.server_config)
 
@@ -140,4 +136,4 @@ class SparkUiBody(BaseModel):
 @router.post("/api/kernels/{kernel_id}/spark")
 def kernel_spark(kernel_id: str, body: SparkUiBody, request: Request) -> dict[str, Any]:
     """Called by a PySpark kernel once `spark` is ready: remember its Spark UI address."""
-    return record_spark_ui(request.app.state.ctx.store, kernel_id, body.spark_ui_url)
+    return record_spark_ui(deps.store(request), kernel_id, body.spark_ui_url)

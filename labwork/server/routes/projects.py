@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict
 
+from labwork.auth.identity import require_token
 from labwork.project.describe import describe_project
 from labwork.project.registry import get_project_row, list_projects, register_project
-from labwork.server.auth import require_token
-from labwork.server.context import Context
+from labwork.server import deps
 
 router = APIRouter(prefix="/api/projects", tags=["projects"], dependencies=[Depends(require_token)])
 
@@ -19,25 +19,18 @@ class RegisterBody(BaseModel):
     path: str
 
 
-def _ctx(request: Request) -> Context:
-    return request.app.state.ctx
-
-
 @router.get("")
 def projects(request: Request) -> list[dict[str, Any]]:
-    return list_projects(_ctx(request).store)
+    return list_projects(deps.store(request))
 
 
 @router.post("", status_code=201)
 def register(body: RegisterBody, request: Request) -> dict[str, Any]:
-    return register_project(_ctx(request).store, body.path)
+    return register_project(deps.store(request), body.path)
 
 
 @router.get("/{ref}")
 def project(ref: str, request: Request) -> dict[str, Any]:
-    row = get_project_row(_ctx(request).store, ref)
+    row = get_project_row(deps.store(request), ref)
     return row | describe_project(row["path"])
 
-
-def attach(app: FastAPI, ctx: Context) -> None:
-    app.include_router(router)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete
 
-from labwork.server.tables import WebSessionRow
+from labwork.auth.tables import WebSessionRow
 from labwork.store.db import Store
 
 COOKIE_PREFIX = "labwork_session"
@@ -42,7 +42,7 @@ def _aware(value: datetime) -> datetime:
 
 
 class WebSessions:
-    """Create, check and end log-in sessions (`ctx.parts["web_sessions"]`)."""
+    """Create, check and end log-in sessions (one per control plane: `Services.web_sessions`)."""
 
     def __init__(self, store: Store, secret: str, lifetime_s: float) -> None:
         self.store = store

@@ -1,4 +1,4 @@
-"""The control plane's own tables: dashboard log-in sessions."""
+"""The tables of access: dashboard log-in sessions."""
 from __future__ import annotations
 
 from datetime import datetime
