@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response
 from markupsafe import Markup
 from sqlalchemy import or_, select
+from sqlalchemy.engine import Connection
 
 from labwork.dashboard.auth import page_auth
 from labwork.dashboard.charts import COLORS, line_chart, numeric_points
@@ -163,15 +164,14 @@ def compare(request: Request, run: list[str] = Query(default=[]), _auth: None = 
     return render(request, "compare.html", runs=runs, names=names, charts=charts, colors=COLORS, section="runs")
 
 
-def _registered_project(store, run: dict[str, Any]) -> dict[str, Any] | None:
+def _registered_project(conn: Connection, run: dict[str, Any]) -> dict[str, Any] | None:
     """The registered project a run belongs to: by its folder, else by its name."""
     if not run.get("project_dir") and not run.get("project"):
         return None
     conds = [ProjectRow.path == run["project_dir"]] if run.get("project_dir") else []
     conds += [ProjectRow.name == run["project"]] if run.get("project") else []
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(ProjectRow.id, ProjectRow.name, ProjectRow.path).where(or_(*conds))
-                            .limit(5)).all()
+    rows = conn.execute(select(ProjectRow.id, ProjectRow.name, ProjectRow.path).where(or_(*conds))
+                        .limit(5)).all()
     by_path = [r for r in rows if r.path == run.get("project_dir")]
     found = by_path or (rows if len(rows) == 1 else [])
     return dict(found[0]._mapping) if found else None
@@ -180,8 +180,9 @@ def _registered_project(store, run: dict[str, Any]) -> dict[str, Any] | None:
 @router.get("/runs/{run_id}")
 def run_page(request: Request, run_id: str, page: int = Query(1), _auth: None = Depends(page_auth)) -> Response:
     page = max(1, page)
-    store = ctx_of(request).store
-    view = queries.run_overview(store, run_id, limit=ENTRIES_PAGE, offset=(page - 1) * ENTRIES_PAGE)
+    with ctx_of(request).store.engine.connect() as conn:  # one connection: the run and its project
+        view = queries.overview_in(conn, run_id, limit=ENTRIES_PAGE, offset=(page - 1) * ENTRIES_PAGE)
+        project = _registered_project(conn, view["run"])
     run, total, values = view["run"], view["entries_total"], _chartable(view["values"])
     rows = [entry_html(e) for e in view["entries"]]
     charts = [{"name": v["name"], "svg": line_chart([{"label": v["name"], "points": v["points"]}]),
@@ -190,7 +191,7 @@ def run_page(request: Request, run_id: str, page: int = Query(1), _auth: None = 
     pages = max(1, -(-total // ENTRIES_PAGE))
     return render(request, "run.html", run=run, entry_rows=rows, entries_total=total, page=page, pages=pages,
                   values=list(values.values()), charts=charts, artifacts=view["artifacts"],
-                  project=_registered_project(store, run), section="runs")
+                  project=project, section="runs")
 
 
 @router.get("/runs/{run_id}/outputs/{path:path}")

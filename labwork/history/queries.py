@@ -110,14 +110,24 @@ def list_run_summaries(store: Store, *, project: str | Sequence[str] | None = No
 
 # --- one run ------------------------------------------------------------------------------------------
 
-def _entries(conn: Connection | Session, run_id: str, limit: int | None = None,
-             offset: int = 0) -> list[dict[str, Any]]:
-    """A run's entries in order (`limit` of them from `offset`), by the run-id index."""
+def _entries(conn: Connection | Session, run_id: str) -> list[dict[str, Any]]:
+    """A run's entries in order, by the run-id index."""
     table = EntryRow.__table__
     query = select(table).where(table.c.run_id == run_id).order_by(table.c.seq, table.c.started_at)
-    if limit is not None:
-        query = query.limit(limit).offset(offset)
     return [entry_dict(e) for e in conn.execute(query)]
+
+
+ENTRY_PAGE_COLUMNS = ("seq", "execution_count", "code", "started_at", "duration_ms", "status", "error_name",
+                      "error_value", "traceback")
+
+
+def _entries_page(conn: Connection | Session, run_id: str, limit: int, offset: int) -> list[dict[str, Any]]:
+    """`limit` of a run's entries from `offset`, only the columns a page shows (`ENTRY_PAGE_COLUMNS`,
+    times as stored datetimes), by the run-id index."""
+    cols = [getattr(EntryRow, c) for c in ENTRY_PAGE_COLUMNS]
+    query = (select(*cols).where(EntryRow.run_id == run_id).order_by(EntryRow.seq, EntryRow.started_at)
+             .limit(limit).offset(offset))
+    return [dict(e._mapping) for e in conn.execute(query)]
 
 
 def _value_rows(conn: Connection | Session, run_id: str) -> list[Any]:
@@ -141,8 +151,10 @@ def _by_name(rows: Sequence[Any]) -> dict[str, dict[str, Any]]:
 
 
 def logged_values(conn: Connection | Session, run_id: str) -> dict[str, dict[str, Any]]:
-    """A run's logged values per name (see `_by_name`), for charts."""
-    return _by_name(_value_rows(conn, run_id))
+    """A run's logged values per name (see `_by_name`), for charts: only the columns they need."""
+    return _by_name(conn.execute(select(ValueRow.name, ValueRow.value, ValueRow.kind)
+                                 .where(ValueRow.run_id == run_id)
+                                 .order_by(ValueRow.name, ValueRow.seq, ValueRow.logged_at)).all())
 
 
 def get_run(store: Store, ref: str) -> dict[str, Any]:
@@ -163,15 +175,21 @@ def get_run(store: Store, ref: str) -> dict[str, Any]:
 
 
 def run_overview(store: Store, ref: str, *, limit: int = 100, offset: int = 0) -> dict[str, Any]:
-    """One run as its page shows it, read in one connection: `run` (`run_dict`), `entries` (`limit`
-    of them from `offset`), `entries_total` (kept by ingestion, no count), `values` (per name, see
-    `logged_values`) and `artifacts` (the newest of each path)."""
-    limit, offset = _page(limit, offset)
+    """One run as its page shows it, read in one connection (see `overview_in`)."""
     with store.engine.connect() as conn:
-        row = find_run(conn, ref)
-        return {"run": run_dict(row), "entries": _entries(conn, row.id, limit, offset),
-                "entries_total": row.entry_count or 0, "values": logged_values(conn, row.id),
-                "artifacts": latest_artifacts(conn, row.id)}
+        return overview_in(conn, ref, limit=limit, offset=offset)
+
+
+def overview_in(conn: Connection | Session, ref: str, *, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+    """`run_overview` on a connection the caller holds (a page reads its own rows beside it):
+    `run` (`run_dict`), `entries` (`limit` of them from `offset`, see `_entries_page`),
+    `entries_total` (kept by ingestion, no count), `values` (per name, see `logged_values`) and
+    `artifacts` (the newest of each path)."""
+    limit, offset = _page(limit, offset)
+    row = find_run(conn, ref)
+    return {"run": run_dict(row), "entries": _entries_page(conn, row.id, limit, offset),
+            "entries_total": row.entry_count or 0, "values": logged_values(conn, row.id),
+            "artifacts": latest_artifacts(conn, row.id)}
 
 
 def compare_runs(store: Store, refs: Sequence[str]) -> list[dict[str, Any]]:
