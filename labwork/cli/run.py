@@ -33,7 +33,7 @@ def list_cmd(project: str = typer.Option(None, "--project", help="Project folder
              limit: int = typer.Option(50, "--limit"), offset: int = typer.Option(0, "--offset"),
              as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Runs, newest first."""
-    from labwork.history.api import list_runs
+    from labwork.history.client import list_runs
     page = list_runs(_client(), project=project, notebook=notebook, status=status, since=since,
                      until=until, limit=limit, offset=offset)
     if as_json:
@@ -49,7 +49,7 @@ def list_cmd(project: str = typer.Option(None, "--project", help="Project folder
 def show_cmd(run: str = typer.Argument(..., help="Run id (or a unique prefix)."),
              as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """A run: its entries, logged values and outputs."""
-    from labwork.history.api import get_run
+    from labwork.history.client import get_run
     r = get_run(_client(), run)
     if as_json:
         print_json(r)
@@ -85,7 +85,7 @@ def download_cmd(run: str = typer.Argument(..., help="Run id (or a unique prefix
                  to: Path = typer.Option(None, "--to", help="Folder to write into (default ./run-<id>)."),
                  as_json: bool = typer.Option(False, "--json")) -> None:
     """Download a run's outputs."""
-    from labwork.history.api import download_run
+    from labwork.history.client import download_run
     result = download_run(_client(), run, to)
     if as_json:
         print_json(result)
@@ -102,7 +102,7 @@ def export_cmd(runs: list[str] = typer.Argument(None, help="Run ids (default: al
                experiment: str = typer.Option(None, "--experiment", help="MLflow experiment (default: project name)."),
                as_json: bool = typer.Option(False, "--json")) -> None:
     """Write runs into MLflow: a run per notebook run, a nested run per entry."""
-    from labwork.history.api import export_runs
+    from labwork.history.client import export_runs
     results = export_runs(_client(), mlflow, runs or None, project=project, experiment=experiment)
     if as_json:
         print_json(results)

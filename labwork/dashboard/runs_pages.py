@@ -1,39 +1,45 @@
-"""Run history pages: runs filtered by notebook, status and date (paged); one run's entries (paged),
-charts of its logged values and its outputs; two or three runs side by side.
+"""Run history pages: runs filtered by project, notebook, status and date (paged); one run's entries
+(paged), charts of its logged values and its outputs; two or three runs side by side.
 
-The list uses `labwork.history.queries.list_runs`; a run's page reads the history tables itself so
-that a run with thousands of entries is shown a page at a time (indexed by run id).
+Every read is one of history's query functions (`labwork.history.queries`), so a run prefix and
+a filter mean here what they mean to the API and the CLI: an ambiguous prefix is a Conflict naming
+the candidates, a project matches a run's folder or its name. This module turns their answers into
+HTML (rows written in Python where a page is busy) and charts.
 """
 from __future__ import annotations
 
 import math
 import posixpath
-from html import escape as html_escape
 from datetime import date
+from html import escape as html_escape
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response
 from markupsafe import Markup
-from sqlalchemy import func, select
+from sqlalchemy import or_, select
+from sqlalchemy.engine import Connection
 
 from labwork.dashboard.auth import page_auth
 from labwork.dashboard.charts import COLORS, line_chart, numeric_points
-from labwork.dashboard.web import (dashboard_of, error_text, fmt_duration, fmt_time, get_project, message_page,
-                                   parse_time, render)
-from labwork.errors import ConfigError, NotFound
+from labwork.dashboard.web import (dashboard_of, error_text, fmt_duration, fmt_time, get_project, parse_time,
+                                   render)
+from labwork.errors import ConfigError
+from labwork.history import artifacts, queries
+from labwork.history.records import RUN_STATUSES
+from labwork.store.tables import ProjectRow
 
 router = APIRouter()
 
 PAGE_SIZE = 50
 ENTRIES_PAGE = 100
-STATUSES = ("running", "completed", "failed", "interrupted")
 
 
 # --- the list -------------------------------------------------------------------------------------------
 
 def _day_bound(value: str | None, end: bool, field: str) -> str | None:
-    """A date input (YYYY-MM-DD) as the start or the end of that day; a full ISO time as given."""
+    """A date input (YYYY-MM-DD) as the start or the end of that day; a full ISO time as given
+    (history's queries parse it, and refuse what is no time)."""
     value = (value or "").strip()
     if not value:
         return None
@@ -46,59 +52,11 @@ def _day_bound(value: str | None, end: bool, field: str) -> str | None:
     return value
 
 
-def _when(value: str | None, end: bool, field: str):
-    """A filter bound as an aware datetime (a date means the start or the end of that day)."""
-    from datetime import UTC, datetime
-    text = _day_bound(value, end, field)
-    if text is None:
-        return None
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"'{field}' is not a date or time: {text!r}",
-                          hint="use YYYY-MM-DD or ISO 8601 such as 2024-05-01T12:00:00") from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
-
-
-def list_page(store, *, project_dir: str | None, notebook: str | None, status: str | None, since: Any,
-              until: Any, limit: int, offset: int) -> dict[str, Any]:
-    """One page of runs, newest first, and the total: the columns the list shows, read with Core
-    (no ORM objects), on indexed columns (project_dir, status, started_at; notebook by equality or suffix).
-    Filters as `labwork.history.queries.list_runs`."""
-    from sqlalchemy import or_
-
-    from labwork.history.tables import RunRow
-    conds = []
-    if project_dir:
-        conds.append(RunRow.project_dir == project_dir)
-    if notebook:
-        nb = notebook.strip()
-        nb = nb[2:] if nb.startswith("./") else nb
-        conds.append(or_(RunRow.notebook == nb, RunRow.notebook.like("%/" + _like_escape(nb), escape="\\")))
-    if status:
-        conds.append(RunRow.status == status)
-    if since is not None:
-        conds.append(RunRow.started_at >= since)
-    if until is not None:
-        conds.append(RunRow.started_at <= until)
-    cols = (RunRow.id, RunRow.notebook, RunRow.project, RunRow.status, RunRow.started_at, RunRow.ended_at,
-            RunRow.entry_count, RunRow.error_count, RunRow.runconfig)
-    with store.engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(RunRow).where(*conds)).scalar() or 0
-        rows = conn.execute(select(*cols).where(*conds).order_by(RunRow.started_at.desc(), RunRow.id)
-                            .limit(limit).offset(offset)).all()
-    runs = []
-    for r in rows:
-        started, ended = parse_time(r.started_at), parse_time(r.ended_at)
-        runs.append({"id": r.id, "notebook": r.notebook, "project": r.project, "status": r.status,
-                     "started": fmt_time(started), "entry_count": r.entry_count, "error_count": r.error_count,
-                     "runconfig": r.runconfig,
-                     "duration": fmt_duration((ended - started).total_seconds()) if started and ended else "—"})
-    return {"runs": runs, "total": total}
+def _summary(r: dict[str, Any]) -> dict[str, Any]:
+    """A run of `queries.list_run_summaries` with its times as the list shows them."""
+    started, ended = parse_time(r["started_at"]), parse_time(r["ended_at"])
+    return r | {"started": fmt_time(started),
+                "duration": fmt_duration((ended - started).total_seconds()) if started and ended else "—"}
 
 
 def row_html(r: dict[str, Any], with_project: bool) -> Markup:
@@ -116,34 +74,39 @@ def row_html(r: dict[str, Any], with_project: bool) -> Markup:
         f"<td>{e(r['runconfig'] or '—')}</td></tr>")
 
 
-def _list(request: Request, project: dict[str, Any] | None, notebook: str | None, status: str | None,
-          since: str | None, until: str | None, page: int) -> Response:
-    filters = {"notebook": notebook or "", "status": status or "", "since": since or "", "until": until or ""}
+def _list(request: Request, project: dict[str, Any] | None, project_ref: str | None, notebook: str | None,
+          status: str | None, since: str | None, until: str | None, page: int) -> Response:
+    """The list of runs. A registered project's list matches its folder or its name (a run
+    recorded elsewhere under the project's name is the project's too); on /runs, `project` is a
+    folder or a name, as for `GET /api/runs`."""
+    filters = {"project": project_ref or "", "notebook": notebook or "", "status": status or "",
+               "since": since or "", "until": until or ""}
     page = max(1, page)
     error = None
     result: dict[str, Any] = {"runs": [], "total": 0}
     try:
-        if status and status not in STATUSES:
-            raise ConfigError(f"unknown run status {status!r}", where="status", hint=f"one of {', '.join(STATUSES)}")
-        result = list_page(dashboard_of(request).store, project_dir=project["path"] if project else None,
-                           notebook=(notebook or "").strip() or None, status=status or None,
-                           since=_when(since, False, "from"), until=_when(until, True, "to"),
-                           limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+        refs = [project["path"], project["name"]] if project else project_ref
+        result = queries.list_run_summaries(
+            dashboard_of(request).store, project=refs, notebook=notebook, status=status,
+            since=_day_bound(since, False, "from"), until=_day_bound(until, True, "to"),
+            limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     except ConfigError as exc:  # the filter form again, the error beside it
         error = f"Filter not applied: {error_text(exc)}"
     total = result["total"]
     pages = max(1, -(-total // PAGE_SIZE))
     base = f"/projects/{project['id']}/runs" if project else "/runs"
     query = {k: v for k, v in filters.items() if v}
+    rows = [row_html(_summary(r), project is None) for r in result["runs"]]
     return render(request, "runs.html", status_code=400 if error else 200, error=error, project=project,
-                  rows=[row_html(r, project is None) for r in result["runs"]], total=total, page=page, pages=pages, base=base, query=query,
-                  filters=filters, statuses=STATUSES, page_size=PAGE_SIZE, section="runs")
+                  rows=rows, total=total, page=page, pages=pages, base=base, query=query,
+                  filters=filters, statuses=RUN_STATUSES, page_size=PAGE_SIZE, section="runs")
 
 
 @router.get("/runs")
-def runs(request: Request, notebook: str | None = None, status: str | None = None, since: str | None = None,
-         until: str | None = None, page: int = Query(1), _auth: None = Depends(page_auth)) -> Response:
-    return _list(request, None, notebook, status, since, until, page)
+def runs(request: Request, project: str | None = None, notebook: str | None = None, status: str | None = None,
+         since: str | None = None, until: str | None = None, page: int = Query(1),
+         _auth: None = Depends(page_auth)) -> Response:
+    return _list(request, None, project, notebook, status, since, until, page)
 
 
 @router.get("/projects/{project_id:int}/runs")
@@ -151,61 +114,20 @@ def project_runs(request: Request, project_id: int, notebook: str | None = None,
                  since: str | None = None, until: str | None = None, page: int = Query(1),
                  _auth: None = Depends(page_auth)) -> Response:
     project = get_project(request, project_id)
-    return _list(request, project, notebook, status, since, until, page)
+    return _list(request, project, None, notebook, status, since, until, page)
 
 
 # --- one run ------------------------------------------------------------------------------------------
 
-def _find_run(s, ref: str):
-    from labwork.history.queries import RUN_ID
-    from labwork.history.tables import RunRow
-    ref = (ref or "").strip()
-    if not RUN_ID.match(ref):
-        raise NotFound(f"no run '{ref}'")
-    table = RunRow.__table__
-    row = s.execute(select(table).where(table.c.id == ref)).first()
-    if row is None and len(ref) >= 4:
-        rows = s.execute(select(table).where(table.c.id.like(ref.replace("_", r"\_") + "%", escape="\\"))
-                         .limit(2)).all()
-        row = rows[0] if len(rows) == 1 else None
-    if row is None:
-        raise NotFound(f"no run '{ref}'", hint="the run history page lists the runs")
-    return row
-
-
-def _values(s, run_id: str) -> dict[str, dict[str, Any]]:
-    """Per logged name: its flattened series, kinds, last value."""
-    from labwork.history.tables import ValueRow
-    rows = s.execute(select(ValueRow.name, ValueRow.value, ValueRow.kind)
-                     .where(ValueRow.run_id == run_id)
-                     .order_by(ValueRow.name, ValueRow.seq, ValueRow.logged_at)).all()
-    out: dict[str, dict[str, Any]] = {}
-    for name, value, kind in rows:
-        item = out.setdefault(name, {"name": name, "series": [], "logs": 0, "last": None})
-        item["logs"] += 1
-        item["series"].extend(value if isinstance(value, list) else [value])
-        item["last"] = value
-    for item in out.values():
+def _chartable(values: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """History's logged values per name, with what a chart needs: numeric points, non-finite ones
+    counted (not drawn), the first strings."""
+    for item in values.values():
         item["points"] = numeric_points(item["series"])
         item["chart"] = len(item["points"]) > 1
         item["nonfinite"] = sum(1 for v in item["series"] if isinstance(v, float) and not math.isfinite(v))
         item["strings"] = [v for v in item["series"] if isinstance(v, str)][:50]
-    return out
-
-
-def _artifacts(s, run_id: str) -> list[dict[str, Any]]:
-    from labwork.history.queries import artifact_dict
-    from labwork.history.tables import ArtifactRow
-    table = ArtifactRow.__table__
-    rows = s.execute(select(table).where(table.c.run_id == run_id)
-                     .order_by(table.c.path, table.c.uploaded_at.desc(), table.c.id.desc())).all()
-    latest: dict[str, dict[str, Any]] = {}
-    for a in rows:
-        if a.path in latest:
-            latest[a.path]["versions"] += 1
-        else:
-            latest[a.path] = artifact_dict(a)
-    return list(latest.values())
+    return values
 
 
 def entry_html(e: dict[str, Any]) -> Markup:
@@ -229,15 +151,9 @@ def entry_html(e: dict[str, Any]) -> Markup:
 
 @router.get("/runs/compare")
 def compare(request: Request, run: list[str] = Query(default=[]), _auth: None = Depends(page_auth)) -> Response:
-    from labwork.history.queries import run_dict
-    ids = list(dict.fromkeys(r.strip() for r in run if r.strip()))
-    if not 2 <= len(ids) <= 3:
-        return message_page(request, "Compare runs", f"Choose two or three runs to compare (got {len(ids)}).", 400)
-    with dashboard_of(request).store.engine.connect() as s:
-        runs = []
-        for ref in ids:
-            row = _find_run(s, ref)
-            runs.append(run_dict(row) | {"values": _values(s, row.id)})
+    runs = queries.compare_runs(dashboard_of(request).store, run)
+    for r in runs:
+        _chartable(r["values"])
     names = sorted({n for r in runs for n in r["values"]})
     charts = []
     for name in names:
@@ -248,42 +164,38 @@ def compare(request: Request, run: list[str] = Query(default=[]), _auth: None = 
     return render(request, "compare.html", runs=runs, names=names, charts=charts, colors=COLORS, section="runs")
 
 
+def _registered_project(conn: Connection, run: dict[str, Any]) -> dict[str, Any] | None:
+    """The registered project a run belongs to: by its folder, else by its name."""
+    if not run.get("project_dir") and not run.get("project"):
+        return None
+    conds = [ProjectRow.path == run["project_dir"]] if run.get("project_dir") else []
+    conds += [ProjectRow.name == run["project"]] if run.get("project") else []
+    rows = conn.execute(select(ProjectRow.id, ProjectRow.name, ProjectRow.path).where(or_(*conds))
+                        .limit(5)).all()
+    by_path = [r for r in rows if r.path == run.get("project_dir")]
+    found = by_path or (rows if len(rows) == 1 else [])
+    return dict(found[0]._mapping) if found else None
+
+
 @router.get("/runs/{run_id}")
 def run_page(request: Request, run_id: str, page: int = Query(1), _auth: None = Depends(page_auth)) -> Response:
-    from labwork.history.queries import run_dict
-    from labwork.history.tables import EntryRow
-    from labwork.store.tables import ProjectRow
     page = max(1, page)
-    with dashboard_of(request).store.engine.connect() as conn:
-        row = _find_run(conn, run_id)
-        run = run_dict(row)
-        total = row.entry_count or 0  # kept by ingestion
-        entries = [dict(e._mapping) for e in conn.execute(
-            select(EntryRow.seq, EntryRow.execution_count, EntryRow.code, EntryRow.started_at,
-                   EntryRow.duration_ms, EntryRow.status, EntryRow.error_name, EntryRow.error_value,
-                   EntryRow.traceback)
-            .where(EntryRow.run_id == row.id).order_by(EntryRow.seq, EntryRow.started_at)
-            .limit(ENTRIES_PAGE).offset((page - 1) * ENTRIES_PAGE))]
-        values = _values(conn, row.id)
-        artifacts = _artifacts(conn, row.id)
-        project = None
-        if run.get("project_dir"):
-            p = conn.execute(select(ProjectRow.id, ProjectRow.name, ProjectRow.path)
-                             .where(ProjectRow.path == run["project_dir"]).limit(1)).first()
-            project = dict(p._mapping) if p else None
-    rows = [entry_html(e) for e in entries]
+    with dashboard_of(request).store.engine.connect() as conn:  # one connection: the run and its project
+        view = queries.overview_in(conn, run_id, limit=ENTRIES_PAGE, offset=(page - 1) * ENTRIES_PAGE)
+        project = _registered_project(conn, view["run"])
+    run, total, values = view["run"], view["entries_total"], _chartable(view["values"])
+    rows = [entry_html(e) for e in view["entries"]]
     charts = [{"name": v["name"], "svg": line_chart([{"label": v["name"], "points": v["points"]}]),
                "note": f"{v['nonfinite']} NaN or infinite point(s) not drawn" if v["nonfinite"] else ""}
               for v in values.values() if v["chart"]]
     pages = max(1, -(-total // ENTRIES_PAGE))
     return render(request, "run.html", run=run, entry_rows=rows, entries_total=total, page=page, pages=pages,
-                  values=list(values.values()), charts=charts, artifacts=artifacts, project=project,
-                  section="runs")
+                  values=list(values.values()), charts=charts, artifacts=view["artifacts"],
+                  project=project, section="runs")
 
 
 @router.get("/runs/{run_id}/outputs/{path:path}")
 def download_output(request: Request, run_id: str, path: str, _auth: None = Depends(page_auth)) -> Response:
-    from labwork.history.queries import artifact_file
     dash = dashboard_of(request)
-    file, info = artifact_file(dash.store, dash.settings.artifacts_dir, run_id, path)
+    file, info = artifacts.artifact_file(dash.store, dash.settings.artifacts_dir, run_id, path)
     return FileResponse(file, filename=posixpath.basename(info["path"]), media_type="application/octet-stream")

@@ -15,8 +15,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlch
 from sqlalchemy.orm import Session
 
 from labwork.errors import ConfigError, LabworkError, Unavailable
-from labwork.history.queries import (ENTRY_STATUSES, MAX_CODE_CHARS, RECORD_ID, RUN_ID, RUN_STATUSES,
-                                     _aware, _clip, _now, _require, _ts, run_dict, value_kind)
+from labwork.history.records import (ENTRY_STATUSES, MAX_CODE_CHARS, RECORD_ID, RUN_ID, RUN_STATUSES,
+                                     aware, clip, now, require, run_dict, to_datetime, value_kind)
 from labwork.history.tables import EntryRow, RunRow, ValueRow
 from labwork.store.db import Store
 
@@ -43,7 +43,7 @@ class _Batch:
 
     def run(self, record: dict[str, Any]) -> RunRow:
         """The record's run, created from what the record says when it is not known yet."""
-        run_id = _require(record, "run")
+        run_id = require(record, "run")
         row = self.runs.get(run_id)
         if row is not None:
             return row
@@ -52,7 +52,7 @@ class _Batch:
         row = self.s.get(RunRow, run_id)
         if row is None:
             row = RunRow(id=run_id, source=str(record.get("source") or "kernel"), status="running",
-                         history=False, started_at=_ts(record.get("at")) or _now(), entry_count=0,
+                         history=False, started_at=to_datetime(record.get("at")) or now(), entry_count=0,
                          error_count=0, info={})
             self.s.add(row)
             self.s.flush()  # no ORM relationship orders the inserts: the run row goes first
@@ -78,13 +78,13 @@ def _apply(b: _Batch, record: dict[str, Any]) -> bool:
     """Apply one record; False when it was already applied."""
     if not isinstance(record, dict):
         raise ConfigError("a record must be a JSON object")
-    rid = _require(record, "id")
+    rid = require(record, "id")
     if not RECORD_ID.match(rid):
         raise ConfigError(f"record id {rid!r} must be 1-100 letters, digits or '_.:-'")
-    kind = _require(record, "type")
+    kind = require(record, "type")
     run = b.run(record)
-    at = _ts(record.get("at")) or _now()
-    seen = _aware(run.last_seen) if run.last_seen else None
+    at = to_datetime(record.get("at")) or now()
+    seen = aware(run.last_seen) if run.last_seen else None
     if seen is None or at > seen:
         run.last_seen = at
 
@@ -150,26 +150,26 @@ def _apply(b: _Batch, record: dict[str, Any]) -> bool:
             run.ended_at = None
             run.status = "running"
             run.info = {k: v for k, v in (run.info or {}).items() if k not in ("end_reason", "_ended_by")}
-        started = _ts(record.get("started"), "started") or at
-        ended = _ts(record.get("ended"), "ended")
+        started = to_datetime(record.get("started"), "started") or at
+        ended = to_datetime(record.get("ended"), "ended")
         duration = record.get("duration_ms")
         if duration is None and ended is not None:
             duration = round((ended - started).total_seconds() * 1000.0, 3)
         b.s.add(EntryRow(id=rid, run_id=run.id, seq=int(record.get("seq") or 0),
                          kind=str(record.get("kind") or "cell"),
                          execution_count=record.get("execution_count"),
-                         code=_clip(record.get("code") or "", MAX_CODE_CHARS) or "",
+                         code=clip(record.get("code") or "", MAX_CODE_CHARS) or "",
                          started_at=started, ended_at=ended, duration_ms=duration, status=status,
-                         error_name=_clip(record.get("error_name"), 200),
-                         error_value=_clip(record.get("error_value")),
-                         traceback=_clip(record.get("traceback"))))
+                         error_name=clip(record.get("error_name"), 200),
+                         error_value=clip(record.get("error_value")),
+                         traceback=clip(record.get("traceback"))))
         run.entry_count = (run.entry_count or 0) + 1
         if status != "ok":
             run.error_count = (run.error_count or 0) + 1
         return True
 
     if kind == "value":
-        name = _require(record, "name")
+        name = require(record, "name")
         if not name or len(name) > 200:
             raise ConfigError(f"value {rid}: a name must be 1-200 characters")
         value = record.get("value")
@@ -257,14 +257,14 @@ def reap_stale_runs(store: Store, stale_after_s: float, alive: Any = None) -> li
     gone): status failed, ended when last seen, reason "kernel stopped reporting". `alive(run)`
     may spare a run whose owner is known to live (a gateway session still open)."""
     from datetime import timedelta
-    cutoff = _now() - timedelta(seconds=stale_after_s)
+    cutoff = now() - timedelta(seconds=stale_after_s)
     closed: list[str] = []
     with store.session() as s:
         rows = s.scalars(select(RunRow).where(RunRow.ended_at.is_(None), or_(
             RunRow.last_seen < cutoff, (RunRow.last_seen.is_(None) & (RunRow.started_at < cutoff))))).all()
         for row in rows:
             if alive is not None and alive(run_dict(row)):
-                row.last_seen = _now()
+                row.last_seen = now()
                 continue
             row.ended_at = row.last_seen or row.started_at
             row.status = "failed"

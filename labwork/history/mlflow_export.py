@@ -57,7 +57,7 @@ class StoreSource:
     def fetch_artifact(self, run_id: str, path: str, dest: Path) -> None:
         import shutil
 
-        from labwork.history.queries import artifact_file
+        from labwork.history.artifacts import artifact_file
         file, _ = artifact_file(self.store, self.artifacts_dir, run_id, path)
         shutil.copyfile(file, dest)
 

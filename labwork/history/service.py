@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from labwork.auth.identity import require_token
 from labwork.errors import ConfigError, LabworkError
-from labwork.history import ingestion, queries
+from labwork.history import artifacts, ingestion, queries, records
 from labwork.http_params import OffsetQuery
 from labwork.settings import Settings
 from labwork.store.db import Store
@@ -112,7 +112,7 @@ class HistoryService:
                 while data := fh.read(1 << 20):
                     yield data
         try:
-            queries.store_artifact(self.store, self.settings.artifacts_dir, record["run"], record["path"], chunks(),
+            artifacts.store_artifact(self.store, self.settings.artifacts_dir, record["run"], record["path"], chunks(),
                                    artifact_id=record["id"], entry_id=record.get("entry"),
                                    max_mb=self.max_upload_mb)
         except LabworkError as exc:
@@ -291,7 +291,7 @@ def gateway_run_id(session: dict[str, Any]) -> str:
     session's identity (its `uid` if the gateway gives one, else id, name and appId)."""
     conf = _conf(session)
     explicit = conf.get("spark.labwork.run")
-    if explicit and queries.RUN_ID.match(explicit):
+    if explicit and records.RUN_ID.match(explicit):
         return explicit
     key = "|".join(str(session.get(k) or "") for k in ("uid", "id", "name", "appId", "created"))
     key += "|" + conf.get("spark.labwork.project", "") + "|" + conf.get("spark.labwork.notebook", "")
@@ -378,7 +378,7 @@ def value_series(run_id: str, name: str, request: Request) -> dict[str, Any]:
 @router.get("/api/runs/{run_id}/artifacts/{path:path}")
 def download(run_id: str, path: str, request: Request) -> FileResponse:
     service = history(request)
-    file, info = queries.artifact_file(service.store, service.settings.artifacts_dir, run_id, path)
+    file, info = artifacts.artifact_file(service.store, service.settings.artifacts_dir, run_id, path)
     return FileResponse(file, filename=Path(info["path"]).name, media_type="application/octet-stream",
                         headers={"X-Labwork-Sha256": info["sha256"]})
 
@@ -389,17 +389,17 @@ async def upload(run_id: str, path: str, request: Request, id: str | None = None
     """The raw request body is the file; `path` must be `outputs/...`; `id` makes retries safe."""
     service = history(request)
     limit_mb = service.max_upload_mb
-    limit = queries.mb_to_bytes(limit_mb)
-    norm = queries.check_upload_path(path)
+    limit = artifacts.mb_to_bytes(limit_mb)
+    norm = artifacts.check_upload_path(path)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise queries.too_large(norm, int(declared), limit_mb)
+        raise artifacts.too_large(norm, int(declared), limit_mb)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise queries.too_large(norm, None, limit_mb)
+            raise artifacts.too_large(norm, None, limit_mb)
         chunks.append(chunk)
-    return await asyncio.to_thread(queries.store_artifact, service.store, service.settings.artifacts_dir, run_id,
+    return await asyncio.to_thread(artifacts.store_artifact, service.store, service.settings.artifacts_dir, run_id,
                                    norm, chunks, artifact_id=id, entry_id=entry, max_mb=limit_mb)

@@ -11,12 +11,14 @@ from tests.support.browser import login, shot
 
 
 def post_run(cp, project, notebook: str, losses: list[float], *, error: bool = False, accuracy: float = 0.9,
-             at: float | None = None) -> str:
-    """A run as a kernel records it: run, entries, logged values, an output, end."""
-    run = uuid.uuid4().hex
+             at: float | None = None, run: str | None = None, project_dir: str | None = None) -> str:
+    """A run as a kernel records it: run, entries, logged values, an output, end. `project_dir`
+    other than the project's folder: a run recorded elsewhere under the project's name."""
+    run = run or uuid.uuid4().hex
     t = at or time.time()
     recs = [{"id": f"{run}-r", "type": "run", "run": run, "source": "kernel", "project": project["name"],
-             "project_dir": project["path"], "notebook": notebook, "runconfig": "local", "history": True, "at": t}]
+             "project_dir": project_dir or project["path"], "notebook": notebook, "runconfig": "local",
+             "history": True, "at": t}]
     codes = ["import numpy as np", "for i in range(5):\n    log('loss', ...)", "raise ValueError('bad value')"]
     for i, code in enumerate(codes if error else codes[:2]):
         failed = code.startswith("raise")
@@ -114,3 +116,47 @@ def test_compare_runs_side_by_side(cp, page, project):
     expect(page.locator("#page-error")).to_contain_text("two or three runs")
     page.goto(f"{cp.url}/runs/nonexistent-run")
     expect(page.locator("#page-error")).to_contain_text("no run")
+
+
+def test_an_ambiguous_run_prefix_names_the_runs_on_the_page_as_in_the_api(cp, page, project):
+    stem = uuid.uuid4().hex[:8]
+    a = post_run(cp, project, "dupe.ipynb", [1.0, 0.5], run=stem + "a" * 24)
+    b = post_run(cp, project, "dupe.ipynb", [1.0, 0.4], run=stem + "b" * 24)
+    login(page, cp, "/runs")
+    api = httpx.get(f"{cp.url}/api/runs/{stem}", headers=cp.headers())
+    for path in (f"/runs/{stem}", f"/runs/compare?run={stem}&run={a}", f"/runs/{stem}/outputs/outputs/model.txt"):
+        answer = page.goto(cp.url + path)
+        assert answer.status == 409 == api.status_code, path
+        expect(page.locator("#page-error")).to_contain_text(f"run id prefix '{stem}' matches several runs")
+        expect(page.locator("#page-error")).to_contain_text(f"{a}, {b}")
+    assert f"{a}, {b}" in api.json()["msg"]
+    # one more character is unique: the run's page, as the API's answer
+    page.goto(f"{cp.url}/runs/{stem}a")
+    expect(page.locator("h1")).to_contain_text(a)
+    assert httpx.get(f"{cp.url}/api/runs/{stem}a", headers=cp.headers()).json()["id"] == a
+    page.goto(f"{cp.url}/runs/compare?run={stem}a&run={stem}b")
+    expect(page.locator("#compare thead th")).to_have_count(3)
+
+
+def test_project_filter_matches_the_folder_or_the_name_on_the_page_as_in_the_api(cp, page, project, tmp_path):
+    here = post_run(cp, project, "where.ipynb", [1.0, 0.5])
+    elsewhere = post_run(cp, project, "where.ipynb", [1.0, 0.4], project_dir=str(tmp_path / "clone"))
+    api = {ref: {r["id"] for r in cp.runs(project=ref, notebook="where.ipynb")}
+           for ref in (project["name"], project["path"])}
+    assert api == {project["name"]: {here, elsewhere}, project["path"]: {here}}
+    # the project's own list: its folder or its name
+    login(page, cp, f"/projects/{project['id']}/runs?notebook=where.ipynb")
+    expect(page.locator(f"#runs tr[data-run='{elsewhere}']")).to_have_count(1)
+    expect(page.locator(f"#runs tr[data-run='{here}']")).to_have_count(1)
+    # /runs filtered by name, as typed in the form, then by folder
+    page.goto(f"{cp.url}/runs?notebook=where.ipynb")
+    page.fill("#run-filters input[name=project]", project["name"])
+    page.click("#run-filters button[type=submit]")
+    expect(page.locator("#runs tr[data-run]")).to_have_count(2)
+    expect(page.locator(f"#runs tr[data-run='{elsewhere}']")).to_have_count(1)
+    page.goto(f"{cp.url}/runs?notebook=where.ipynb&project={project['path']}")
+    expect(page.locator("#runs tr[data-run]")).to_have_count(1)
+    expect(page.locator(f"#runs tr[data-run='{here}']")).to_have_count(1)
+    # the run recorded elsewhere still links to the registered project (by its name)
+    page.goto(f"{cp.url}/runs/{elsewhere}")
+    expect(page.locator(".project-bar .project-name")).to_have_text(project["name"])

@@ -106,3 +106,25 @@ def test_upload_size_limit(labwork_home):
         assert len(list((labwork_home / "artifacts" / run).iterdir())) == 1
     finally:
         cp.stop()
+
+
+def test_ambiguous_prefix_and_project_by_name_over_the_api_and_the_cli(own_cp):
+    cp = own_cp
+    stem = uuid.uuid4().hex[:8]
+    a, b = stem + "a" * 24, stem + "b" * 24
+    for run in (a, b):
+        cp.request("POST", "/api/history/records", json={"records": _records(run)})
+    h = cp.headers()
+    for path in (f"/api/runs/{stem}", f"/api/runs/{stem}/values/acc", f"/api/runs/{stem}/artifacts/outputs/x"):
+        r = httpx.get(cp.url + path, headers=h)
+        assert r.status_code == 409, (path, r.status_code, r.text)
+        body = r.json()
+        assert body["error"] == "Conflict" and f"{a}, {b}" in body["msg"]
+        assert body["details"] == {"candidates": [a, b]}
+    assert httpx.delete(f"{cp.url}/api/runs/{stem}", headers=h).status_code == 409
+    assert cp.request("GET", f"/api/runs/{stem}a")["id"] == a
+    shown = cp.cli("run", "show", stem, check=False)
+    assert shown.returncode == 4 and f"{a}, {b}" in shown.stdout + shown.stderr
+    # the records name the project "myIris" in folder /p/iris: by either, both runs
+    for ref in ("myIris", "/p/iris"):
+        assert {r["id"] for r in cp.runs(project=ref)} >= {a, b}

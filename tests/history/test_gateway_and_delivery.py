@@ -6,7 +6,7 @@ import uuid
 
 from tests.support import ControlPlane, wait_for
 from tests.support.kernels import spool_records
-from labwork.history import queries
+from labwork.history import ingestion, queries
 from labwork.history.delivery import Sender, append_spool
 from labwork.history.service import HistoryService, gateway_run_id
 from labwork.settings import load_settings
@@ -67,13 +67,13 @@ def test_gateway_history_switched_from_a_local_cell(store, tmp_path):
     """`%labwork history on` in a %%local cell of the notebook's kernel overrides the default."""
     history = _history(store, tmp_path)
     kernel_run = uuid.uuid4().hex
-    queries.ingest(store, [{"id": uuid.uuid4().hex, "type": "run", "run": kernel_run, "source": "kernel",
+    ingestion.ingest(store, [{"id": uuid.uuid4().hex, "type": "run", "run": kernel_run, "source": "kernel",
                             "project_dir": "/p/iris", "notebook": "spark.ipynb"},
                            {"id": uuid.uuid4().hex, "type": "history", "run": kernel_run, "on": True}])
     s = _session(sid=9, history=None)
     history.record_gateway_statement(s, _stmt(0, "1+1", output={"status": "ok", "data": {}}))
     assert queries.get_run(store, gateway_run_id(s))["entry_count"] == 1
-    queries.ingest(store, [{"id": uuid.uuid4().hex, "type": "history", "run": kernel_run, "on": False}])
+    ingestion.ingest(store, [{"id": uuid.uuid4().hex, "type": "history", "run": kernel_run, "on": False}])
     history.record_gateway_statement(s, _stmt(1, "2+2", output={"status": "ok", "data": {}}))
     assert queries.get_run(store, gateway_run_id(s))["entry_count"] == 1
 

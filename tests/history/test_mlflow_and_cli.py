@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from labwork.errors import MissingExtra
-from labwork.history import queries
+from labwork.history import artifacts, ingestion
 from labwork.history.mlflow_export import StoreSource, export_to_mlflow
 
 
@@ -42,8 +42,8 @@ def test_export_read_back_with_mlflow_client(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'h.db'}")
     arts = tmp_path / "artifacts"
     run = uuid.uuid4().hex
-    queries.ingest(store, _fill(run))
-    queries.store_artifact(store, arts, run, "outputs/model.pkl", [b"pickled"], entry_id=f"{run[:8]}-e1")
+    ingestion.ingest(store, _fill(run))
+    artifacts.store_artifact(store, arts, run, "outputs/model.pkl", [b"pickled"], entry_id=f"{run[:8]}-e1")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
 
     [result] = export_to_mlflow(StoreSource(store, arts), uri)

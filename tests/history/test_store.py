@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from labwork.errors import ConfigError, Conflict, Forbidden, NotFound
-from labwork.history import queries
+from labwork.history import artifacts, ingestion, queries
 
 
 def _run(run_id: str, **kw) -> dict:
@@ -42,10 +42,10 @@ def test_records_are_stored_exactly_once(store):
                _entry(run, 1), _entry(run, 2, "error", error_name="ValueError", error_value="bad",
                                       traceback="Traceback..."),
                _value(run, "loss", 0, [3, 2]), _value(run, "loss", 1, 1.5)]
-    assert queries.ingest(store, records) == {"accepted": 6, "duplicates": 0, "refused": []}
+    assert ingestion.ingest(store, records) == {"accepted": 6, "duplicates": 0, "refused": []}
     # a replay of everything (a lost answer), then of a part: nothing changes
-    assert queries.ingest(store, records) == {"accepted": 0, "duplicates": 6, "refused": []}
-    assert queries.ingest(store, records[2:4] + [_entry(run, 3)]) == {"accepted": 1, "duplicates": 2, "refused": []}
+    assert ingestion.ingest(store, records) == {"accepted": 0, "duplicates": 6, "refused": []}
+    assert ingestion.ingest(store, records[2:4] + [_entry(run, 3)]) == {"accepted": 1, "duplicates": 2, "refused": []}
     r = queries.get_run(store, run)
     assert r["entry_count"] == 3 and r["error_count"] == 1 and len(r["entries"]) == 3
     assert r["history"] is True  # the replayed run record did not undo the switch
@@ -53,15 +53,15 @@ def test_records_are_stored_exactly_once(store):
     assert r["entries"][1]["error_name"] == "ValueError"
     assert r["status"] == "running"
     end = {"id": uuid.uuid4().hex, "type": "end", "run": run, "at": time.time() + 1}
-    queries.ingest(store, [end])
+    ingestion.ingest(store, [end])
     assert queries.get_run(store, run)["status"] == "completed"
-    assert queries.ingest(store, [end]) == {"accepted": 0, "duplicates": 1, "refused": []}
+    assert ingestion.ingest(store, [end]) == {"accepted": 0, "duplicates": 1, "refused": []}
 
 
 @pytest.mark.parametrize("last,status", [("error", "failed"), ("interrupted", "interrupted"), ("ok", "completed")])
 def test_run_status_follows_the_last_entry(store, last, status):
     run = uuid.uuid4().hex
-    queries.ingest(store, [_run(run), _entry(run, 1, "error"), _entry(run, 2, last),
+    ingestion.ingest(store, [_run(run), _entry(run, 1, "error"), _entry(run, 2, last),
                            {"id": uuid.uuid4().hex, "type": "end", "run": run}])
     assert queries.get_run(store, run)["status"] == status
 
@@ -76,7 +76,7 @@ def test_a_bad_record_is_refused_alone(store):
            _entry(run, 10**30),                                      # no integer column holds it
            _value(run, "acc", 0, {"not": "a value"})]                # an object is no value
     records = [good[0], good[1], bad[0], bad[1], good[2], bad[2], bad[3], bad[4], good[3]]
-    result = queries.ingest(store, records)
+    result = ingestion.ingest(store, records)
     assert result["accepted"] == 4 and result["duplicates"] == 0
     assert [(r["index"], r["id"]) for r in result["refused"]] == [(2, "x1"), (3, bad[1]["id"]), (5, bad[2]["id"]),
                                                                   (6, bad[3]["id"]), (7, bad[4]["id"])]
@@ -87,7 +87,7 @@ def test_a_bad_record_is_refused_alone(store):
     assert [e["seq"] for e in r["entries"]] == [1, 4] and r["entry_count"] == 2
     assert [v["name"] for v in r["values"]] == ["loss"]
     # sent again, the good ones are duplicates and the bad ones refused again: nothing changes
-    again = queries.ingest(store, records)
+    again = ingestion.ingest(store, records)
     assert again["accepted"] == 0 and again["duplicates"] == 4 and len(again["refused"]) == 5
 
 
@@ -104,7 +104,7 @@ def test_nan_infinities_and_nul_are_stored_faithfully(store):
                _value(run, "loss", 0, float("nan")), _value(run, "loss", 1, float("inf")),
                _value(run, "loss", 2, [1.0, float("-inf"), 2.0]), _value(run, "text", 0, "a\x00b"),
                _value(run, "big\x00name", 0, 3)]
-    assert queries.ingest(store, records)["refused"] == []
+    assert ingestion.ingest(store, records)["refused"] == []
     r = queries.get_run(store, run)
     assert r["entries"][0]["code"] == "x = 'a\u2400b'\nlog.log('loss', nan)"
     assert r["entries"][0]["error_value"] == "bad\u2400value" and r["notebook"] == "nb\u2400.ipynb"
@@ -129,11 +129,11 @@ def test_list_runs_filters_and_pages(store):
         ids.append(run)
         nb = "sub/iris.ipynb" if i % 2 else "other.ipynb"
         proj = "/p/iris" if i < 5 else "/p/wine"
-        queries.ingest(store, [_run(run, at=base + i * 86400, notebook=nb, project_dir=proj,
+        ingestion.ingest(store, [_run(run, at=base + i * 86400, notebook=nb, project_dir=proj,
                                     project="myIris" if i < 5 else "wine"),
                                _entry(run, 1, "error" if i == 3 else "ok")])
         if i != 6:
-            queries.ingest(store, [{"id": uuid.uuid4().hex, "type": "end", "run": run}])
+            ingestion.ingest(store, [{"id": uuid.uuid4().hex, "type": "end", "run": run}])
     page = queries.list_runs(store, limit=3)
     assert page["total"] == 7 and [r["id"] for r in page["runs"]] == ids[::-1][:3]
     page2 = queries.list_runs(store, limit=3, offset=3)
@@ -158,7 +158,7 @@ def test_list_runs_filters_and_pages(store):
 
 def test_run_ids_and_prefixes(store):
     a, b = "abcd1234" + "0" * 24, "abcd5678" + "0" * 24
-    queries.ingest(store, [_run(a), _run(b)])
+    ingestion.ingest(store, [_run(a), _run(b)])
     assert queries.get_run(store, "abcd12")["id"] == a
     with pytest.raises(Conflict, match="several"):
         queries.get_run(store, "abcd")
@@ -170,7 +170,7 @@ def test_run_ids_and_prefixes(store):
 
 def test_value_series(store):
     run = uuid.uuid4().hex
-    queries.ingest(store, [_run(run), _entry(run, 1, id="e1"), _value(run, "loss", 0, [0.9, 0.7], "e1"),
+    ingestion.ingest(store, [_run(run), _entry(run, 1, id="e1"), _value(run, "loss", 0, [0.9, 0.7], "e1"),
                            _value(run, "loss", 1, 0.5), _value(run, "tag", 0, "a"), _value(run, "tag", 1, "b")])
     s = queries.value_series(store, run, "loss")
     assert [(p["step"], p["value"], p["entry_id"]) for p in s["points"]] == [(0, 0.9, "e1"), (1, 0.7, "e1"), (2, 0.5, None)]
@@ -185,26 +185,87 @@ def test_value_series(store):
 def test_artifacts_are_kept_inside_the_store(store, tmp_path):
     arts = tmp_path / "artifacts"
     run = uuid.uuid4().hex
-    queries.ingest(store, [_run(run)])
-    a1 = queries.store_artifact(store, arts, run, "outputs/model.pkl", [b"v1"], artifact_id="a1")
-    again = queries.store_artifact(store, arts, run, "outputs/model.pkl", [b"other"], artifact_id="a1")
+    ingestion.ingest(store, [_run(run)])
+    a1 = artifacts.store_artifact(store, arts, run, "outputs/model.pkl", [b"v1"], artifact_id="a1")
+    again = artifacts.store_artifact(store, arts, run, "outputs/model.pkl", [b"other"], artifact_id="a1")
     assert again["duplicate"] and again["sha256"] == a1["sha256"]
-    queries.store_artifact(store, arts, run, "outputs/model.pkl", [b"version2"], artifact_id="a2")
-    file, info = queries.artifact_file(store, arts, run, "outputs/model.pkl")
+    artifacts.store_artifact(store, arts, run, "outputs/model.pkl", [b"version2"], artifact_id="a2")
+    file, info = artifacts.artifact_file(store, arts, run, "outputs/model.pkl")
     assert file.read_bytes() == b"version2" and info["id"] == "a2"
     assert file.parent == arts / run
     [listed] = queries.get_run(store, run)["artifacts"]
     assert listed["versions"] == 2 and listed["size"] == 8
     for bad in ("../model.pkl", "/etc/passwd", "model.pkl", "outputs/../../x", "outputs", "outputs\\..\\x"):
         with pytest.raises(Forbidden, match="outputs/"):
-            queries.store_artifact(store, arts, run, bad, [b"x"])
+            artifacts.store_artifact(store, arts, run, bad, [b"x"])
     with pytest.raises(Forbidden, match=r"over the upload size limit of 5e-05 MB \(history.max_upload_mb\)"):
-        queries.store_artifact(store, arts, run, "outputs/big.bin", [b"x" * 100], max_mb=0.00005)
+        artifacts.store_artifact(store, arts, run, "outputs/big.bin", [b"x" * 100], max_mb=0.00005)
     assert sorted(p.name for p in (arts / run).iterdir()) == ["a1", "a2"]  # nothing kept of the refused
     for bad in ("../../token", "outputs/../../../token", "a1", "/etc/passwd", ""):
         with pytest.raises(NotFound):
-            queries.artifact_file(store, arts, run, bad)
+            artifacts.artifact_file(store, arts, run, bad)
     queries.delete_run(store, arts, run)
     assert not (arts / run).exists()
     with pytest.raises(NotFound):
         queries.get_run(store, run)
+
+
+def test_an_ambiguous_prefix_is_a_conflict_naming_the_runs_everywhere(store, tmp_path):
+    a, b = "dupe1111" + "0" * 24, "dupe2222" + "0" * 24
+    ingestion.ingest(store, [_run(a), _run(b), _value(a, "loss", 0, 0.5), _value(b, "loss", 0, 0.4)])
+    artifacts.store_artifact(store, tmp_path, a, "outputs/m.bin", [b"x"])
+    for read in (lambda: queries.get_run(store, "dupe"),
+                 lambda: queries.value_series(store, "dupe", "loss"),
+                 lambda: queries.run_overview(store, "dupe"),
+                 lambda: queries.compare_runs(store, ["dupe", a]),
+                 lambda: artifacts.artifact_file(store, tmp_path, "dupe", "outputs/m.bin"),
+                 lambda: artifacts.store_artifact(store, tmp_path, "dupe", "outputs/n.bin", [b"y"]),
+                 lambda: queries.delete_run(store, tmp_path, "dupe")):
+        with pytest.raises(Conflict) as caught:
+            read()
+        assert f"{a}, {b}" in caught.value.message
+        assert caught.value.details == {"candidates": [a, b]}
+    # each prefix that is unique finds its run, through every read
+    assert queries.run_overview(store, "dupe1")["run"]["id"] == a
+    assert [r["id"] for r in queries.compare_runs(store, ["dupe1", "dupe2"])] == [a, b]
+    assert artifacts.artifact_file(store, tmp_path, "dupe1", "outputs/m.bin")[1]["run_id"] == a
+    # a prefix with a LIKE wildcard matches it literally, not as a wildcard
+    with pytest.raises(NotFound):
+        queries.get_run(store, "dupe_")
+
+
+def test_project_filter_is_the_folder_or_the_name_in_every_list(store):
+    here, named, other = uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex
+    ingestion.ingest(store, [_run(here, project="myIris", project_dir="/p/iris"),
+                             _run(named, project="myIris", project_dir="/elsewhere/iris"),
+                             _run(other, project="wine", project_dir="/p/wine")])
+    for refs, expected in (("/p/iris", {here}), ("/p/iris/", {here}), ("myIris", {here, named}),
+                           (["/p/iris", "myIris"], {here, named}), (["/p/wine", "myIris"], {here, named, other}),
+                           ("nothing", set()), (None, {here, named, other})):
+        full = queries.list_runs(store, project=refs)
+        brief = queries.list_run_summaries(store, project=refs)
+        assert {r["id"] for r in full["runs"]} == expected == {r["id"] for r in brief["runs"]}, refs
+        assert full["total"] == brief["total"] == len(expected)
+    assert set(brief["runs"][0]) == set(queries.SUMMARY_COLUMNS)
+
+
+def test_run_overview_pages_entries_and_compare_takes_two_or_three(store):
+    run, b, c, d = (uuid.uuid4().hex for _ in range(4))
+    ingestion.ingest(store, [_run(run), *(_entry(run, i) for i in range(1, 8)),
+                             _value(run, "loss", 0, [0.9, float("nan")]), _value(run, "loss", 1, 0.5),
+                             _value(run, "tag", 0, "x"), _run(b), _run(c), _run(d)])
+    first = queries.run_overview(store, run, limit=3)
+    assert first["entries_total"] == 7 and [e["seq"] for e in first["entries"]] == [1, 2, 3]
+    assert [e["seq"] for e in queries.run_overview(store, run, limit=3, offset=6)["entries"]] == [7]
+    loss = first["values"]["loss"]
+    assert loss["logs"] == 2 and loss["series"][0] == 0.9 and loss["series"][2] == 0.5
+    assert loss["series"][1] != loss["series"][1]  # NaN, raw: the page counts it as not drawn
+    assert first["values"]["tag"]["last"] == "x" and first["run"]["id"] == run
+    # the API's view of the same run agrees
+    summary = {v["name"]: v for v in queries.get_run(store, run)["values"]}
+    assert summary["loss"]["points"] == len(loss["series"]) and summary["loss"]["count"] == loss["logs"]
+    compared = queries.compare_runs(store, [run, b, run, c])
+    assert [r["id"] for r in compared] == [run, b, c] and set(compared[0]["values"]) == {"loss", "tag"}
+    for refs in ([run], [run, run], [run, b, c, d], []):
+        with pytest.raises(ConfigError, match="two or three runs"):
+            queries.compare_runs(store, refs)

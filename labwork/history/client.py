@@ -1,4 +1,5 @@
-"""Run history through the control plane's API: what the `labwork run` commands call."""
+"""An HTTP client of the control plane's run-history API (`/api/runs...`): what the `labwork run`
+commands call. It reads no store; the functions behind the routes are `labwork.history.queries`."""
 from __future__ import annotations
 
 from pathlib import Path
