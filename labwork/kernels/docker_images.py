@@ -107,7 +107,7 @@ def image_plan(project: Project, rc_name: str, settings: Settings) -> ImagePlan:
                 "ENV PIP_CERT=/etc/labwork/ca-certificates.crt REQUESTS_CA_BUNDLE=/etc/labwork/ca-certificates.crt"
                 if ca else "")
     h = hashlib.sha256()
-    h.update(target.image.encode())
+    h.update(f"{rc_name.lower()}\0{target.docker_host or ''}\0{target.image}".encode())
     h.update(req.read_bytes() if req else b"")
     h.update(_source_digest().encode())
     h.update(CA_BUNDLE.read_bytes() if ca else b"")

@@ -63,8 +63,15 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
     end_reason: str | None = None
     _client: Any = None
     _exit: int | None = None
+    _stopping = False
 
     # --- configuration from the kernel spec's metadata.kernel_provisioner.config
+    def __init__(self, **kwargs: Any) -> None:
+        # jupyter_client passes the spec's provisioner config as keyword arguments
+        own = {k: kwargs.pop(k) for k in list(kwargs) if k not in ("kernel_id", "kernel_spec", "parent", "config", "log")}
+        super().__init__(**kwargs)
+        self.provisioner_config = own
+
     def _cfg(self, key: str, default: Any = None) -> Any:
         return (self.provisioner_config or {}).get(key, default)
 
@@ -129,6 +136,7 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
             raise Unavailable(f"the container for run configuration '{self._cfg('runconfig')}' did not "
                               f"start: {_short(exc)}") from exc
         self.container_id = container.id
+        self._stopping = False
         self.end_reason = None
         self._exit = None
         self.log.info("labwork: kernel %s runs in container %s (%s)", self.kernel_id,
@@ -181,11 +189,15 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
             self._note_end(code, f"exited with code {code}" + (f": {st.get('Error')}" if st.get("Error") else ""))
         return code
 
+    async def shutdown_requested(self, restart: bool = False) -> None:
+        self._stopping = True
+        await super().shutdown_requested(restart=restart)
+
     def _note_end(self, code: int, reason: str) -> None:
         if self.end_reason is None:
             self.end_reason = reason
             self._exit = code
-            self.log.error("labwork: kernel %s in container %s ended: %s", self.kernel_id,
+            (self.log.info if self._stopping else self.log.error)("labwork: kernel %s in container %s ended: %s", self.kernel_id,
                            (self.container_id or "")[:12], reason)
 
     async def wait(self) -> int | None:
@@ -205,6 +217,7 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
             self.log.warning("labwork: signal %s to container %s: %s", signum, self.container_id[:12], exc)
 
     async def kill(self, restart: bool = False) -> None:
+        self._stopping = True
         await self.send_signal(signal.SIGKILL)
 
     async def terminate(self, restart: bool = False) -> None:

@@ -43,6 +43,12 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     _exit: int | None = None
     _ssh: Ssh | None = None
 
+    def __init__(self, **kwargs: Any) -> None:
+        # jupyter_client passes the spec's provisioner config as keyword arguments
+        own = {k: kwargs.pop(k) for k in list(kwargs) if k not in ("kernel_id", "kernel_spec", "parent", "config", "log")}
+        super().__init__(**kwargs)
+        self.provisioner_config = own
+
     def _cfg(self, key: str, default: Any = None) -> Any:
         return (self.provisioner_config or {}).get(key, default)
 

@@ -7,6 +7,7 @@ One daemon, one prepared image and one kernel are shared by the module where iso
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def test_prepare_builds_and_reuses_the_image(dproject: dict, docker_host: Docker
     # the requirements change: a new tag, built on the cached kernel layer
     req = dproject["root"] / "requirements.txt"
     old = req.read_text()
-    req.write_text(old + "# changed\n")
+    req.write_text(old + f"# changed {uuid.uuid4().hex}\n")  # new to this daemon, whose images persist
     try:
         new_plan = image_plan(load_project(dproject["root"]), "docker", load_settings())
         assert new_plan.tag != plan.tag and not new_plan.prepared
