@@ -73,7 +73,7 @@ def remote_plan(project: Project, rc_name: str, settings: Settings) -> RemotePla
     target = remote_target(project, rc_name)
     req = _requirements_file(project, rc_name)
     h = hashlib.sha256()
-    for part in (target.python, json.dumps(KERNEL_PACKAGES), _source_digest(), target.host, str(target.port),
+    for part in (target.python, json.dumps(KERNEL_PACKAGES), _source_digest(), target.host,
                  target.user or ""):
         h.update(part.encode() + b"\0")
     h.update(req.read_bytes() if req else b"")

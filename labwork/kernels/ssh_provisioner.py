@@ -66,14 +66,17 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     def run_dir(self) -> str:
         return f"{self._cfg('home')}/run/{self.kernel_id}"
 
+    @property
+    def remote_connection_file(self) -> str:
+        return f"{self.run_dir}/kernel-{self.kernel_id}.json"
+
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         km = self.parent
         extra = kwargs.pop("extra_arguments", [])
         if km is not None:
-            km.ip = socket.gethostbyname(self.ssh.host)
-            kernel_cmd = km.format_kernel_cmd(extra_arguments=extra)
-        else:
-            kernel_cmd = list(self.kernel_spec.argv)
+            km.ip = await asyncio.to_thread(socket.gethostbyname, self.ssh.host)
+        conn = self.remote_connection_file
+        kernel_cmd = [a.replace("{connection_file}", conn) for a in self.kernel_spec.argv] + list(extra)
         kwargs = await super().pre_launch(cmd=kernel_cmd, **kwargs)
         return kwargs
 
@@ -85,10 +88,11 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
         env["PYTHONUNBUFFERED"] = "1"
         assigns = " ".join(q(f"{k}={v}") for k, v in sorted(env.items()))
-        conn = f"{self.run_dir}/kernel-{self.kernel_id}.json"
-        cmd = [conn if a.endswith(".json") and "kernel-" in a else a for a in cmd]
+        conn = self.remote_connection_file
         project = self._cfg("project")
-        return (f"umask 077 && mkdir -p {q(self.run_dir)} {q(self._cfg('home'))}/spool && cat > {q(conn)} && "
+        home = q(self._cfg("home"))
+        return (f"umask 077 && mkdir -p {q(self.run_dir)} {home}/spool && IFS= read -r LABWORK_T && "
+                f"printf %s \"$LABWORK_T\" > {home}/token && unset LABWORK_T && cat > {q(conn)} && "
                 f"if [ ! -d {q(project)} ]; then echo 'labwork: the project folder {project} is not on this host' >&2; "
                 f"exit 3; fi && cd {q(project)} && echo LABWORK_PID=$$ && "
                 f"exec env -i {assigns} {' '.join(q(a) for a in cmd)}")
@@ -106,7 +110,7 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.end_reason, self._exit, self.remote_pid = None, None, None
         assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(conn).encode())
+        self.proc.stdin.write((self._token() + "\n" + json.dumps(conn)).encode())
         self.proc.stdin.close()
         self._stderr: list[str] = []
         pid_line = await asyncio.to_thread(self._read_pid)
@@ -123,6 +127,14 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         self.connection_info = info
         self.log.info("labwork: kernel %s runs on %s as pid %s", self.kernel_id, self.ssh.where, self.remote_pid)
         return info
+
+    def _token(self) -> str:
+        """The control plane's token, for the kernel's run history (0600 in its home on the host)."""
+        from pathlib import Path
+        try:
+            return (Path(self._cfg("control_home", "")) / "token").read_text().strip()
+        except OSError:
+            return ""
 
     def _read_pid(self) -> int | None:
         assert self.proc is not None and self.proc.stdout is not None and self.proc.stderr is not None
@@ -147,7 +159,7 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     def _read_ports(self, conn: dict[str, Any]) -> dict[str, Any]:
         """ipykernel rewrites its connection file with the ports it bound: read them back."""
-        path = f"{self.run_dir}/kernel-{self.kernel_id}.json"
+        path = self.remote_connection_file
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:

@@ -55,7 +55,7 @@ def _remote_pids(h: SshHost, marker: str) -> list[str]:
 def test_prepare_over_ssh_is_reused(rproject: dict) -> None:
     assert "ready: 127.0.0.2:" in rproject["prepare"]
     again = rproject["cp"].cli("experiment", "prepare", "--runconfig", "vm", "--project", str(rproject["root"]))
-    assert "up to date; reusing it" in again.stdout
+    assert "is up to date" in again.stdout and "reusing it" in again.stdout and "creating" not in again.stdout
 
 
 def test_remote_kernel_runs_in_the_project_on_the_host(rkernel: ProvisionedKernel, rproject: dict) -> None:
