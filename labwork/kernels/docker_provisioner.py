@@ -95,7 +95,8 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
             rc = self._cfg("runconfig", "?")
             raise NotFound(f"the image {image} of run configuration '{rc}' is not on the Docker daemon "
                            f"at {self._cfg('docker_host') or 'the default socket'}",
-                           hint=f"labwork experiment prepare --runconfig {rc}") from None
+                           hint=f"labwork experiment prepare --runconfig {rc}",
+                           hints={"dashboard": f"press Prepare in the row of '{rc}' on the Compute page"}) from None
         return await super().pre_launch(**kwargs)
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
