@@ -58,6 +58,17 @@ def runconfig_view(request: Request, project_id: int, loaded: Any, name: str) ->
             "default": name == loaded.default_runconfig}
 
 
+def _states(loaded: Any) -> dict[str, Any]:
+    """Docker/remote targets: daemon or host reachable, and the kernels running there."""
+    from labwork.kernels.target_state import target_state
+    out = {}
+    for name, target in loaded.targets.items():
+        state = target_state(str(loaded.root), target)
+        if state is not None:
+            out[name] = state
+    return out
+
+
 def _context(request: Request, project_id: int) -> dict[str, Any]:
     from labwork.project.files import load_project
     project = get_project(request, project_id)
@@ -66,6 +77,7 @@ def _context(request: Request, project_id: int) -> dict[str, Any]:
         "default_runconfig": loaded.default_runconfig,
         "targets": {n: t.model_dump(mode="json") for n, t in sorted(loaded.targets.items())},
         "problems": file_problems(loaded),
+        "states": _states(loaded),
     }
     rows = [runconfig_view(request, project_id, loaded, name) for name in sorted(loaded.runconfigs)]
     return {"project": project, "desc": desc, "rows": rows, "kinds": KIND_OPTIONS, "section": "compute"}

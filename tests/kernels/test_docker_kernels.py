@@ -222,3 +222,24 @@ def test_container_killed_mid_cell_reports_dead(dproject: dict, docker_host: Doc
     finally:
         k.shutdown(now=True)
     assert cid not in docker_host.containers()
+
+
+def test_compute_page_shows_daemon_state_and_where_kernels_run(dkernel: ProvisionedKernel, dproject: dict,
+                                                              docker_host: DockerHost, tmp_path: Path) -> None:  # noqa: F811
+    from labwork.kernels.target_state import target_state
+    from labwork.project import attach_target, load_project
+    attach_target(dproject["root"], "docker", "gone", {"image": BASE_IMAGE,
+                                                      "docker_host": f"unix://{tmp_path / 'no.sock'}"})
+    project = load_project(dproject["root"])
+    up = target_state(str(project.root), project.targets["docker"])
+    [cid] = docker_host.containers(label=f"labwork.kernel={dkernel.km.kernel_id}")
+    assert up["ok"] and "daemon reachable" in up["text"]
+    assert any(cid.startswith(k["container"]) and k["runconfig"] == "docker" for k in up["kernels"])
+    down = target_state(str(project.root), project.targets["gone"])
+    assert not down["ok"] and "daemon not reachable" in down["text"]
+    cp = dproject["cp"]
+    pid = cp.register(dproject["root"])["id"]
+    with cp.client() as c:
+        page = c.get(f"/projects/{pid}/compute")
+    assert page.status_code == 200
+    assert "daemon reachable" in page.text and "daemon not reachable" in page.text and cid[:12] in page.text
