@@ -119,7 +119,9 @@ def prepare_remote(project: Project, rc_name: str, settings: Settings,
         ssh.run(f"mkdir -p {q(tmp)}/labwork-lib && tar -xzf - -C {q(tmp)}/labwork-lib", input=_labwork_tar())
         ssh.run(f"touch {q(tmp)}/.ready && rm -rf {q(venv)} && mv {q(tmp)} {q(venv)}")
         progress(f"environment ready in {time.monotonic() - started:.0f}s: {ssh.host}:{venv}")
-    write_private(plan.marker, json.dumps({"venv": venv, "home": f"{home}/{REMOTE_DIR}/home",
+    slug = hashlib.sha1(str(project.root).encode()).hexdigest()[:12]
+    kernel_home = f"{home}/{REMOTE_DIR}/homes/{slug}-{rc_name.lower()}"  # token copy, spool: per project
+    write_private(plan.marker, json.dumps({"venv": venv, "home": kernel_home,
                                            "host": ssh.host, "runconfig": rc_name, "project": str(project.root),
                                            "built": time.time()}))
     if not plan.prepared:

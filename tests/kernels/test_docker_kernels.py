@@ -243,3 +243,22 @@ def test_compute_page_shows_daemon_state_and_where_kernels_run(dkernel: Provisio
         page = c.get(f"/projects/{pid}/compute")
     assert page.status_code == 200
     assert "daemon reachable" in page.text and "daemon not reachable" in page.text and cid[:12] in page.text
+
+
+def test_pyspark_in_docker(dproject: dict, docker_host: DockerHost) -> None:  # noqa: F811
+    """framework = pyspark on a docker target: prepare adds Java and pyspark to the image, the
+    kernel has `spark` before the first cell and reports its Spark UI to the control plane."""
+    from labwork.project import attach_target
+    root = dproject["root"]
+    attach_target(root, "docker", "sparkbox", {"image": BASE_IMAGE, "docker_host": docker_host.url, "memory": "2g"},
+                  framework="pyspark")
+    dproject["cp"].cli("experiment", "prepare", "--runconfig", "sparkbox", "--project", str(root), timeout=1800)
+    k = ProvisionedKernel("labwork-sparkbox", dproject["env"])
+    try:
+        res = k.run("spark.range(10).count()", timeout=300)
+        assert res.status == "ok" and res.text.strip() == "10", res.text
+        ui = k.run("print(sc.uiWebUrl)").stdout
+        assert ui.startswith("http://")
+    finally:
+        k.shutdown()
+    assert not docker_host.containers(label="labwork.runconfig=sparkbox")
