@@ -41,6 +41,13 @@ class ProvisionedKernel:
         res.status = reply["content"]["status"]
         return res
 
+    def shell_reply(self, msg_id: str, timeout: float = 60) -> dict:
+        """The shell reply to `msg_id` (stale kernel_info replies from wait_for_ready are skipped)."""
+        while True:
+            reply = self.kc.get_shell_msg(timeout=timeout)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply
+
     def shutdown(self, now: bool = False) -> None:
         self.kc.stop_channels()
         self.km.shutdown_kernel(now=now)
