@@ -12,8 +12,9 @@ process is a container:
 * the environment is the kernel spec's `env` only (labwork's variables and the run configuration's
   `env`) plus the notebook path: never the server's own environment;
 * the project folder is mounted at the same path and is the working directory; LABWORK_HOME in
-  the container is a per-run-configuration folder mounted at the same path, holding the token and
-  the run-history spool, so spooled records survive the container and the next kernel replays them;
+  the container is a per-run-configuration folder mounted at the same path, holding the token; its
+  `spool` is the control plane's own spool folder, so records spooled while the plane was away
+  survive the container and the plane replays them (exactly once: records carry ids);
 * memory/cpus limits from the target; the user is the target's or the project folder's owner;
 * interrupt is SIGINT through docker-init (`init=True`); shutdown removes the container; a dead
   kernel's reason (exit code, out of memory) is logged and kept in `end_reason`.
@@ -117,6 +118,12 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
             cmd = [inner_conn if a == str(conn_file) else a for a in cmd]
         env = container_env(dict(self.kernel_spec.env or {}), dict(kwargs.get("env") or {}), home)
         volumes = {project: {"bind": project, "mode": "rw"}, home: {"bind": home, "mode": "rw"}}
+        spool = Path(self._cfg("control_home", "")) / "spool"
+        if self._cfg("control_home"):
+            # the control plane's own spool folder: what a dead container left is replayed by it
+            from labwork.private import private_dir
+            private_dir(spool)
+            volumes[str(spool)] = {"bind": f"{home}/spool", "mode": "rw"}
         options: dict[str, Any] = {
             "command": cmd, "environment": env, "volumes": volumes, "working_dir": project,
             "user": user, "network_mode": "host", "init": True, "detach": True,

@@ -262,3 +262,47 @@ def test_pyspark_in_docker(dproject: dict, docker_host: DockerHost) -> None:  # 
     finally:
         k.shutdown()
     assert not docker_host.containers(label="labwork.runconfig=sparkbox")
+
+
+def test_history_spooled_while_the_plane_is_away_is_replayed_once(docker_host: DockerHost, tmp_path: Path) -> None:  # noqa: F811
+    """The plane is down while a container kernel runs cells with history on; the container is then
+    killed. Its spool (the plane's own spool folder, mounted) is replayed when the plane starts."""
+    from labwork.kernels.prepare import prepare_runconfig
+    from labwork.project import attach_target, init_project, load_project
+    from labwork.settings import load_settings
+    from tests.support.kernels import spool_records
+    home = tmp_path / "home"
+    home.mkdir()
+    root = init_project(tmp_path / "proj", "myIris").root
+    attach_target(root, "docker", "docker", {"image": BASE_IMAGE, "docker_host": docker_host.url})
+    cp = ControlPlane(home).start()
+    try:
+        old = os.environ.get("LABWORK_HOME")
+        os.environ["LABWORK_HOME"] = str(home)
+        try:
+            prepare_runconfig(load_project(root), "docker", load_settings())
+        finally:
+            os.environ["LABWORK_HOME"] = old or ""
+        env = {"LABWORK_HOME": str(home), "LABWORK_PROJECT_DIR": str(root), "LABWORK_URL": cp.url}
+        k = ProvisionedKernel("labwork-docker", env)
+        cp.stop()
+        try:
+            [cid] = docker_host.containers(label=f"labwork.kernel={k.km.kernel_id}")
+            assert k.run("%labwork history on").status == "ok"
+            assert k.run("y = 7\ny").text.strip() == "7"
+            wait_for(lambda: sum(r.get("type") == "entry" for r in spool_records(home)) >= 1,
+                     timeout=60, what="the entry spooled in the plane's spool folder")
+            docker_host.docker("kill", cid)
+            wait_for(lambda: not k.km.is_alive(), timeout=60, what="the killed container")
+        finally:
+            k.shutdown(now=True)
+        cp.start()
+
+        def replayed():
+            runs = cp.runs(project=str(root))
+            return runs and cp.request("GET", f"/api/runs/{runs[0]['id']}")
+        run = wait_for(lambda: (r := replayed()) and r["entries"] and r, timeout=120, what="the spool replayed")
+        assert [e["code"] for e in run["entries"]] == ["y = 7\ny"]  # once, not twice
+        wait_for(lambda: not spool_records(home), timeout=60, what="the spool emptied")
+    finally:
+        cp.stop()
