@@ -42,6 +42,7 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     end_reason: str | None = None
     _exit: int | None = None
     _ssh: Ssh | None = None
+    _ports: dict[str, int] | None = None
 
     def __init__(self, **kwargs: Any) -> None:
         # jupyter_client passes the spec's provisioner config as keyword arguments
@@ -100,8 +101,9 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         km = self.parent
         ip = socket.gethostbyname(self.ssh.host)
-        conn = {"ip": ip, "transport": "tcp", "shell_port": 0, "iopub_port": 0, "stdin_port": 0,
-                "control_port": 0, "hb_port": 0, "key": km.session.key.decode() if km else "",
+        # first start: ports 0, the kernel picks them; a restart keeps them (clients stay connected)
+        ports = self._ports or {f"{c}_port": 0 for c in ("shell", "iopub", "stdin", "control", "hb")}
+        conn = {"ip": ip, "transport": "tcp", **ports, "key": km.session.key.decode() if km else "",
                 "signature_scheme": km.session.signature_scheme if km else "hmac-sha256",
                 "kernel_name": km.kernel_name if km else ""}
         script = self._remote_script(cmd, dict(kwargs.get("env") or {}))
@@ -124,6 +126,7 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             raise self.ssh.failure(err)
         self.remote_pid = pid_line
         info = await asyncio.to_thread(self._read_ports, conn)
+        self._ports = {k: info[k] for k in ports}
         self.connection_info = info
         self.log.info("labwork: kernel %s runs on %s as pid %s", self.kernel_id, self.ssh.where, self.remote_pid)
         return info
@@ -223,6 +226,7 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             await asyncio.to_thread(proc.wait)
         self.proc, self.remote_pid = None, None
         if not restart:
+            self._ports = None
             await asyncio.to_thread(self.ssh.close)
 
     async def get_provisioner_info(self) -> dict[str, Any]:

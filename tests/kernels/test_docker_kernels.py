@@ -306,3 +306,18 @@ def test_history_spooled_while_the_plane_is_away_is_replayed_once(docker_host: D
         wait_for(lambda: not spool_records(home), timeout=60, what="the spool emptied")
     finally:
         cp.stop()
+
+
+def test_restart_gives_a_fresh_container(dproject: dict, docker_host: DockerHost) -> None:  # noqa: F811
+    k = ProvisionedKernel("labwork-docker", dproject["env"])
+    try:
+        assert k.run("z = 5").status == "ok"
+        [first] = docker_host.containers(label=f"labwork.kernel={k.km.kernel_id}")
+        k.km.restart_kernel(now=False)
+        k.kc.wait_for_ready(timeout=120)
+        res = k.run("'z' in dir()")
+        assert res.text.strip() == "False"
+        [second] = docker_host.containers(label=f"labwork.kernel={k.km.kernel_id}")
+        assert second != first and first not in docker_host.containers()
+    finally:
+        k.shutdown()

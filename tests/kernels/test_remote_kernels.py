@@ -145,3 +145,17 @@ def test_auth_refused_and_host_unreachable(rproject: dict, ssh_host: SshHost, tm
                               str(rproject["root"]), check=False)
     assert down.returncode == 6 and "cannot reach" in down.stdout + down.stderr
     assert "Traceback" not in refused.stderr + down.stderr
+
+
+def test_remote_restart(rproject: dict, ssh_host: SshHost) -> None:  # noqa: F811
+    k = ProvisionedKernel("labwork-vm", rproject["env"])
+    try:
+        first = k.km.provisioner.remote_pid
+        assert k.run("z = 5").status == "ok"
+        k.km.restart_kernel(now=False)
+        k.kc.wait_for_ready(timeout=120)
+        assert k.run("'z' in dir()").text.strip() == "False"
+        assert k.km.provisioner.remote_pid != first
+        assert ssh_host.ssh(f"kill -0 {first}").returncode != 0
+    finally:
+        k.shutdown()
