@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import tarfile
 import time
 from collections.abc import Callable, Iterator

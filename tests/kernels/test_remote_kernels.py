@@ -159,3 +159,14 @@ def test_remote_restart(rproject: dict, ssh_host: SshHost) -> None:  # noqa: F81
         assert ssh_host.ssh(f"kill -0 {first}").returncode != 0
     finally:
         k.shutdown()
+
+
+def test_compute_page_state_of_remote_targets(rproject: dict, ssh_host: SshHost) -> None:  # noqa: F811
+    from labwork.kernels.target_state import target_state
+    from labwork.project import attach_target, load_project
+    from tests.support import free_port
+    attach_target(rproject["root"], "remote", "offline", _target(ssh_host, port=free_port("127.0.0.2")))
+    p = load_project(rproject["root"])
+    up, down = target_state(str(p.root), p.targets["vm"]), target_state(str(p.root), p.targets["offline"])
+    assert up["ok"] and f"SSH port {ssh_host.port} answers" in up["text"]
+    assert not down["ok"] and "host not reachable" in down["text"]
