@@ -27,11 +27,26 @@ if [ -z "$jm" ] || [ "$jm" -lt 17 ]; then
 fi
 
 # Debian packages: libkrb5-dev (sparkmagic -> requests-kerberos -> gssapi builds against it),
-# chromium for the browser tests.
+# chromium for the browser tests, docker.io/debootstrap/openssh-server for the remote-kernel tests.
 need=()
 dpkg -s libkrb5-dev >/dev/null 2>&1 || need+=(libkrb5-dev)
 if [ "$purpose" = test ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium)
+  # Docker and SSH kernels' tests (tests/support/docker_host.py, ssh_host.py): a test dockerd,
+  # a base image made with debootstrap (no registry needed), an sshd on 127.0.0.2. Root only: a
+  # non-root run skips those tests, so their packages are named but not demanded.
+  remote_need=()
+  command -v dockerd >/dev/null 2>&1 || remote_need+=(docker.io)
+  command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || remote_need+=(debootstrap)
+  [ -x /usr/sbin/sshd ] || remote_need+=(openssh-server)
+  if [ ${#remote_need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+      need+=("${remote_need[@]}")
+    else
+      say "the Docker and SSH kernel tests need these Debian packages and root; they are skipped without:"
+      say "  sudo apt-get install -y ${remote_need[*]}   (then run the tests as root)"
+    fi
+  fi
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

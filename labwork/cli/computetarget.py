@@ -26,18 +26,24 @@ def attach(kind: Annotated[str, typer.Argument(help="local | spark | livy | dock
            auth: Annotated[Optional[str], typer.Option(help="livy: none | basic | kerberos")] = None,
            username: Annotated[Optional[str], typer.Option(help="livy: user name")] = None,
            password_env: Annotated[Optional[str], typer.Option(help="livy: env var holding the password")] = None,
-           image: Annotated[Optional[str], typer.Option(help="docker: image")] = None,
+           image: Annotated[Optional[str], typer.Option(help="docker: base image (default python:3.11-slim)")] = None,
+           memory: Annotated[Optional[str], typer.Option(help="docker: memory limit (512m, 2g)")] = None,
+           cpus: Annotated[Optional[float], typer.Option(help="docker: CPU limit (1, 0.5)")] = None,
+           docker_host: Annotated[Optional[str], typer.Option(help="docker: daemon (unix://, tcp://, ssh://user@vm)")] = None,
            host: Annotated[Optional[str], typer.Option(help="remote: host name")] = None,
-           user: Annotated[Optional[str], typer.Option(help="remote: ssh user")] = None,
+           user: Annotated[Optional[str], typer.Option(help="remote: ssh user; docker: container uid[:gid]")] = None,
            port: Annotated[Optional[int], typer.Option(help="remote: ssh port")] = None,
            key_file: Annotated[Optional[str], typer.Option(help="remote: ssh key file")] = None,
+           known_hosts: Annotated[Optional[str], typer.Option(help="remote: known_hosts file (default ~/.ssh/known_hosts)")] = None,
+           python: Annotated[Optional[str], typer.Option(help="remote: interpreter on the host (default python3)")] = None,
            framework: Annotated[Optional[str], typer.Option(help="run configuration framework: python | pyspark | spark")] = None,
            project: ProjectOpt = None) -> None:
     """Attach a compute target and write a run configuration of the same name."""
     from labwork.project import attach_target
     options = {"master": master, "via": via, "url": url, "auth": auth, "username": username,
                "password_env": password_env, "image": image, "host": host, "user": user,
-               "port": port, "key_file": key_file}
+               "port": port, "key_file": key_file, "memory": memory, "cpus": cpus,
+               "docker_host": docker_host, "known_hosts": known_hosts, "python": python}
     p = attach_target(project, kind, name, options, framework=framework)
     console.print(f"attached compute target [bold]{name}[/] ({kind}) and run configuration "
                   f"[bold]{name}[/] to {p.name}; its kernel is '{p.name} {name}'")

@@ -14,10 +14,10 @@ app = typer.Typer(no_args_is_help=True)
 @app.command("prepare")
 def prepare(runconfig: Annotated[str, typer.Option("--runconfig", "-c", help="run configuration name")],
             project: Annotated[Optional[Path], typer.Option("--project", "-p", help="project folder")] = None) -> None:
-    """Build the run configuration's Python environment from its requirements file."""
-    from labwork.kernels.environments import prepare_environment
+    """Build the run configuration's environment: a venv here, an image (docker) or a venv on the host (remote)."""
+    from labwork.kernels.prepare import prepare_runconfig
     from labwork.project import load_project
     from labwork.settings import load_settings
-    env = prepare_environment(load_project(project), runconfig, load_settings(),
+    where = prepare_runconfig(load_project(project), runconfig, load_settings(),
                               progress=lambda line: console.print(f"  {line}", markup=False))
-    console.print(f"[green]ready:[/] {env.python}")
+    console.print(f"[green]ready:[/] {where}", markup=True, highlight=False)

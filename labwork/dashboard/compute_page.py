@@ -23,7 +23,9 @@ KIND_OPTIONS: dict[str, list[tuple[str, str]]] = {
     "spark": [("master", "Master (local[*], spark://HOST:PORT, yarn, k8s://URL)"), ("via", "Via (kernel or livy)")],
     "livy": [("url", "Livy URL"), ("auth", "Auth (none, basic, kerberos)"), ("username", "User name"),
              ("password_env", "Password: name of an environment variable")],
-    "docker": [("image", "Image")],
+    "docker": [("image", "Base image (python:3.11-slim)"), ("memory", "Memory limit (512m, 2g)"),
+               ("cpus", "CPUs (1, 0.5)"), ("docker_host", "Docker daemon (unix://, tcp://, ssh://user@vm)"),
+               ("user", "Container user uid[:gid]")],
     "remote": [("host", "Host"), ("user", "User"), ("port", "Port"), ("key_file", "Key file"),
                ("python", "Python on the host")],
 }
@@ -32,6 +34,16 @@ KIND_OPTIONS: dict[str, list[tuple[str, str]]] = {
 def _environment(loaded: Any, name: str, settings: Any) -> dict[str, Any]:
     from labwork.kernels.environments import environment_for
     try:
+        kind = loaded.target_of(loaded.runconfigs[name]).type
+        if kind == "docker":  # an image on the target's daemon
+            from labwork.kernels.docker_images import image_plan
+            plan = image_plan(loaded, name, settings)
+            return {"prepared": plan.prepared, "current": False, "python": plan.tag}
+        if kind == "remote":  # a virtual environment on the host
+            from labwork.kernels.remote_envs import remote_plan
+            rplan = remote_plan(loaded, name, settings)
+            return {"prepared": rplan.prepared, "current": False,
+                    "python": f"{rplan.ssh.host}:{rplan.venv}" if rplan.prepared else rplan.ssh.host}
         env = environment_for(loaded, name, settings)
         return {"prepared": env.prepared, "current": env.is_current, "python": env.python}
     except LabworkError as exc:
@@ -46,6 +58,17 @@ def runconfig_view(request: Request, project_id: int, loaded: Any, name: str) ->
             "default": name == loaded.default_runconfig}
 
 
+def _states(loaded: Any) -> dict[str, Any]:
+    """Docker/remote targets: daemon or host reachable, and the kernels running there."""
+    from labwork.kernels.target_state import target_state
+    out = {}
+    for name, target in loaded.targets.items():
+        state = target_state(str(loaded.root), target)
+        if state is not None:
+            out[name] = state
+    return out
+
+
 def _context(request: Request, project_id: int) -> dict[str, Any]:
     from labwork.project.files import load_project
     project = get_project(request, project_id)
@@ -54,6 +77,7 @@ def _context(request: Request, project_id: int) -> dict[str, Any]:
         "default_runconfig": loaded.default_runconfig,
         "targets": {n: t.model_dump(mode="json") for n, t in sorted(loaded.targets.items())},
         "problems": file_problems(loaded),
+        "states": _states(loaded),
     }
     rows = [runconfig_view(request, project_id, loaded, name) for name in sorted(loaded.runconfigs)]
     return {"project": project, "desc": desc, "rows": rows, "kinds": KIND_OPTIONS, "section": "compute"}
@@ -130,7 +154,8 @@ def detach(request: Request, project_id: int, form: dict = Depends(form_auth)) -
 
 @router.post("/projects/{project_id:int}/compute/prepare", dependencies=[Depends(fails_as("Not prepared"))])
 def prepare(request: Request, project_id: int, form: dict = Depends(form_auth)) -> Response:
-    from labwork.kernels.environments import environment_for, prepare_environment
+    from labwork.kernels.environments import environment_for
+    from labwork.kernels.prepare import prepare_runconfig
     from labwork.project.files import load_project
     rc_name = str(form.get("runconfig") or "").strip()
     settings = dashboard_of(request).settings
@@ -145,8 +170,7 @@ def prepare(request: Request, project_id: int, form: dict = Depends(form_auth)) 
         return _page(request, project_id, status=exc.http_status, error=f"Not prepared: {error_text(exc)}")
 
     def work(job: Job) -> dict[str, Any]:
-        env = prepare_environment(project, rc_name, settings, job.progress)
-        return {"python": env.python, "prepared": env.prepared}
+        return {"python": prepare_runconfig(project, rc_name, settings, job.progress), "prepared": True}
 
     jobs_of(request).start(f"prepare:{rc_name}", project_id, f"Prepare {rc_name}", work)
     return RedirectResponse(f"/projects/{project_id}/compute#prepare-{rc_name}", status_code=303)

@@ -75,11 +75,16 @@ def kernel_spec(project: Project, rc_name: str, settings: Settings,
         base_env["LABWORK_URL"] = control_url
     if _uses_livy(project, rc):
         return _sparkmagic_spec(project, rc_name, rc, settings, server_config, control_url, display, base_env)
-    env = environment_for(project, rc_name, settings)
     launch_env = dict(base_env) | dict(rc.env)
     launch_env["LABWORK_FRAMEWORK"] = rc.framework
     if rc.framework in ("pyspark", "spark"):
         launch_env["LABWORK_SPARK_CONF"] = json.dumps(spark_conf_for(project, rc, server_config))
+    kind = project.target_of(rc).type
+    if kind in REMOTE_KINDS:
+        from labwork.kernels import remote_specs
+        make = remote_specs.docker_kernel_spec if kind == "docker" else remote_specs.remote_kernel_spec
+        return make(project, rc_name, settings, display, launch_env)
+    env = environment_for(project, rc_name, settings)
     python = env.python
     if not env.prepared:
         python = sys.executable
@@ -151,8 +156,6 @@ def project_kernel_specs(project: Project, settings: Settings, server_config: di
     """Every run configuration's spec; one that cannot be made is skipped, never the rest."""
     out: dict[str, dict[str, Any]] = {}
     for rc_name in sorted(project.runconfigs):
-        if project.target_of(project.runconfigs[rc_name]).type in REMOTE_KINDS:
-            continue  # validated, but their kernels come with the remote-kernel provisioners
         try:
             out[kernel_name(rc_name)] = kernel_spec(project, rc_name, settings, server_config, control_url)
         except Exception as exc:  # a broken run configuration must not hide the others

@@ -106,10 +106,47 @@ class LivyTarget(Strict):
         return v.rstrip("/")
 
 
+MEMORY_RE = re.compile(r"^[1-9][0-9]*[bkmg]?$", re.IGNORECASE)
+
+
 class DockerTarget(Strict):
+    """Kernels in containers built from `image` (`labwork experiment prepare` adds the kernel)."""
+
     type: Literal["docker"] = "docker"
-    image: str
+    image: str = "python:3.11-slim"
+    memory: str | None = None  # docker's --memory: 512m, 2g
+    cpus: float | None = Field(default=None, gt=0, le=1024)
+    docker_host: str | None = None  # DOCKER_HOST of the daemon: unix://..., tcp://..., ssh://user@vm
+    user: str | None = None  # uid[:gid] in the container; default: the project folder's owner
     description: str | None = None
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._/:@-]{0,254}", v):
+            raise ValueError("image must be a Docker image reference such as python:3.11-slim")
+        return v
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, v: str | None) -> str | None:
+        if v is not None and not MEMORY_RE.fullmatch(v):
+            raise ValueError("memory must be a number with an optional unit b, k, m or g (512m, 2g)")
+        return v.lower() if v else v
+
+    @field_validator("docker_host")
+    @classmethod
+    def _docker_host(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^(unix|tcp|ssh)://.+", v):
+            raise ValueError("docker_host must start with unix://, tcp:// or ssh://")
+        return v
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?", v):
+            raise ValueError("user must be uid[:gid] or name[:group]")
+        return v
 
 
 class RemoteTarget(Strict):
@@ -118,8 +155,16 @@ class RemoteTarget(Strict):
     user: str | None = None
     port: int = Field(default=22, ge=1, le=65535)
     key_file: str | None = None
+    known_hosts: str | None = None  # default: ~/.ssh/known_hosts; an unknown host key is refused
     python: str = "python3"
     description: str | None = None
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,253}", v) or v.startswith("-"):
+            raise ValueError("host must be a host name or an IP address")
+        return v
 
 
 ComputeTarget = Annotated[LocalTarget | SparkTarget | LivyTarget | DockerTarget | RemoteTarget,

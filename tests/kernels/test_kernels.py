@@ -151,8 +151,16 @@ def test_requirements_outside_the_project_are_refused(kproject: Path) -> None:
         environment_for(load_project(kproject), "esc", load_settings())
 
 
-def test_docker_and_remote_targets_make_no_local_kernel(kproject: Path) -> None:
+def test_docker_and_remote_targets_never_run_user_code_locally(kproject: Path) -> None:
+    """Unprepared, their kernels are the local one that only answers with the prepare command;
+    prepared, they name their provisioner (tests/kernels/test_docker_kernels.py and
+    test_remote_kernels.py start them for real)."""
     attach_target(kproject, "docker", "box", {"image": "python:3.11"})
     attach_target(kproject, "remote", "gpu", {"host": "gpu1"})
     specs = LabworkKernelSpecManager().get_all_specs()
-    assert "labwork-box" not in specs and "labwork-gpu" not in specs and "labwork-local" in specs
+    assert "labwork-local" in specs
+    for name, rc in (("labwork-box", "box"), ("labwork-gpu", "gpu")):
+        spec = specs[name]["spec"]
+        assert spec["display_name"].endswith("(not prepared)")
+        assert "kernel_provisioner" not in spec["metadata"]
+        assert f"labwork experiment prepare --runconfig {rc}" in spec["env"]["LABWORK_UNPREPARED"]

@@ -1,0 +1,235 @@
+"""A jupyter_client kernel provisioner that runs the kernel on a remote host over SSH.
+
+Our own rather than gateway_provisioners' DistributedProvisioner (0.5.0): its graceful shutdown
+reports the kernel dead at once while the remote process lives ~30 s more (ipykernel waits on the
+launcher's never-reaped listener child), it needs a response listener on the machine's public
+address, refuses root by default, and passes the server's environment along. Here:
+
+* one OpenSSH session per kernel runs `exec <venv>/bin/python -m labwork.kernels.launch` in the
+  project folder on the host with `env -i` and only the kernel spec's variables; its life is the
+  kernel's life (poll), and it is the ControlMaster that interrupts and shutdown reuse;
+* the kernel binds the host's address with ports it picks itself (a connection file with port 0,
+  written back by ipykernel once bound) and labwork reads them back: no port guessing;
+* interrupt is `kill -INT <pid>` on the host; shutdown is the kernel's own shutdown request, then
+  `kill -TERM`/`-KILL` of that pid and the removal of its run folder: nothing lingers.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from jupyter_client.connect import KernelConnectionInfo
+from jupyter_client.provisioning import KernelProvisionerBase
+
+from labwork.errors import Unavailable
+from labwork.kernels.ssh import Ssh, q
+
+PASSED_THROUGH = ("JPY_SESSION_NAME",)
+
+
+class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
+    """Starts the kernel command on the target host (labwork.kernels.ssh for the connection)."""
+
+    proc: subprocess.Popen | None = None
+    remote_pid: int | None = None
+    end_reason: str | None = None
+    _exit: int | None = None
+    _ssh: Ssh | None = None
+    _ports: dict[str, int] | None = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        # jupyter_client passes the spec's provisioner config as keyword arguments
+        own = {k: kwargs.pop(k) for k in list(kwargs) if k not in ("kernel_id", "kernel_spec", "parent", "config", "log")}
+        super().__init__(**kwargs)
+        self.provisioner_config = own
+
+    def _cfg(self, key: str, default: Any = None) -> Any:
+        return (self.provisioner_config or {}).get(key, default)
+
+    @property
+    def ssh(self) -> Ssh:
+        if self._ssh is None:
+            self._ssh = Ssh.from_config(self.provisioner_config or {})
+        return self._ssh
+
+    @property
+    def has_process(self) -> bool:
+        return self.proc is not None
+
+    @property
+    def run_dir(self) -> str:
+        return f"{self._cfg('home')}/run/{self.kernel_id}"
+
+    @property
+    def remote_connection_file(self) -> str:
+        return f"{self.run_dir}/kernel-{self.kernel_id}.json"
+
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        km = self.parent
+        extra = kwargs.pop("extra_arguments", [])
+        if km is not None:
+            km.ip = await asyncio.to_thread(socket.gethostbyname, self.ssh.host)
+        conn = self.remote_connection_file
+        kernel_cmd = [a.replace("{connection_file}", conn) for a in self.kernel_spec.argv] + list(extra)
+        kwargs = await super().pre_launch(cmd=kernel_cmd, **kwargs)
+        return kwargs
+
+    def _remote_script(self, cmd: list[str], launch_env: dict[str, str]) -> str:
+        env = {k: v for k, v in (self.kernel_spec.env or {}).items() if k != "PYTHONPATH"}
+        env.update({k: launch_env[k] for k in PASSED_THROUGH if k in launch_env})
+        env["LABWORK_HOME"] = self._cfg("home")
+        env["PYTHONPATH"] = f"{self._cfg('venv')}/labwork-lib"
+        env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
+        env["PYTHONUNBUFFERED"] = "1"
+        assigns = " ".join(q(f"{k}={v}") for k, v in sorted(env.items()))
+        conn = self.remote_connection_file
+        project = self._cfg("project")
+        home = q(self._cfg("home"))
+        return (f"umask 077 && mkdir -p {q(self.run_dir)} {home}/spool && IFS= read -r LABWORK_T && "
+                f"printf %s \"$LABWORK_T\" > {home}/token && unset LABWORK_T && cat > {q(conn)} && "
+                f"if [ ! -d {q(project)} ]; then echo 'labwork: the project folder {project} is not on this host' >&2; "
+                f"exit 3; fi && cd {q(project)} && echo LABWORK_PID=$$ && "
+                f"exec env -i {assigns} {' '.join(q(a) for a in cmd)}")
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        km = self.parent
+        ip = socket.gethostbyname(self.ssh.host)
+        # first start: ports 0, the kernel picks them; a restart keeps them (clients stay connected)
+        ports = self._ports or {f"{c}_port": 0 for c in ("shell", "iopub", "stdin", "control", "hb")}
+        conn = {"ip": ip, "transport": "tcp", **ports, "key": km.session.key.decode() if km else "",
+                "signature_scheme": km.session.signature_scheme if km else "hmac-sha256",
+                "kernel_name": km.kernel_name if km else ""}
+        script = self._remote_script(cmd, dict(kwargs.get("env") or {}))
+        args = self.ssh.args(master=True) + [script]
+        self.proc = await asyncio.to_thread(subprocess.Popen, args, stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.end_reason, self._exit, self.remote_pid = None, None, None
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((self._token() + "\n" + json.dumps(conn)).encode())
+        self.proc.stdin.close()
+        self._stderr: list[str] = []
+        pid_line = await asyncio.to_thread(self._read_pid)
+        if pid_line is None:
+            await asyncio.to_thread(self.proc.wait)
+            err = "".join(self._stderr)
+            self.proc = None
+            if "not on this host" in err:
+                raise Unavailable(err.strip().splitlines()[-1].removeprefix("labwork: "), where=self.ssh.where,
+                                  hint="share the project folder with the host at the same path")
+            raise self.ssh.failure(err)
+        self.remote_pid = pid_line
+        info = await asyncio.to_thread(self._read_ports, conn)
+        self._ports = {k: info[k] for k in ports}
+        self.connection_info = info
+        self.log.info("labwork: kernel %s runs on %s as pid %s", self.kernel_id, self.ssh.where, self.remote_pid)
+        return info
+
+    def _token(self) -> str:
+        """The control plane's token, for the kernel's run history (0600 in its home on the host)."""
+        from pathlib import Path
+        try:
+            return (Path(self._cfg("control_home", "")) / "token").read_text().strip()
+        except OSError:
+            return ""
+
+    def _read_pid(self) -> int | None:
+        assert self.proc is not None and self.proc.stdout is not None and self.proc.stderr is not None
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("LABWORK_PID="):
+            return None
+        threading.Thread(target=self._drain_stdout, daemon=True).start()
+        return int(line.split("=", 1)[1])
+
+    def _drain_stderr(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        for raw in iter(self.proc.stderr.readline, b""):
+            text = raw.decode(errors="replace")
+            self._stderr = (self._stderr + [text])[-50:]
+            sys.stderr.write(text)
+
+    def _drain_stdout(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for raw in iter(self.proc.stdout.readline, b""):
+            sys.stderr.write(raw.decode(errors="replace"))
+
+    def _read_ports(self, conn: dict[str, Any]) -> dict[str, Any]:
+        """ipykernel rewrites its connection file with the ports it bound: read them back."""
+        path = self.remote_connection_file
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise Unavailable(f"the kernel on {self.ssh.where} exited at start: {''.join(self._stderr)[-600:]}",
+                                  where=self.ssh.where)
+            out = self.ssh.run(f"cat {q(path)}", check=False, timeout=30).stdout
+            try:
+                info = json.loads(out)
+            except ValueError:
+                info = {}
+            if info.get("shell_port"):
+                info["key"] = conn["key"].encode()
+                return info
+            time.sleep(0.1)
+        raise Unavailable(f"the kernel on {self.ssh.where} did not bind its ports", where=self.ssh.where)
+
+    async def poll(self) -> int | None:
+        if self.proc is None:
+            return self._exit if self._exit is not None else 0
+        code = self.proc.poll()
+        if code is not None and self.end_reason is None:
+            self.end_reason = f"the kernel on {self.ssh.host} exited with code {code}"
+            self._exit = code
+        return code
+
+    async def wait(self) -> int | None:
+        while True:
+            code = await self.poll()
+            if code is not None:
+                return code
+            await asyncio.sleep(0.1)
+
+    async def send_signal(self, signum: int) -> None:
+        if self.remote_pid is None or self.proc is None or self.proc.poll() is not None:
+            return
+        name = signal.Signals(signum).name.removeprefix("SIG")
+        await asyncio.to_thread(self.ssh.run, f"kill -{name} {self.remote_pid}", check=False, timeout=30)
+
+    async def kill(self, restart: bool = False) -> None:
+        await self.send_signal(signal.SIGKILL)
+
+    async def terminate(self, restart: bool = False) -> None:
+        await self.send_signal(signal.SIGTERM)
+
+    def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
+        return min(recommended, 5.0)
+
+    async def cleanup(self, restart: bool = False) -> None:
+        """The remote process and run folder gone; the local ssh session ended."""
+        pid, proc = self.remote_pid, self.proc
+        script = f"rm -rf {q(self.run_dir)}"
+        if pid:
+            script = f"kill -KILL {pid} 2>/dev/null; {script}"
+        try:
+            await asyncio.to_thread(self.ssh.run, script, check=False, timeout=30)
+        except Exception as exc:  # noqa: BLE001 - the host went away: nothing more to end there
+            self.log.warning("labwork: cleaning up kernel %s on %s: %s", self.kernel_id, self.ssh.where, exc)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        if proc is not None:
+            await asyncio.to_thread(proc.wait)
+        self.proc, self.remote_pid = None, None
+        if not restart:
+            self._ports = None
+            await asyncio.to_thread(self.ssh.close)
+
+    async def get_provisioner_info(self) -> dict[str, Any]:
+        info = await super().get_provisioner_info()
+        info.update({"remote_pid": self.remote_pid, "host": self.ssh.host})
+        return info

@@ -1,0 +1,323 @@
+"""Docker kernels, for real: the session's test dockerd, an image built by `labwork experiment
+prepare`, kernels started by jupyter_client through labwork's Docker provisioner.
+
+One daemon, one prepared image and one kernel are shared by the module where isolation allows
+(the kernel survives interrupts); the fault tests make their own small kernels.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import ControlPlane, wait_for
+from tests.support.docker_host import BASE_IMAGE, DockerHost, docker_host  # noqa: F401 - the fixture
+from tests.support.provisioned import ProvisionedKernel
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def dproject(docker_host: DockerHost, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:  # noqa: F811
+    """A project with a docker target on the test daemon, prepared, and a control plane."""
+    from labwork.project import attach_target, init_project
+    home = tmp_path_factory.mktemp("dk-home")
+    root = tmp_path_factory.mktemp("dk") / "irisproj"
+    init_project(root, "myIris")
+    (root / "data.csv").write_text("sepal,petal\n5.1,1.4\n")
+    (root / "requirements.txt").write_text("# nothing beyond the kernel\n")
+    attach_target(root, "docker", "docker", {"image": BASE_IMAGE, "docker_host": docker_host.url,
+                                             "memory": "512m", "cpus": 1})
+    rc = root / ".labwork" / "runconfig" / "docker.toml"
+    rc.write_text(rc.read_text() + '\n[environment]\nrequirements = "requirements.txt"\n')
+    cp = ControlPlane(home).start()
+    env = {"LABWORK_HOME": str(home), "LABWORK_PROJECT_DIR": str(root), "LABWORK_URL": cp.url}
+    prep = cp.cli("experiment", "prepare", "--runconfig", "docker", "--project", str(root), timeout=900)
+    try:
+        yield {"root": root, "home": home, "cp": cp, "env": env, "prepare": prep.stdout}
+    finally:
+        cp.stop()
+
+
+@pytest.fixture(scope="module")
+def dkernel(dproject: dict) -> Iterator[ProvisionedKernel]:
+    env = dproject["env"] | {"JPY_SESSION_NAME": str(dproject["root"] / "analysis.ipynb"),
+                             "SERVER_SECRET_TOKEN": "must-not-leak", "LABWORK_TEST_SERVER_SECRET": "must-not-leak"}
+    k = ProvisionedKernel("labwork-docker", env)
+    yield k
+    k.shutdown()
+
+
+def test_prepare_builds_and_reuses_the_image(dproject: dict, docker_host: DockerHost) -> None:  # noqa: F811
+    from labwork.kernels.docker_images import image_plan
+    from labwork.project import load_project
+    from labwork.settings import load_settings
+    assert "ready: image labwork-kernel/docker:" in dproject["prepare"]
+    os.environ["LABWORK_HOME"] = str(dproject["home"])
+    plan = image_plan(load_project(dproject["root"]), "docker", load_settings())
+    assert plan.prepared and docker_host.image_exists(plan.tag)
+    again = dproject["cp"].cli("experiment", "prepare", "--runconfig", "docker", "--project", str(dproject["root"]))
+    assert "up to date; reusing it" in again.stdout and "building" not in again.stdout
+    # the requirements change: a new tag, built on the cached kernel layer
+    req = dproject["root"] / "requirements.txt"
+    old = req.read_text()
+    req.write_text(old + f"# changed {uuid.uuid4().hex}\n")  # new to this daemon, whose images persist
+    try:
+        new_plan = image_plan(load_project(dproject["root"]), "docker", load_settings())
+        assert new_plan.tag != plan.tag and not new_plan.prepared
+        rebuilt = dproject["cp"].cli("experiment", "prepare", "--runconfig", "docker", "--project",
+                                     str(dproject["root"]), timeout=900)
+        assert "building" in rebuilt.stdout and new_plan.tag in rebuilt.stdout
+        assert docker_host.image_exists(new_plan.tag)
+    finally:
+        req.write_text(old)
+
+
+def test_kernel_runs_in_a_container_with_the_project(dkernel: ProvisionedKernel, dproject: dict,
+                                                    docker_host: DockerHost) -> None:  # noqa: F811
+    assert dkernel.run("1+1").text.strip() == "2"
+    res = dkernel.run("import os, sys\nprint(open('data.csv').read())\nprint(os.getcwd())\n"
+                      "print(sys.executable)\nprint(os.path.exists('/.dockerenv'))")
+    assert "sepal,petal" in res.stdout
+    assert str(dproject["root"]) in res.stdout and "/opt/labwork/venv/bin/python" in res.stdout
+    assert "True" in res.stdout
+    [cid] = docker_host.containers()
+    limits = docker_host.docker("inspect", "--format", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}", cid)
+    assert limits.stdout.decode().split() == [str(512 * 1024 * 1024), str(10**9)]
+
+
+def test_server_environment_does_not_leak(dkernel: ProvisionedKernel) -> None:
+    """The server's environment (the kernel manager was given all of it) stays out of the container."""
+    res = dkernel.run("import os\nprint(sorted(os.environ))\nprint(os.environ.get('SERVER_SECRET_TOKEN'))")
+    assert "must-not-leak" not in res.stdout and "None" in res.stdout
+    assert "'LABWORK_RUNCONFIG'" in res.stdout and "'SERVER_SECRET_TOKEN'" not in res.stdout
+    for host_only in ("'VIRTUAL_ENV'", "'PYTEST_CURRENT_TEST'", "'LABWORK_TEST_SERVER_SECRET'"):
+        assert host_only not in res.stdout
+
+
+def test_run_history_and_upload_reach_the_control_plane(dkernel: ProvisionedKernel, dproject: dict) -> None:
+    cp = dproject["cp"]
+    assert dkernel.run("%labwork history on").status == "ok"
+    assert dkernel.run("from labwork import get_logger\nget_logger().log('acc', 0.75)").status == "ok"
+    up = dkernel.run("import os\nos.makedirs('outputs', exist_ok=True)\n"
+                     "open('outputs/model.txt', 'w').write('m')\n%labwork upload outputs/model.txt")
+    assert up.status == "ok", up.text
+    assert dkernel.run("%labwork history off").status == "ok"
+
+    def run_with_entries():
+        runs = cp.runs(project=str(dproject["root"]))
+        for r in runs:
+            detail = cp.request("GET", f"/api/runs/{r['id']}")
+            if len(detail["entries"]) >= 2 and detail["artifacts"]:
+                return detail
+        return None
+    run = wait_for(run_with_entries, timeout=60, what="the docker kernel's run in the control plane")
+    assert run["runconfig"] == "docker" and run["notebook"] == "analysis.ipynb"
+    assert {v["name"] for v in run["values"]} == {"acc"}
+    assert run["artifacts"][0]["path"] == "outputs/model.txt"
+
+
+def test_interrupt_in_sleep(dkernel: ProvisionedKernel) -> None:
+    import threading
+    msg_id = dkernel.kc.execute("import time\nprint('sleeping', flush=True)\ntime.sleep(60)")
+    seen = threading.Event()
+
+    def watch() -> None:
+        while True:
+            msg = dkernel.kc.get_iopub_msg(timeout=60)
+            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+                seen.set()
+                return
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    assert seen.wait(60)
+    dkernel.km.interrupt_kernel()
+    reply = dkernel.shell_reply(msg_id, timeout=120)  # an uninterrupted sleep would end "ok", not in KeyboardInterrupt
+    assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+    assert dkernel.run("1+2").text.strip() == "3"
+
+
+def test_shutdown_leaves_no_container(dproject: dict, docker_host: DockerHost) -> None:  # noqa: F811
+    before = set(docker_host.containers())
+    k = ProvisionedKernel("labwork-docker", dproject["env"])
+    assert k.run("40+2").text.strip() == "42"
+    [cid] = set(docker_host.containers()) - before
+    k.shutdown()
+    assert cid not in set(docker_host.containers())
+    assert docker_host.docker("ps", "-aq", "--filter", f"id={cid}").stdout.strip() == b""
+
+
+def test_out_of_memory_is_reported(dproject: dict, docker_host: DockerHost, tmp_path: Path) -> None:  # noqa: F811
+    from labwork.project import attach_target
+    root = dproject["root"]
+    attach_target(root, "docker", "small", {"image": BASE_IMAGE, "docker_host": docker_host.url, "memory": "96m"})
+    dproject["cp"].cli("experiment", "prepare", "--runconfig", "small", "--project", str(root), timeout=900)
+    k = ProvisionedKernel("labwork-small", dproject["env"])
+    try:
+        k.kc.execute("x = bytearray(400 * 1024 * 1024)\nx[::4096] = b'1' * len(x[::4096])")
+        wait_for(lambda: not k.km.is_alive(), timeout=120, what="the kernel to die of OOM")
+        reason = k.km.provisioner.end_reason
+        assert reason and "out of memory" in reason and "96m" in reason
+    finally:
+        k.shutdown(now=True)
+    assert not docker_host.containers(label="labwork.runconfig=small")
+
+
+def test_image_missing_says_how_to_prepare(dproject: dict, docker_host: DockerHost) -> None:  # noqa: F811
+    """A marker says prepared but the daemon lost the image: the start fails with the command."""
+    from labwork.errors import NotFound
+    from labwork.kernels.docker_images import image_plan
+    from labwork.project import attach_target, load_project
+    from labwork.settings import load_settings
+    root = dproject["root"]
+    attach_target(root, "docker", "lost", {"image": BASE_IMAGE, "docker_host": docker_host.url})
+    os.environ["LABWORK_HOME"] = str(dproject["home"])
+    plan = image_plan(load_project(root), "lost", load_settings())
+    plan.marker.parent.mkdir(parents=True, exist_ok=True)
+    plan.marker.write_text("{}")  # as if prepared elsewhere
+    with pytest.raises(NotFound) as err:
+        ProvisionedKernel("labwork-lost", dproject["env"])
+    assert plan.tag in err.value.message and "labwork experiment prepare --runconfig lost" in (err.value.hint or "")
+
+
+def test_unprepared_image_kernel_answers_with_the_command(dproject: dict, docker_host: DockerHost) -> None:  # noqa: F811
+    from labwork.project import attach_target
+    attach_target(dproject["root"], "docker", "fresh", {"image": BASE_IMAGE, "docker_host": docker_host.url})
+    k = ProvisionedKernel("labwork-fresh", dproject["env"])
+    try:
+        res = k.run("1+1")
+        assert res.status == "error" and "labwork experiment prepare --runconfig fresh" in res.text
+    finally:
+        k.shutdown()
+
+
+def test_daemon_down_is_a_clear_error(dproject: dict, tmp_path: Path) -> None:
+    from labwork.errors import Unavailable
+    from labwork.kernels.prepare import prepare_runconfig
+    from labwork.project import attach_target, load_project
+    from labwork.settings import load_settings
+    sock = tmp_path / "nothing.sock"
+    attach_target(dproject["root"], "docker", "down", {"image": BASE_IMAGE, "docker_host": f"unix://{sock}"})
+    os.environ["LABWORK_HOME"] = str(dproject["home"])
+    with pytest.raises(Unavailable) as err:
+        prepare_runconfig(load_project(dproject["root"]), "down", load_settings())
+    assert f"unix://{sock}" in err.value.message and "not reachable" in err.value.message
+    out = dproject["cp"].cli("experiment", "prepare", "--runconfig", "down", "--project", str(dproject["root"]),
+                             check=False)
+    assert out.returncode == 6 and "not reachable" in out.stdout + out.stderr and "Traceback" not in out.stderr
+
+
+def test_container_killed_mid_cell_reports_dead(dproject: dict, docker_host: DockerHost) -> None:  # noqa: F811
+    before = set(docker_host.containers())
+    k = ProvisionedKernel("labwork-docker", dproject["env"])
+    try:
+        [cid] = set(docker_host.containers()) - before
+        k.kc.execute("import time\ntime.sleep(60)")
+        docker_host.docker("kill", cid)
+        wait_for(lambda: not k.km.is_alive(), timeout=60, what="the kernel to be seen dead")
+        assert "killed" in (k.km.provisioner.end_reason or "") or "137" in (k.km.provisioner.end_reason or "")
+    finally:
+        k.shutdown(now=True)
+    assert cid not in docker_host.containers()
+
+
+def test_compute_page_shows_daemon_state_and_where_kernels_run(dkernel: ProvisionedKernel, dproject: dict,
+                                                              docker_host: DockerHost, tmp_path: Path) -> None:  # noqa: F811
+    from labwork.kernels.target_state import target_state
+    from labwork.project import attach_target, load_project
+    attach_target(dproject["root"], "docker", "gone", {"image": BASE_IMAGE,
+                                                      "docker_host": f"unix://{tmp_path / 'no.sock'}"})
+    project = load_project(dproject["root"])
+    up = target_state(str(project.root), project.targets["docker"])
+    [cid] = docker_host.containers(label=f"labwork.kernel={dkernel.km.kernel_id}")
+    assert up["ok"] and "daemon reachable" in up["text"]
+    assert any(cid.startswith(k["container"]) and k["runconfig"] == "docker" for k in up["kernels"])
+    down = target_state(str(project.root), project.targets["gone"])
+    assert not down["ok"] and "daemon not reachable" in down["text"]
+    cp = dproject["cp"]
+    pid = cp.register(dproject["root"])["id"]
+    with cp.client() as c:
+        page = c.get(f"/projects/{pid}/compute")
+    assert page.status_code == 200
+    assert "daemon reachable" in page.text and "daemon not reachable" in page.text and cid[:12] in page.text
+
+
+def test_pyspark_in_docker(dproject: dict, docker_host: DockerHost) -> None:  # noqa: F811
+    """framework = pyspark on a docker target: prepare adds Java and pyspark to the image, the
+    kernel has `spark` before the first cell and reports its Spark UI to the control plane."""
+    from labwork.project import attach_target
+    root = dproject["root"]
+    attach_target(root, "docker", "sparkbox", {"image": BASE_IMAGE, "docker_host": docker_host.url, "memory": "2g"},
+                  framework="pyspark")
+    dproject["cp"].cli("experiment", "prepare", "--runconfig", "sparkbox", "--project", str(root), timeout=1800)
+    k = ProvisionedKernel("labwork-sparkbox", dproject["env"])
+    try:
+        res = k.run("spark.range(10).count()", timeout=300)
+        assert res.status == "ok" and res.text.strip() == "10", res.text
+        ui = k.run("print(sc.uiWebUrl)").stdout
+        assert ui.startswith("http://")
+    finally:
+        k.shutdown()
+    assert not docker_host.containers(label="labwork.runconfig=sparkbox")
+
+
+def test_history_spooled_while_the_plane_is_away_is_replayed_once(docker_host: DockerHost, tmp_path: Path) -> None:  # noqa: F811
+    """The plane is down while a container kernel runs cells with history on; the container is then
+    killed. Its spool (the plane's own spool folder, mounted) is replayed when the plane starts."""
+    from labwork.kernels.prepare import prepare_runconfig
+    from labwork.project import attach_target, init_project, load_project
+    from labwork.settings import load_settings
+    from tests.support.kernels import spool_records
+    home = tmp_path / "home"
+    home.mkdir()
+    root = init_project(tmp_path / "proj", "myIris").root
+    attach_target(root, "docker", "docker", {"image": BASE_IMAGE, "docker_host": docker_host.url})
+    cp = ControlPlane(home).start()
+    try:
+        old = os.environ.get("LABWORK_HOME")
+        os.environ["LABWORK_HOME"] = str(home)
+        try:
+            prepare_runconfig(load_project(root), "docker", load_settings())
+        finally:
+            os.environ["LABWORK_HOME"] = old or ""
+        env = {"LABWORK_HOME": str(home), "LABWORK_PROJECT_DIR": str(root), "LABWORK_URL": cp.url}
+        k = ProvisionedKernel("labwork-docker", env)
+        cp.stop()
+        try:
+            [cid] = docker_host.containers(label=f"labwork.kernel={k.km.kernel_id}")
+            assert k.run("%labwork history on").status == "ok"
+            assert k.run("y = 7\ny").text.strip() == "7"
+            wait_for(lambda: sum(r.get("type") == "entry" for r in spool_records(home)) >= 1,
+                     timeout=60, what="the entry spooled in the plane's spool folder")
+            docker_host.docker("kill", cid)
+            wait_for(lambda: not k.km.is_alive(), timeout=60, what="the killed container")
+        finally:
+            k.shutdown(now=True)
+        cp.start()
+
+        def replayed():
+            runs = cp.runs(project=str(root))
+            return runs and cp.request("GET", f"/api/runs/{runs[0]['id']}")
+        run = wait_for(lambda: (r := replayed()) and r["entries"] and r, timeout=120, what="the spool replayed")
+        assert [e["code"] for e in run["entries"]] == ["y = 7\ny"]  # once, not twice
+        wait_for(lambda: not spool_records(home), timeout=60, what="the spool emptied")
+    finally:
+        cp.stop()
+
+
+def test_restart_gives_a_fresh_container(dproject: dict, docker_host: DockerHost) -> None:  # noqa: F811
+    k = ProvisionedKernel("labwork-docker", dproject["env"])
+    try:
+        assert k.run("z = 5").status == "ok"
+        [first] = docker_host.containers(label=f"labwork.kernel={k.km.kernel_id}")
+        k.km.restart_kernel(now=False)
+        k.kc.wait_for_ready(timeout=120)
+        res = k.run("'z' in dir()")
+        assert res.text.strip() == "False"
+        [second] = docker_host.containers(label=f"labwork.kernel={k.km.kernel_id}")
+        assert second != first and first not in docker_host.containers()
+    finally:
+        k.shutdown()

@@ -1,0 +1,172 @@
+"""Remote kernels over SSH, for real: the session's sshd on 127.0.0.2 (this machine, but not
+"local" to jupyter_client), an environment prepared on it over SSH, kernels through labwork's SSH
+provisioner. The prepared environment and one kernel are shared by the module."""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import ControlPlane, wait_for
+from tests.support.provisioned import ProvisionedKernel
+from tests.support.ssh_host import SshHost, ssh_host  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.slow
+
+
+def _target(h: SshHost, **extra: object) -> dict:
+    return {"host": h.host, "port": h.port, "user": h.user, "key_file": str(h.key_file),
+            "known_hosts": str(h.known_hosts), **extra}
+
+
+@pytest.fixture(scope="module")
+def rproject(ssh_host: SshHost, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:  # noqa: F811
+    from labwork.project import attach_target, init_project
+    home = tmp_path_factory.mktemp("rk-home")
+    root = tmp_path_factory.mktemp("rk") / "irisproj"
+    init_project(root, "myIris")
+    (root / "data.csv").write_text("sepal,petal\n5.1,1.4\n")
+    attach_target(root, "remote", "vm", _target(ssh_host))
+    cp = ControlPlane(home).start()
+    env = {"LABWORK_HOME": str(home), "LABWORK_PROJECT_DIR": str(root), "LABWORK_URL": cp.url}
+    prep = cp.cli("experiment", "prepare", "--runconfig", "vm", "--project", str(root), timeout=900)
+    try:
+        yield {"root": root, "home": home, "cp": cp, "env": env, "prepare": prep.stdout}
+    finally:
+        cp.stop()
+
+
+@pytest.fixture(scope="module")
+def rkernel(rproject: dict) -> Iterator[ProvisionedKernel]:
+    env = rproject["env"] | {"JPY_SESSION_NAME": str(rproject["root"] / "remote.ipynb"),
+                             "SERVER_SECRET_TOKEN": "must-not-leak"}
+    k = ProvisionedKernel("labwork-vm", env)
+    yield k
+    k.shutdown()
+
+
+def _remote_pids(h: SshHost, marker: str) -> list[str]:
+    out = h.ssh(f"pgrep -f {marker} || true").stdout
+    return out.split()
+
+
+def test_prepare_over_ssh_is_reused(rproject: dict) -> None:
+    assert "ready: 127.0.0.2:" in rproject["prepare"]
+    again = rproject["cp"].cli("experiment", "prepare", "--runconfig", "vm", "--project", str(rproject["root"]))
+    assert "is up to date" in again.stdout and "reusing it" in again.stdout and "creating" not in again.stdout
+
+
+def test_remote_kernel_runs_in_the_project_on_the_host(rkernel: ProvisionedKernel, rproject: dict) -> None:
+    assert rkernel.run("1+1").text.strip() == "2"
+    res = rkernel.run("import os, sys\nprint(open('data.csv').read())\nprint(os.getcwd())\nprint(sys.executable)\n"
+                      "print(os.environ.get('SERVER_SECRET_TOKEN'))")
+    assert "sepal,petal" in res.stdout and str(rproject["root"]) in res.stdout
+    assert ".labwork-remote/envs/" in res.stdout and "must-not-leak" not in res.stdout
+    assert rkernel.km.connection_file and rkernel.km.ip == "127.0.0.2"
+
+
+def test_remote_run_history_reaches_the_control_plane(rkernel: ProvisionedKernel, rproject: dict) -> None:
+    cp = rproject["cp"]
+    assert rkernel.run("%labwork history on").status == "ok"
+    assert rkernel.run("from labwork import get_logger\nget_logger().log('loss', 0.5)").status == "ok"
+    up = rkernel.run("import os\nos.makedirs('outputs', exist_ok=True)\nopen('outputs/r.txt', 'w').write('r')\n"
+                     "%labwork upload outputs/r.txt")
+    assert up.status == "ok", up.text
+    assert rkernel.run("%labwork history off").status == "ok"
+
+    def found():
+        for r in cp.runs(project=str(rproject["root"])):
+            d = cp.request("GET", f"/api/runs/{r['id']}")
+            if d["runconfig"] == "vm" and len(d["entries"]) >= 2 and d["artifacts"]:
+                return d
+        return None
+    run = wait_for(found, timeout=60, what="the remote kernel's run")
+    assert {v["name"] for v in run["values"]} == {"loss"} and run["artifacts"][0]["path"] == "outputs/r.txt"
+
+
+def test_remote_interrupt_in_sleep(rkernel: ProvisionedKernel) -> None:
+    msg_id = rkernel.kc.execute("import time\nprint('sleeping', flush=True)\ntime.sleep(60)")
+    seen = threading.Event()
+
+    def watch() -> None:
+        while True:
+            msg = rkernel.kc.get_iopub_msg(timeout=60)
+            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+                seen.set()
+                return
+    threading.Thread(target=watch, daemon=True).start()
+    assert seen.wait(60)
+    rkernel.km.interrupt_kernel()
+    reply = rkernel.shell_reply(msg_id, timeout=120)  # an uninterrupted sleep would end "ok", not in KeyboardInterrupt
+    assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+    assert rkernel.run("2+2").text.strip() == "4"
+
+
+def test_remote_shutdown_leaves_no_process(rproject: dict, ssh_host: SshHost) -> None:  # noqa: F811
+    k = ProvisionedKernel("labwork-vm", rproject["env"])
+    pid = k.km.provisioner.remote_pid
+    assert pid and k.run("6*7").text.strip() == "42"
+    assert ssh_host.ssh(f"kill -0 {pid}").returncode == 0
+    k.shutdown()
+    # gone when shutdown returns (not ~30 s later, as with gateway_provisioners' SSH provisioner)
+    assert ssh_host.ssh(f"kill -0 {pid}").returncode != 0
+
+
+def test_unknown_host_key_is_refused_with_how_to_trust(rproject: dict, ssh_host: SshHost,  # noqa: F811
+                                                      tmp_path: Path) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    from labwork.project import attach_target
+    attach_target(rproject["root"], "remote", "stranger", _target(ssh_host, known_hosts=str(empty)))
+    out = rproject["cp"].cli("experiment", "prepare", "--runconfig", "stranger", "--project",
+                             str(rproject["root"]), check=False)
+    text = out.stdout + out.stderr
+    assert out.returncode == 5 and "host key of 127.0.0.2" in text and "not known" in text
+    flat = " ".join(text.split())
+    assert f"ssh-keyscan -p {ssh_host.port} 127.0.0.2 >> {empty}" in flat
+    assert "Traceback" not in text
+
+
+def test_auth_refused_and_host_unreachable(rproject: dict, ssh_host: SshHost, tmp_path: Path) -> None:  # noqa: F811
+    import subprocess
+
+    from labwork.project import attach_target
+    from tests.support import free_port
+    stranger_key = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger_key)], check=True)
+    attach_target(rproject["root"], "remote", "nokey", _target(ssh_host, key_file=str(stranger_key)))
+    attach_target(rproject["root"], "remote", "nohost", _target(ssh_host, port=free_port("127.0.0.2")))
+    refused = rproject["cp"].cli("experiment", "prepare", "--runconfig", "nokey", "--project",
+                                 str(rproject["root"]), check=False)
+    assert refused.returncode == 5 and "refused the SSH login" in refused.stdout + refused.stderr
+    down = rproject["cp"].cli("experiment", "prepare", "--runconfig", "nohost", "--project",
+                              str(rproject["root"]), check=False)
+    assert down.returncode == 6 and "cannot reach" in down.stdout + down.stderr
+    assert "Traceback" not in refused.stderr + down.stderr
+
+
+def test_remote_restart(rproject: dict, ssh_host: SshHost) -> None:  # noqa: F811
+    k = ProvisionedKernel("labwork-vm", rproject["env"])
+    try:
+        first = k.km.provisioner.remote_pid
+        assert k.run("z = 5").status == "ok"
+        k.km.restart_kernel(now=False)
+        k.kc.wait_for_ready(timeout=120)
+        assert k.run("'z' in dir()").text.strip() == "False"
+        assert k.km.provisioner.remote_pid != first
+        assert ssh_host.ssh(f"kill -0 {first}").returncode != 0
+    finally:
+        k.shutdown()
+
+
+def test_compute_page_state_of_remote_targets(rproject: dict, ssh_host: SshHost) -> None:  # noqa: F811
+    from labwork.kernels.target_state import target_state
+    from labwork.project import attach_target, load_project
+    from tests.support import free_port
+    attach_target(rproject["root"], "remote", "offline", _target(ssh_host, port=free_port("127.0.0.2")))
+    p = load_project(rproject["root"])
+    up, down = target_state(str(p.root), p.targets["vm"]), target_state(str(p.root), p.targets["offline"])
+    assert up["ok"] and f"SSH port {ssh_host.port} answers" in up["text"]
+    assert not down["ok"] and "host not reachable" in down["text"]
