@@ -86,6 +86,22 @@ def _last_meaningful_line(path: str | Path) -> str:
     return ""
 
 
+def kernel_environment(settings: Any, control_url: str | None, *, root: Path, name: str,
+                       server_id: int | None, config: ServerConfig, token: str | None = None) -> dict[str, str]:
+    """The environment of a process whose kernels are the project's `"<project> <runconfig>"`
+    (a Jupyter server; a job's papermill runner, with no server id and no token)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_TOKEN", "JPY_"))}
+    env.update({
+        "LABWORK_HOME": str(settings.home), "LABWORK_URL": control_url or "",
+        "LABWORK_PROJECT_DIR": str(root), "LABWORK_PROJECT": name,
+        "LABWORK_SERVER_ID": "" if server_id is None else str(server_id),
+        "LABWORK_SERVER_CONFIG": config.model_dump_json(), "PYTHONUNBUFFERED": "1",
+    })
+    if token:  # the token travels in the environment, not on the command line (which `ps` shows)
+        env["JUPYTER_TOKEN"] = token
+    return env
+
+
 class ServerManager:
     """Starts, watches, extends and stops the projects' Jupyter servers."""
 
@@ -208,15 +224,8 @@ class ServerManager:
 
     def _environment(self, *, root: Path, name: str, server_id: int, config: ServerConfig,
                      token: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_TOKEN", "JPY_"))}
-        env.update({
-            "LABWORK_HOME": str(self.settings.home), "LABWORK_URL": self.ctx.url or "",
-            "LABWORK_PROJECT_DIR": str(root), "LABWORK_PROJECT": name,
-            "LABWORK_SERVER_ID": str(server_id), "LABWORK_SERVER_CONFIG": config.model_dump_json(),
-            # the token travels in the environment, not on the command line (which `ps` shows)
-            "JUPYTER_TOKEN": token, "PYTHONUNBUFFERED": "1",
-        })
-        return env
+        return kernel_environment(self.settings, self.ctx.url, root=root, name=name, server_id=server_id,
+                                  config=config, token=token)
 
     def start(self, project_ref: int | str | Path, config: ServerConfig | dict[str, Any] | None = None
               ) -> dict[str, Any]:

@@ -25,5 +25,8 @@ def attach_parts(app: FastAPI, ctx: Context) -> None:
     from labwork.gateway.gateway import Gateway
     gw: Gateway = ctx.parts["gateway"]
     gw.on_session_end = ctx.parts["history"]["end_gateway_session"]
+    from labwork.jobs import service as jobs
+    ctx.parts["jobs"] = jobs.attach(app, settings=ctx.settings, store=ctx.store, control_url=lambda: ctx.url,
+                                    startup=ctx.startup, shutdown=ctx.shutdown)
     from labwork.dashboard import pages as dashboard
     dashboard.attach(app, ctx)
