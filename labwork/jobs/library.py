@@ -46,8 +46,8 @@ def _iso(dt: datetime | None) -> str | None:
     return dt.isoformat() if dt else None
 
 
-def _seconds(value: Any, where: str) -> float | None:
-    """'2h', '90s', 7200 (seconds) or None."""
+def _seconds(value: Any, where: str, *, zero: bool = False) -> float | None:
+    """'2h', '90s', 7200 (seconds) or None; 0 only where `zero` allows it."""
     if value is None or value == "":
         return None
     try:
@@ -55,7 +55,7 @@ def _seconds(value: Any, where: str) -> float | None:
             else units.parse_duration(str(value).strip())
     except ValueError as exc:
         raise ConfigError(f"{exc}", where=where, hint="e.g. 90s, 30m, 2h") from exc
-    if secs is None or secs <= 0:
+    if secs is None or secs < 0 or (secs == 0 and not zero):
         raise ConfigError(f"{where} must be more than 0, got {value!r}", where=where)
     return secs
 
@@ -128,7 +128,7 @@ class Jobs:
                 "schedule": schedule, "timezone": tz, "missed": missed,
                 "timeout_s": _seconds(fields.get("timeout"), "timeout"), "retries": retries,
                 "retry_delay_s": self.settings.jobs.retry_delay_s if delay in (None, "") else
-                (_seconds(delay, "retry_delay") if delay not in (0, "0") else 0.0),
+                _seconds(delay, "retry_delay", zero=True),
                 "max_concurrent": max_concurrent,
                 "webhook_url": webhooks.check_url(fields.get("webhook_url"), "webhook_url"),
                 "notify_success": bool(fields.get("notify_success")),
@@ -335,8 +335,16 @@ class Jobs:
                 row.reason = getattr(exc, "message", None) or str(exc)
             self._finished(run_id)
             return
-        self.executor.start(run_id, project_id=project["id"], job_id=job_id, notebook=path, root=loaded.root,
-                            kernel_name=kernel_name(rc), parameters=parameters, env=env, timeout_s=timeout)
+        try:
+            self.executor.start(run_id, project_id=project["id"], job_id=job_id, notebook=path, root=loaded.root,
+                                kernel_name=kernel_name(rc), parameters=parameters, env=env, timeout_s=timeout)
+        except Exception as exc:  # noqa: BLE001 - e.g. LABWORK_HOME not writable: the run says so
+            log.exception("starting job run %s", run_id)
+            with self.store.session() as s:
+                row = s.get(JobRunRow, run_id)
+                if row.status == "starting":
+                    row.status, row.ended_at, row.reason = "failed", now(), f"could not start the run: {exc}"
+            self._finished(run_id)
 
     def _run_row(self, s: Any, project: dict[str, Any], run_id: int) -> tuple[JobRunRow, JobRow]:
         row = s.get(JobRunRow, int(run_id))
@@ -438,6 +446,7 @@ class Jobs:
                 hook, success = job.webhook_url, job.notify_success
                 first = run.retry_of or run.id
                 attempt, params, job_id = run.attempt, dict(run.parameters), job.id
+            self._prune(job_id)
             if retry:
                 self.trigger(job_id, params, trigger="retry", attempt=attempt + 1, retry_of=first,
                              not_before=now() + timedelta(seconds=delay))
@@ -445,6 +454,18 @@ class Jobs:
                 self._notify(hook, job_brief, info, retrying=retry)
         except Exception:  # noqa: BLE001 - bookkeeping after a run never breaks the watcher
             log.exception("after job run %s", run_id)
+
+    def _prune(self, job_id: int) -> None:
+        """Keep the newest `jobs.runs_kept_per_job` ended runs of a job (with their files)."""
+        keep = self.settings.jobs.runs_kept_per_job
+        with self.store.session() as s:
+            old = s.scalars(select(JobRunRow).where(JobRunRow.job_id == job_id, JobRunRow.status.in_(ENDED))
+                            .order_by(JobRunRow.id.desc()).offset(keep)).all()
+            dirs = [Path(r.log_path).parent for r in old if r.log_path]
+            for row in old:
+                s.delete(row)
+        for folder in dirs:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _notify(self, url: str, job: dict[str, Any], run: dict[str, Any], *, retrying: bool) -> None:
         base = self.control_url() or ""

@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from jupyter_client.manager import KernelManager
+from jupyter_client.manager import AsyncKernelManager
 from traitlets import default
 
 from labwork.kernels.specmanager import LabworkKernelSpecManager
@@ -35,8 +35,8 @@ class JobKernelSpecManager(LabworkKernelSpecManager):
         return spec
 
 
-class JobKernelManager(KernelManager):
-    """A KernelManager with labwork's specs, a known kernel id (run history links by it) and the
+class JobKernelManager(AsyncKernelManager):
+    """nbclient's kernel manager with labwork's specs, a known kernel id (run history links by it) and the
     kernel's process kept, so its exit code or signal can be reported when it dies."""
 
     @default("kernel_spec_manager")

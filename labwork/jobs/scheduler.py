@@ -31,7 +31,6 @@ class Scheduler:
         self.settings = jobs.settings
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.fired: list[tuple[int, datetime, datetime]] = []  # (job, fire time, fired at): for bench/
 
     # ------------------------------------------------------------ one pass
     def tick(self) -> datetime | None:
@@ -84,7 +83,6 @@ class Scheduler:
         for t in run:
             try:
                 self.jobs.trigger(job_id, trigger="schedule", scheduled_for=t)
-                self.fired.append((job_id, t, now()))
             except IntegrityError:
                 log.info("job %s: the run of %s is already recorded", job_id, t.isoformat())
         with self.store.session() as s:

@@ -31,6 +31,14 @@ def _wait_run(cp: ControlPlane, pid: int, run_id: int, timeout: float = 240) -> 
     return wait_for(done, timeout=timeout, interval=0.3, what=f"job run {run_id} to end")
 
 
+def _output(cp: ControlPlane, pid: int, run_id: int) -> dict[str, Any]:
+    """The run's output notebook as the API serves it (application/x-ipynb+json)."""
+    with cp.client() as c:
+        r = c.get(f"/api/projects/{pid}/jobs/runs/{run_id}/output")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ipynb+json"), r.text
+    return r.json()
+
+
 def _create(cp: ControlPlane, project: dict, **body: Any) -> dict[str, Any]:
     code, out = _api(cp, "POST", f"/api/projects/{project['id']}/jobs", json=body)
     assert code == 201, out
@@ -89,8 +97,7 @@ def test_a_failing_job_keeps_its_output_notebook_and_wait_exits_non_zero(cp: Con
     run = json.loads(proc.stdout)
     assert run["status"] == "failed" and "ValueError" in run["reason"] and "bad input file" in run["reason"]
     assert run["output_kept"]
-    _, raw = _api(cp, "GET", f"/api/projects/{project['id']}/jobs/runs/{run['id']}/output")
-    nb = json.loads(raw)
+    nb = _output(cp, project["id"], run["id"])
     errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert errors and errors[0]["ename"] == "ValueError" and errors[0]["traceback"]
 
@@ -119,8 +126,7 @@ def test_a_timeout_ends_the_run_and_says_so(cp: ControlPlane, project: dict) -> 
     _, run = _api(cp, "POST", f"/api/projects/{project['id']}/jobs/slow/runs", json={})
     ended = _wait_run(cp, project["id"], run["id"], timeout=180)
     assert ended["status"] == "failed" and ended["reason"].startswith("timed out after 4 s"), ended
-    _, raw = _api(cp, "GET", f"/api/projects/{project['id']}/jobs/runs/{run['id']}/output")
-    assert "started" in raw.decode()  # the cells that ran are in the kept output notebook
+    assert "started" in json.dumps(_output(cp, project["id"], run["id"]))  # the cells that ran are kept
 
 
 def test_retries_run_again_after_a_back_off(cp: ControlPlane, project: dict) -> None:
