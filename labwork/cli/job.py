@@ -216,7 +216,8 @@ def output(run_id: Annotated[int, typer.Argument(help="the run's id")],
     client = _client()
     text = client.request("GET", f"{_base(client, project)}/runs/{run_id}/output")
     target = out or Path(f"run-{run_id}.ipynb")
-    target.write_text(text if isinstance(text, str) else __import__("json").dumps(text), encoding="utf-8")
+    import json as jsonlib
+    target.write_text(text if isinstance(text, str) else jsonlib.dumps(text, indent=1), encoding="utf-8")
     console.print(f"wrote {target}")
 
 

@@ -275,6 +275,9 @@ class Executor:
                 out["adopted"].append(row.id)
                 continue
             result = _result(run_dir) if run_dir else None
+            if run_dir is not None:
+                note(run_dir / "log.txt", "the run ended while the control plane was not running: "
+                     + (result["status"] if result else "no result"))
             if result is not None:
                 self._record(row.id, status=result["status"], reason=result.get("reason"),
                              exit_code=result.get("exit_code"))

@@ -116,6 +116,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    import logging
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
     run_dir = Path(argv[0])
     spec = json.loads((run_dir / "spec.json").read_text())
     spec["run_dir"] = str(run_dir)
