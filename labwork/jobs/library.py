@@ -103,7 +103,12 @@ class Jobs:
                 runconfig = (last or {}).get("runconfig") or loaded.default_runconfig
             if config is None:
                 config = (last or {}).get("server_config") or {}
-        loaded.runconfig(runconfig)  # NotFound naming the known ones
+        rc = loaded.runconfig(runconfig)  # NotFound naming the known ones
+        from labwork.kernels.specs import REMOTE_KINDS
+        if loaded.target_of(rc).type in REMOTE_KINDS:
+            raise ConfigError(f"run configuration '{runconfig}' runs on a {loaded.target_of(rc).type} target, whose "
+                              "kernels come with the remote-kernel provisioners; jobs cannot use it yet",
+                              where="runconfig", hint="choose a local, Spark or Livy run configuration")
         cfg = parse_config(config).model_dump(mode="json")
         cfg.pop("hours", None)
         parameters = jp.clean(fields.get("parameters"), "parameters")
@@ -160,6 +165,12 @@ class Jobs:
         if unknown:
             raise ConfigError(f"unknown job field(s): {', '.join(sorted(unknown))}", where="job")
         project = self._project(project_ref)
+        if set(fields) == {"enabled"}:  # the schedule's switch: works even if the notebook has gone
+            with self.store.session() as s:
+                row = self._job_row(s, project, name)
+                row.enabled, row.updated_at = bool(fields["enabled"]), now()
+                row.next_fire_at = self._next_fire(row, now())
+            return self.show(project["id"], name)
         with self.store.session() as s:
             row = self._job_row(s, project, name)
             current = {"notebook": row.notebook, "runconfig": row.runconfig, "config": row.config,
