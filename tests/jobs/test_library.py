@@ -1,0 +1,78 @@
+"""The jobs library and scheduler in-process, on a real store (SQLite and PostgreSQL): the
+missed-run policies after an outage, the schedule's switch, edits, and refusals that create nothing."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from labwork.errors import ConfigError, NotFound
+from labwork.jobs.library import Jobs
+from labwork.jobs.scheduler import Scheduler
+from labwork.jobs.tables import JobRow
+from labwork.notebooks.manager import kernel_environment
+from labwork.project import attach_target, init_project
+from labwork.project.registry import register_project
+from labwork.settings import Settings
+from labwork.store.db import Store
+from tests.jobs.conftest import code_cell, write_notebook
+
+
+@pytest.fixture
+def jobs(labwork_home: Path, db_url: str, tmp_path: Path):  # noqa: ANN201 - (Jobs, project)
+    store = Store(db_url)
+    root = init_project(tmp_path / "lib", f"libProj{tmp_path.name[-6:]}").root
+    write_notebook(root / "nb.ipynb", code_cell("n = 1", ["parameters"]), code_cell("print(n)"))
+    project = register_project(store, root)
+    lib = Jobs(Settings(home=labwork_home), store, control_url=lambda: "", environment=kernel_environment)
+    yield lib, project
+    store.dispose()
+
+
+def _backdate(lib: Jobs, job_id: int, minutes: int) -> None:
+    with lib.store.session() as s:
+        s.get(JobRow, job_id).next_fire_at = (datetime.now(UTC) - timedelta(minutes=minutes)).replace(second=0,
+                                                                                                      microsecond=0)
+
+
+def test_skip_policy_records_every_missed_fire_time_and_runs_none(jobs) -> None:
+    lib, project = jobs
+    job = lib.create(project["id"], "hourly", "nb.ipynb", runconfig="local", schedule="* * * * *", missed="skip")
+    _backdate(lib, job["id"], 5)  # the control plane was down for five minutes
+    Scheduler(lib).tick()
+    runs = lib.runs(project["id"], "hourly")
+    assert runs and all(r["status"] == "missed" for r in runs), runs
+    assert 5 <= len(runs) <= 6 and len({r["scheduled_for"] for r in runs}) == len(runs)
+    nxt = datetime.fromisoformat(lib.show(project["id"], "hourly")["next_run"])
+    assert nxt > datetime.now(UTC)
+    Scheduler(lib).tick()  # a second pass changes nothing
+    assert len(lib.runs(project["id"], "hourly")) == len(runs)
+
+
+def test_the_schedule_switch_and_an_edit(jobs) -> None:
+    lib, project = jobs
+    lib.create(project["id"], "daily", "nb.ipynb", schedule="0 6 * * *", timezone="Asia/Tokyo")
+    off = lib.update(project["id"], "daily", enabled=False)
+    assert off["next_run"] is None and not off["enabled"]
+    on = lib.update(project["id"], "daily", enabled=True)
+    assert datetime.fromisoformat(on["next_run"]).astimezone(UTC).hour == 21  # 06:00 in Tokyo
+    edited = lib.update(project["id"], "daily", parameters={"n": 5}, schedule="30 7 * * 1-5", timeout="90s")
+    assert edited["parameters"] == {"n": 5} and edited["schedule"] == "30 7 * * 1-5" and edited["timeout_s"] == 90
+    assert edited["runconfig"] == "local"  # the project's default: the notebook never ran
+
+
+def test_refusals_create_nothing(jobs, tmp_path: Path) -> None:
+    lib, project = jobs
+    attach_target(project["path"], "docker", "box", {"image": "python:3.11-slim"})
+    with pytest.raises(ConfigError, match="docker target"):
+        lib.create(project["id"], "boxed", "nb.ipynb", runconfig="box")
+    with pytest.raises(ConfigError, match="reserved"):
+        lib.create(project["id"], "runs", "nb.ipynb")
+    with pytest.raises(ConfigError, match="unknown job field"):
+        lib.create(project["id"], "x", "nb.ipynb", colour="blue")
+    with pytest.raises(NotFound):
+        lib.create(project["id"], "x", "missing.ipynb")
+    with pytest.raises(ConfigError, match="missed-run policy"):
+        lib.create(project["id"], "x", "nb.ipynb", missed="sometimes")
+    assert lib.list(project["id"]) == []
