@@ -156,19 +156,27 @@ class Executor:
                          daemon=True).start()
 
     # -------------------------------------------------------------- watching
-    def _exited(self, launch: Launch) -> bool:
+    def _exited(self, launch: Launch, wait: float = 0.0) -> bool:
+        """Whether the runner has ended, waiting up to `wait` seconds for it (woken by its exit)."""
         if launch.proc is not None:
+            try:
+                launch.proc.wait(timeout=wait) if wait else launch.proc.poll()
+            except subprocess.TimeoutExpired:
+                pass
             return launch.proc.poll() is not None
+        if not pid_alive(launch.pid):
+            return True
+        time.sleep(wait)
         return not pid_alive(launch.pid)
 
     def _monitor(self, launch: Launch) -> None:
         try:
-            while not self._exited(launch):
+            while not self._exited(launch, POLL_S):
                 if launch.timeout_s is not None and launch.stop_reason is None and \
                         (now() - launch.started).total_seconds() > launch.timeout_s:
                     launch.stop_reason = f"timed out after {_secs(launch.timeout_s)} (the job's timeout)"
                     self._end(launch)
-                if launch.stop.wait(POLL_S):
+                if launch.stop.is_set():  # a cancel
                     launch.stop.clear()
                     self._end(launch)
             self._conclude(launch)
