@@ -76,3 +76,16 @@ def test_refusals_create_nothing(jobs, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="missed-run policy"):
         lib.create(project["id"], "x", "nb.ipynb", missed="sometimes")
     assert lib.list(project["id"]) == []
+
+
+def test_without_a_run_configuration_the_notebook_takes_the_one_it_last_ran_with(jobs) -> None:
+    from labwork.notebooks.recent import record_launch
+    lib, project = jobs
+    attach_target(project["path"], "spark", "sp", {"master": "local[2]"})
+    record_launch(lib.store, project, runconfig="sp", notebook="nb.ipynb",
+                  server_config={"kind": "spark", "spark": {"driver_memory": "768m"}})
+    job = lib.create(project["id"], "as-last", "nb.ipynb")
+    assert job["runconfig"] == "sp" and job["kernel"] == f"{project['name']} sp"
+    assert job["config"]["kind"] == "spark" and job["config"]["spark"]["driver_memory"] == "768m"
+    other = lib.create(project["id"], "chosen", "nb.ipynb", runconfig="local", config={"kind": "python"})
+    assert (other["runconfig"], other["config"]["kind"]) == ("local", "python")
