@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from labwork import units
 from labwork.errors import ConfigError, Conflict, NotFound
 from labwork.jobs import params as jp
 from labwork.jobs import schedule as sched
@@ -46,20 +45,6 @@ def _iso(dt: datetime | None) -> str | None:
     return dt.isoformat() if dt else None
 
 
-def _seconds(value: Any, where: str, *, zero: bool = False) -> float | None:
-    """'2h', '90s', 7200 (seconds) or None; 0 only where `zero` allows it."""
-    if value is None or value == "":
-        return None
-    try:
-        secs = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-            else units.parse_duration(str(value).strip())
-    except ValueError as exc:
-        raise ConfigError(f"{exc}", where=where, hint="e.g. 90s, 30m, 2h") from exc
-    if secs is None or secs < 0 or (secs == 0 and not zero):
-        raise ConfigError(f"{where} must be more than 0, got {value!r}", where=where)
-    return secs
-
-
 class Jobs:
     """Jobs of registered projects: definitions, triggers, runs and their files."""
 
@@ -78,7 +63,8 @@ class Jobs:
         return get_project_row(self.store, ref)
 
     def _job_row(self, s: Any, project: dict[str, Any], name: str) -> JobRow:
-        row = s.scalar(select(JobRow).where(JobRow.project_id == project["id"], JobRow.name == name))
+        bad = "\x00" in name or len(name) > 200  # no job can have such a name (PostgreSQL refuses NUL)
+        row = None if bad else s.scalar(select(JobRow).where(JobRow.project_id == project["id"], JobRow.name == name))
         if row is None:
             raise NotFound(f"no job '{name}' in project '{project['name']}'", where=name,
                            hint="'labwork job list' shows the project's jobs",
@@ -96,6 +82,8 @@ class Jobs:
         if path.suffix != ".ipynb":
             raise ConfigError("a job runs a notebook (.ipynb)", where=str(fields["notebook"]))
         rel = path.relative_to(root.resolve()).as_posix()
+        if len(rel) > 1000:
+            raise ConfigError("the notebook's path is longer than 1000 characters", where=rel[:200])
         runconfig, config = fields.get("runconfig"), fields.get("config")
         if not runconfig or config is None:
             last = next((r for r in recent_notebooks(self.store, project) if r["notebook"] == rel), None)
@@ -131,9 +119,9 @@ class Jobs:
         delay = fields.get("retry_delay")
         return {"notebook": rel, "runconfig": runconfig, "config": cfg, "parameters": parameters,
                 "schedule": schedule, "timezone": tz, "missed": missed,
-                "timeout_s": _seconds(fields.get("timeout"), "timeout"), "retries": retries,
+                "timeout_s": jp.duration_s(fields.get("timeout"), "timeout"), "retries": retries,
                 "retry_delay_s": self.settings.jobs.retry_delay_s if delay in (None, "") else
-                _seconds(delay, "retry_delay", zero=True),
+                jp.duration_s(delay, "retry_delay", zero=True),
                 "max_concurrent": max_concurrent,
                 "webhook_url": webhooks.check_url(fields.get("webhook_url"), "webhook_url"),
                 "notify_success": bool(fields.get("notify_success")),

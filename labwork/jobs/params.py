@@ -13,6 +13,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from labwork import units
 from labwork.errors import ConfigError
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -85,3 +86,17 @@ def require_parameters_cell(path: Path, params: dict[str, Any], where: str) -> N
                           f"({', '.join(sorted(params))}) cannot be given", where=where,
                           hint="tag the cell that sets the defaults with 'parameters' "
                                "(JupyterLab: the property inspector's cell tags)")
+
+
+def duration_s(value: Any, where: str, *, zero: bool = False) -> float | None:
+    """A job's timeout or back-off: '2h', '90s', 7200 (seconds) or None; 0 only where `zero` allows it."""
+    if value is None or value == "":
+        return None
+    try:
+        secs = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+            else units.parse_duration(str(value).strip())
+    except ValueError as exc:
+        raise ConfigError(f"{exc}", where=where, hint="e.g. 90s, 30m, 2h") from exc
+    if secs is None or secs < 0 or (secs == 0 and not zero):
+        raise ConfigError(f"{where} must be more than 0, got {value!r}", where=where)
+    return secs

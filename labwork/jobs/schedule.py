@@ -46,6 +46,8 @@ def _iter(expr: str, start: datetime):  # noqa: ANN202 - a croniter
 def check(expr: str, tz: str, where: str = "schedule") -> str:
     """The expression, stripped, when it parses in `tz`; else a ConfigError saying why."""
     expr = " ".join((expr or "").split())
+    if len(expr) > 200:
+        raise ConfigError(f"the cron expression is {len(expr)} characters long; at most 200", where=where)
     zone(tz)
     fields = expr.split()
     if len(fields) not in (5, 6):

@@ -21,6 +21,8 @@ def check_url(url: str | None, where: str = "webhook") -> str | None:
         return None
     url = url.strip()
     parts = urlsplit(url)
+    if "\x00" in url or any(c.isspace() for c in url) or len(url) > 2000:
+        raise ConfigError("the webhook URL has spaces, a NUL byte or more than 2000 characters", where=where)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"webhook {url!r} is not an http:// or https:// URL with a host", where=where,
                           hint="e.g. https://hooks.example.com/labwork")

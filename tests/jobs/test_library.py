@@ -89,3 +89,16 @@ def test_without_a_run_configuration_the_notebook_takes_the_one_it_last_ran_with
     assert job["config"]["kind"] == "spark" and job["config"]["spark"]["driver_memory"] == "768m"
     other = lib.create(project["id"], "chosen", "nb.ipynb", runconfig="local", config={"kind": "python"})
     assert (other["runconfig"], other["config"]["kind"]) == ("local", "python")
+
+
+def test_values_no_column_can_hold_are_refused_on_both_stores(jobs) -> None:
+    lib, project = jobs
+    with pytest.raises(NotFound):
+        lib.show(project["id"], "a\x00b")
+    with pytest.raises(ConfigError, match="NUL"):
+        lib.create(project["id"], "hook", "nb.ipynb", webhook_url="http://127.0.0.1/\x00")
+    with pytest.raises(ConfigError, match="at most 200"):
+        lib.create(project["id"], "long", "nb.ipynb", schedule="0 " + ",".join(["1"] * 150) + " * * *")
+    with pytest.raises(ConfigError, match="not a Python identifier"):
+        lib.create(project["id"], "p", "nb.ipynb", parameters={"not-a-name": 1})
+    assert lib.list(project["id"]) == []
