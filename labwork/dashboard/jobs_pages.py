@@ -141,6 +141,12 @@ def router(jobs: Jobs) -> APIRouter:
         jobs.cancel(project_id, run_id)
         return RedirectResponse(f"/projects/{project_id}/jobs/runs/{run_id}", status_code=303)
 
+    @r.get("/projects/{project_id:int}/jobs/runs/{run_id:int}/output.ipynb")
+    def output_download(request: Request, project_id: int, run_id: int, _auth: None = Depends(page_auth)) -> Response:
+        from fastapi.responses import FileResponse
+        path = jobs.output_path(project_id, run_id)
+        return FileResponse(path, media_type="application/x-ipynb+json", filename=f"run-{run_id}-{path.name}")
+
     @r.get("/projects/{project_id:int}/jobs/runs/{run_id:int}/output.html")
     def output_preview(request: Request, project_id: int, run_id: int, _auth: None = Depends(page_auth)) -> Response:
         """The output notebook as the Notebooks page shows notebooks: sanitized, loading nothing."""

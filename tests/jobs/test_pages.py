@@ -59,6 +59,9 @@ def test_run_as_job_create_run_now_and_the_run_page(cp, page, project) -> None:
     frame = page.frame_locator("#output-preview")
     expect(frame.locator("body")).to_contain_text("n squared is 49", timeout=60_000)
     shot(page, "job-run")
+    with page.expect_download() as dl:
+        page.click("#download-output")
+    assert "n squared is 49" in Path(dl.value.path()).read_text()
 
     page.goto(f"{cp.url}/projects/{project['id']}/jobs")
     expect(page.locator("#jobs tr[data-job=report] .last-status")).to_contain_text("completed")
