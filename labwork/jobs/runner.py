@@ -27,11 +27,25 @@ _KERNEL_PROCS: list[Any] = []  # the Popen of each kernel started (its returncod
 
 
 class JobKernelSpecManager(LabworkKernelSpecManager):
-    """The project's kernels with run history on and the notebook named (as Jupyter names it)."""
+    """The project's kernels, made as Jupyter's are, with run history on in every run configuration
+    (jobs always record it: in the kernel, or through the gateway for sparkmagic kernels) and the
+    notebook named as Jupyter names it."""
+
+    def _labwork_specs(self) -> dict[str, dict[str, Any]]:
+        from labwork import envvars
+        from labwork.kernels.specs import project_kernel_specs
+        from labwork.project.files import load_project
+        from labwork.settings import load_settings
+        project = load_project(envvars.get(envvars.PROJECT_DIR))  # a broken project: the run's reason
+        for rc in project.runconfigs.values():
+            rc.history = True
+        raw = envvars.get(envvars.SERVER_CONFIG)
+        return project_kernel_specs(project, load_settings(), json.loads(raw) if raw else None,
+                                    envvars.get(envvars.URL))
 
     def get_kernel_spec(self, kernel_name: str):  # noqa: ANN201 - a KernelSpec
         spec = super().get_kernel_spec(kernel_name)
-        spec.env = dict(spec.env or {}) | {"LABWORK_HISTORY": "1", "JPY_SESSION_NAME": _SPEC.get("notebook_path", "")}
+        spec.env = dict(spec.env or {}) | {"JPY_SESSION_NAME": _SPEC.get("notebook_path", "")}
         return spec
 
 

@@ -51,6 +51,11 @@ def test_a_sparkmagic_job_through_the_gateway(cp: ControlPlane, project: dict) -
     run = _run(cp, project["id"], "remote", {"n": 5})
     assert run["status"] == "completed", run
     assert "remote 5" in _text(cp, project["id"], run["id"])
+    # run history is on for jobs: the statements were recorded through the gateway
+    def recorded() -> list:
+        runs = cp.request("GET", "/api/runs", params={"limit": 1000})["runs"]
+        return [r for r in runs if r.get("project_dir") == str(root) and r["entry_count"] >= 2]
+    assert wait_for(recorded, timeout=60, what="the job's statements in run history")
     # the kernel's session ended with the run (sparkmagic deletes it at shutdown)
     def gone() -> bool:
         sessions = cp.request("GET", "/livy/sessions")["sessions"]
