@@ -122,10 +122,11 @@ def test_a_timeout_ends_the_run_and_says_so(cp: ControlPlane, project: dict) -> 
     root = Path(project["path"])
     write_notebook(root / "slow.ipynb", code_cell("print('started', flush=True)"),
                    code_cell("import time\ntime.sleep(600)"))
-    _create(cp, project, name="slow", notebook="slow.ipynb", timeout="4s")
+    # long enough for the runner and the kernel to start on a loaded machine, so the first cell has run
+    _create(cp, project, name="slow", notebook="slow.ipynb", timeout="20s")
     _, run = _api(cp, "POST", f"/api/projects/{project['id']}/jobs/slow/runs", json={})
     ended = _wait_run(cp, project["id"], run["id"], timeout=180)
-    assert ended["status"] == "failed" and ended["reason"].startswith("timed out after 4 s"), ended
+    assert ended["status"] == "failed" and ended["reason"].startswith("timed out after 20 s"), ended
     assert "started" in json.dumps(_output(cp, project["id"], run["id"]))  # the cells that ran are kept
 
 
