@@ -121,6 +121,26 @@ class HistorySettings(Strict):
     reap_every_s: float = Field(30.0, gt=0, description="how often the control plane looks for such runs (seconds)")
 
 
+class JobsSettings(Strict):
+    """Jobs: notebooks run with papermill, now or on a cron schedule."""
+
+    tick_s: float = Field(0.5, gt=0, le=60, description=(
+        "how often the scheduler looks for due fire times and queued retries (seconds)"))
+    misfire_grace_s: float = Field(60.0, gt=0, description=(
+        "a fire time found later than this (the control plane was down) follows the job's missed-run "
+        "policy instead of running as usual (seconds)"))
+    kernel_start_timeout_s: float = Field(120.0, gt=0, description="seconds a job's kernel may take to start")
+    stop_grace_s: float = Field(15.0, gt=0, description=(
+        "seconds a run ended by timeout or cancel has to save its output notebook before it is killed"))
+    retry_delay_s: float = Field(30.0, ge=0, description=(
+        "default back-off before a job's first retry (seconds); it doubles for each further retry"))
+    max_retry_delay_s: float = Field(3600.0, ge=0, description="the longest back-off between retries (seconds)")
+    webhook_attempts: int = Field(4, ge=1, le=20, description="how many times a webhook is tried before giving up")
+    webhook_timeout_s: float = Field(10.0, gt=0, description="seconds one webhook call may take")
+    runs_kept_per_job: int = Field(200, ge=1, description=(
+        "finished runs kept per job, with their output notebooks and logs (older ones are deleted)"))
+
+
 class Settings(Strict):
     home: Path = Field(default_factory=default_home, description="state folder (LABWORK_HOME)")
     host: Host = Field("127.0.0.1", description="address the control plane binds")
@@ -136,6 +156,7 @@ class Settings(Strict):
         "again (log-out ends it at once)"))
     gateway: GatewaySettings = Field(default_factory=GatewaySettings, description="the [gateway] section")
     history: HistorySettings = Field(default_factory=HistorySettings, description="the [history] section")
+    jobs: JobsSettings = Field(default_factory=JobsSettings, description="the [jobs] section")
 
     # Derived locations -------------------------------------------------------------------
     @property

@@ -16,7 +16,7 @@ app = typer.Typer(help="labwork: a self-hosted notebook workbench.", no_args_is_
 
 
 def _register() -> None:
-    from labwork.cli import (computetarget, config, env, experiment, gateway, notebook, project, run,
+    from labwork.cli import (computetarget, config, env, experiment, gateway, job, notebook, project, run,
                              runconfig, serve, spark)
 
     project.register(app)
@@ -30,6 +30,7 @@ def _register() -> None:
     app.add_typer(gateway.app, name="gateway", help="The Livy-compatible Spark gateway.")
     app.add_typer(spark.app, name="spark", help="Spark sessions on the gateway.")
     app.add_typer(config.app, name="config", help="The settings in effect, their sources and help.")
+    app.add_typer(job.app, name="job", help="Notebooks run as jobs, now or on a schedule.")
 
 
 _register()

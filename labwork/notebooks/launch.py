@@ -26,18 +26,21 @@ def jupyter_command(ui: str, port: int, root: Path) -> list[str]:
     return cmd
 
 
-def server_environment(*, home: Path, url: str, root: Path, name: str, server_id: int,
-                       config: ServerConfig, token: str) -> dict[str, str]:
-    """The server's environment: ours without Jupyter tokens of others, plus what its kernels
-    need to find the control plane, the project, the server and its configuration."""
+def server_environment(*, home: Path, url: str, root: Path, name: str, server_id: int | None,
+                       config: ServerConfig, token: str | None) -> dict[str, str]:
+    """The environment of a process whose kernels are the project's `"<project> <runconfig>"` (a
+    Jupyter server; a job's papermill runner, with no server id and no token): ours without
+    Jupyter tokens of others, plus what its kernels need to find the control plane, the project,
+    the server and its configuration."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_TOKEN", "JPY_"))}
     env.update({
         "LABWORK_HOME": str(home), "LABWORK_URL": url or "",
         "LABWORK_PROJECT_DIR": str(root), "LABWORK_PROJECT": name,
-        "LABWORK_SERVER_ID": str(server_id), "LABWORK_SERVER_CONFIG": config.model_dump_json(),
-        # the token travels in the environment, not on the command line (which `ps` shows)
-        "JUPYTER_TOKEN": token, "PYTHONUNBUFFERED": "1",
+        "LABWORK_SERVER_ID": "" if server_id is None else str(server_id),
+        "LABWORK_SERVER_CONFIG": config.model_dump_json(), "PYTHONUNBUFFERED": "1",
     })
+    if token:  # the token travels in the environment, not on the command line (which `ps` shows)
+        env["JUPYTER_TOKEN"] = token
     return env
 
 

@@ -70,12 +70,16 @@ def _include_parts(app: FastAPI) -> None:
     gateway at /livy, the dashboard's pages."""
     from labwork.dashboard import pages as dashboard
     from labwork.gateway.mount import mount as mount_gateway
+    from labwork.dashboard import jobs_pages
     from labwork.history.service import router as history_routes
+    from labwork.jobs import routes as jobs_routes
     from labwork.server.routes import notebooks, projects
 
     services = app.state.services
     app.include_router(projects.router)
     app.include_router(notebooks.router)
     app.include_router(history_routes)
+    app.include_router(jobs_routes.router(services.jobs))
+    app.include_router(jobs_pages.router(services.jobs), include_in_schema=False)
     mount_gateway(app, services.gateway_app)
     dashboard.attach(app)

@@ -20,6 +20,7 @@ from labwork.auth.token import load_or_create_token
 from labwork.dashboard.state import Dashboard
 from labwork.gateway.gateway import Gateway
 from labwork.history.service import HistoryService
+from labwork.jobs.library import Jobs
 from labwork.notebooks.manager import ServerManager
 from labwork.settings import Settings
 from labwork.store.db import Store
@@ -41,6 +42,7 @@ class Services:
     gateway: Gateway
     gateway_app: FastAPI  # the gateway's Livy API, mounted at /livy
     servers: ServerManager
+    jobs: Jobs
     dashboard: Dashboard
     startup: list[Hook] = field(default_factory=list)
     shutdown: list[Hook] = field(default_factory=list)
@@ -54,7 +56,9 @@ class Services:
 def build_services(settings: Settings, *, url: str = "") -> Services:
     """Make every service of a control plane, collaborators passed in (see the module docstring)."""
     from labwork.gateway.mount import create_gateway
+    from labwork.jobs.service import make_jobs
     from labwork.notebooks import service as notebooks
+    from labwork.notebooks.launch import server_environment
 
     store = Store(settings.db_url)
     token = load_or_create_token(settings.token_file)
@@ -70,7 +74,11 @@ def build_services(settings: Settings, *, url: str = "") -> Services:
                           servers=servers, gateway=gateway, history=history)
     services = Services(settings=settings, store=store, token=token, url=url, web_sessions=web_sessions,
                         history=history, gateway=gateway, gateway_app=gateway_app, servers=servers,
-                        dashboard=dashboard)
+                        jobs=None, dashboard=dashboard)  # type: ignore[arg-type]  # set below
+    # Jobs run notebooks through the project's kernels, with a Jupyter server's environment.
+    services.jobs = make_jobs(settings, store, control_url=lambda: services.url,
+                              environment=server_environment, startup=services.startup,
+                              shutdown=services.shutdown)
     notebooks.attach(servers, startup=services.startup, shutdown=services.shutdown)
     services.startup += [history.start, gateway.ensure_started]
     services.shutdown += [history.stop, gateway.stop]

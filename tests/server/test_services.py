@@ -25,6 +25,8 @@ def test_services_are_wired_with_their_real_collaborators(tmp_path: Path) -> Non
         dash = services.dashboard
         assert (dash.servers, dash.gateway, dash.history, dash.store, dash.web_sessions) == (
             services.servers, services.gateway, services.history, services.store, services.web_sessions)
+        assert services.jobs.store is services.store and services.jobs.settings is settings
+        assert services.jobs.control_url() == "http://127.0.0.1:1"
         # the gateway has not started: a stop deletes nothing and says so with 0
         assert services.servers.project_sessions.delete_project_sessions_sync(str(tmp_path)) == 0
         assert services.startup and len(services.startup) == len(services.shutdown)
@@ -35,5 +37,5 @@ def test_services_are_wired_with_their_real_collaborators(tmp_path: Path) -> Non
 def test_status_lists_the_services(control_plane: ControlPlane) -> None:
     r = httpx.get(control_plane.url + "/api/status", headers=control_plane.headers())
     assert r.status_code == 200
-    assert r.json()["parts"] == ["dashboard", "gateway", "gateway_app", "history", "servers", "settings",
-                                 "store", "web_sessions"]
+    assert r.json()["parts"] == ["dashboard", "gateway", "gateway_app", "history", "jobs", "servers",
+                                 "settings", "store", "web_sessions"]
