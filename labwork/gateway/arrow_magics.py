@@ -106,18 +106,28 @@ def _statement(session: Any, path: str, body: Any = None, *, raw: bytes | None =
 def fetch(session: Any, request: dict) -> tuple[Any, dict]:
     """(pandas DataFrame, summary) of a SQL query or a named DataFrame, as Arrow."""
     import pyarrow as pa
-    from sparkmagic.livyclientlib.exceptions import HttpClientException
+    from sparkmagic.livyclientlib.exceptions import BadUserDataException, HttpClientException
     sid, summary = _statement(session, "arrow", request)
     rc = _http(session)
     url = rc.compose_url(f"/sessions/{session.id}/statements/{sid}/arrow")
-    with rc._session.get(url, headers=_plain_headers(rc), auth=rc._auth, verify=rc.verify_ssl,
-                         stream=True) as r:
-        if r.status_code != 200:
-            raise HttpClientException(f"Invalid status code '{r.status_code}' from {url} with "
-                                      f"error payload: {r.text}")
-        r.raw.decode_content = True
-        table = pa.ipc.open_stream(r.raw).read_all()
-    return table.to_pandas(), summary
+    try:
+        with rc._session.get(url, headers=_plain_headers(rc), auth=rc._auth,
+                             verify=rc.verify_ssl, stream=True) as r:
+            if r.status_code != 200:
+                raise HttpClientException(f"Invalid status code '{r.status_code}' from {url} "
+                                          f"with error payload: {r.text}")
+            r.raw.decode_content = True
+            table = pa.ipc.open_stream(r.raw).read_all()
+        return to_pandas(table), summary
+    except (pa.ArrowException, OSError) as exc:
+        raise BadUserDataException(f"the result's Arrow stream broke off ({exc}); run the cell "
+                                   "again") from exc
+
+
+def to_pandas(table: Any) -> Any:
+    """The frame the driver's `toPandas()` made, from its Arrow table (pandas' metadata keeps
+    the dtypes)."""
+    return table.to_pandas()
 
 
 def send(session: Any, frame: Any, name: str, max_rows: int) -> dict:
@@ -150,7 +160,8 @@ def _arrow_magics_class():  # noqa: ANN202 - built late: sparkmagic/IPython impo
         def __init__(self, shell: Any, kernel_magics: Any) -> None:
             super().__init__(shell)
             self.km = kernel_magics
-            self.ipython_display = kernel_magics.ipython_display  # for sparkmagic's decorators
+            # what sparkmagic's error decorators use
+            self.ipython_display, self.logger = kernel_magics.ipython_display, kernel_magics.logger
 
         def _session(self) -> Any:
             return self.km.spark_controller.get_session_by_name_or_default(None)

@@ -313,7 +313,9 @@ def parse_arrow_request(body: Any, session_kind: str) -> dict[str, Any]:
                           default="spark" if session_kind == "spark" else "pyspark")
     if kind == "spark" and session_kind not in ("spark", "shared"):
         raise bad("kind: Scala variables need a 'spark' or 'shared' session")
-    maxrows = check_int(body.get("maxrows", 2500), "maxrows", -1)
+    maxrows = body.get("maxrows", 2500)
+    if isinstance(maxrows, bool) or not isinstance(maxrows, int) or not -1 <= maxrows < 2 ** 31:
+        raise bad(f"maxrows: expected a number of rows, or -1 for all, got {maxrows!r}")
     method = body.get("samplemethod", "take")
     if method not in ("take", "sample"):
         raise bad(f"samplemethod: expected 'take' or 'sample', got {method!r}")

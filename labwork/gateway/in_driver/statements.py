@@ -172,7 +172,7 @@ def _run(statement_id: int, kind: str, code: str) -> dict:
                 "evalue": "incomplete statement", "traceback": []}
     except arrow_results.ArrowRequestError as exc:
         return {"status": "error", "execution_count": statement_id, "ename": exc.ename,
-                "evalue": exc.evalue, "traceback": [f"{exc.ename}: {exc.evalue}\n"]}
+                "evalue": exc.evalue, "traceback": []}
     except scala_repl.ScalaError as exc:
         return {"status": "error", "execution_count": statement_id, "ename": exc.ename,
                 "evalue": exc.evalue, "traceback": exc.traceback}
