@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import sys
 import tempfile
@@ -92,12 +93,13 @@ def loopback_bytes_per_s(total: int = 512 * 1024 * 1024) -> float:
     return total / took
 
 
-def peak_rss_mib(pid: int) -> float:
-    """VmHWM of a process and its children (the driver's JVM), MiB."""
+def peak_rss_mib(pid: int, children: bool = True) -> float:
+    """VmHWM of a process (and its children: the driver's JVM), MiB."""
     import psutil
     total = 0
     try:
-        procs = [psutil.Process(pid)] + psutil.Process(pid).children(recursive=True)
+        procs = [psutil.Process(pid)] + (psutil.Process(pid).children(recursive=True)
+                                         if children else [])
     except psutil.Error:
         return 0.0
     for p in procs:
@@ -151,7 +153,7 @@ def main() -> None:
                               f"{(stock / ours) if stock else float('nan'):10.1f}x "
                               f"{row['ours_over_floor_plus_transfer']:16.2f}x", flush=True)
                 driver = next(iter(gw.gateway.sessions.values())).driver
-                rss = {"gateway (this process)": peak_rss_mib(__import__("os").getpid()),
+                rss = {"gateway (this process, also the benchmark)": peak_rss_mib(os.getpid(), children=False),
                        "driver (Python + JVM)": peak_rss_mib(driver.pid),
                        "kernel": peak_rss_mib(kernel.km.provisioner.process.pid)}
                 for who, mib in rss.items():

@@ -205,10 +205,12 @@ def test_pinned_sparkmagic_internals() -> None:
 
     from sparkmagic.kernels.kernelmagics import KernelMagics
     from sparkmagic.kernels.wrapperkernel.sparkkernelbase import SparkKernelBase
-    from sparkmagic.livyclientlib.command import Command
     from sparkmagic.livyclientlib.endpoint import Endpoint
+    from sparkmagic.livyclientlib.livyreliablehttpclient import LivyReliableHttpClient
+    from sparkmagic.livyclientlib.livysession import LivySession
     from sparkmagic.livyclientlib.linearretrypolicy import LinearRetryPolicy
     from sparkmagic.livyclientlib.reliablehttpclient import ReliableHttpClient
+    from sparkmagic.utils.constants import FINAL_STATEMENT_STATUS
     from sparkmagic.utils.utils import parse_argstring_or_throw
 
     assert version("sparkmagic") == "0.23.0"
@@ -223,8 +225,14 @@ def test_pinned_sparkmagic_internals() -> None:
     assert list(inspect.signature(KernelMagics.execute_spark).parameters)[:8] == \
         ["self", "cell", "output_var", "samplemethod", "maxrows", "samplefraction", "session_name", "coerce"]
     assert callable(KernelMagics._do_not_call_start_session)
-    assert list(inspect.signature(Command._get_statement_output).parameters) == \
-        ["self", "session", "statement_id"]
+    assert {"available", "cancelled"} <= set(FINAL_STATEMENT_STATUS)
+    assert callable(LivyReliableHttpClient.get_statement) and callable(LivyReliableHttpClient.cancel_statement)
+    assert {"wait_for_idle", "http_client"} <= set(dir(LivySession))
+    init = inspect.getsource(LivySession.__init__)
+    assert all(f"self.{a} = " in init for a in ("kind", "id", "ipython_display")), init
+    base = inspect.getsource(KernelMagics.__mro__[1].__init__)
+    assert "self.logger = " in base and "self.ipython_display = " in base
+    assert "self._endpoint = endpoint" in inspect.getsource(ReliableHttpClient.__init__)
     assert callable(SparkKernelBase._load_magics_extension)
     rc = ReliableHttpClient(Endpoint("http://127.0.0.1:1", None), {"X-Requested-By": "t"},
                             LinearRetryPolicy(0, 0))
