@@ -116,6 +116,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=1, help="repetitions per case (best is kept)")
     ap.add_argument("--rows", default="10000,100000,1000000")
+    ap.add_argument("--columns", default="3,30", help="3 and/or 30")
     ap.add_argument("--no-stock-above", type=int, default=10 ** 6,
                     help="skip stock sparkmagic above this many rows × 30 columns (it is slow)")
     args = ap.parse_args()
@@ -123,7 +124,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = GatewaySettings(master="local[2]", driver_memory="2g", executor_memory="1g")
         with ThreadedGateway(settings, Path(tmp) / "state") as gw:
-            kernel = SparkmagicKernel(Path(tmp) / "kernel", gw.url)
+            kernel = SparkmagicKernel(Path(tmp) / "kernel", gw.url, driver_memory="2g")
             try:
                 first = kernel("spark.range(1).count()")
                 assert first.ok, first.text
@@ -132,7 +133,7 @@ def main() -> None:
                 print(f"{'case':>18} {'ours s':>8} {'stock s':>8} {'floor s':>8} {'MiB':>7} "
                       f"{'stock/ours':>10} {'ours/(floor+xfer)':>17}")
                 results = []
-                for wide in (False, True):
+                for wide in [c == "30" for c in args.columns.split(",")]:
                     for rows in sizes:
                         q = query(rows, wide)
                         timed_in_kernel(kernel, query(1000, wide), stock=False)  # warm up
@@ -159,6 +160,12 @@ def main() -> None:
                 for who, mib in rss.items():
                     print(f"peak RSS {who}: {mib:,.0f} MiB")
                 print(json.dumps({"results": results, "peak_rss_mib": rss}))
+            except BaseException:
+                for s in gw.gateway.sessions.values():
+                    if s.driver is not None:
+                        print("driver log tail:\n" + "\n".join(
+                            s.driver.err_path.read_text(errors="replace").splitlines()[-400:]))
+                raise
             finally:
                 kernel.stop()
 

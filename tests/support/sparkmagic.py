@@ -43,13 +43,13 @@ class SparkmagicKernel:
     """labwork's PySpark (or Spark) sparkmagic kernel against the Livy server at `livy_url`."""
 
     def __init__(self, root: Path, livy_url: str, *, language: str = "python",
-                 home: Path | None = None) -> None:
+                 home: Path | None = None, driver_memory: str = "512m") -> None:
         from jupyter_client.kernelspec import KernelSpecManager
         from jupyter_client.manager import KernelManager
         root.mkdir(parents=True, exist_ok=True)
         spec = sparkmagic_kernel_spec(display_name="arrow spark", language=language,
                                       conf_dir=root / "conf", livy_url=livy_url, auth="None",
-                                      session_conf={"driverMemory": "512m",
+                                      session_conf={"driverMemory": driver_memory,
                                                     "conf": {"spark.sql.shuffle.partitions": "2"}},
                                       project="arrowProj")
         module = spec["argv"][2]

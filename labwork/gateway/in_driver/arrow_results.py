@@ -88,9 +88,14 @@ def _frame(req: dict):  # noqa: ANN202 - a pyspark DataFrame
     name = text.strip()
     if req.get("kind") == "spark":
         from labwork.gateway.in_driver import scala_repl
-        value = scala_repl._scala_value(name)
-        if not hasattr(value, "queryExecution"):
-            raise ArrowRequestError("TypeError", f"{name} is not a Spark DataFrame")
+        try:
+            value = scala_repl._scala_value(name)
+        except scala_repl.ScalaError as exc:
+            raise ArrowRequestError(exc.ename, exc.evalue) from exc
+        dataset = STATE.sc._jvm.java.lang.Class.forName("org.apache.spark.sql.Dataset")
+        if not dataset.isInstance(value):
+            raise ArrowRequestError("TypeError", f"{name} is not a Spark DataFrame: only "
+                                                 "DataFrames can be sent with -o")
         return DataFrame(value, spark)
     ns = user_ns()
     if name not in ns:
