@@ -239,3 +239,24 @@ def test_pinned_sparkmagic_internals() -> None:
     assert rc.compose_url("/sessions/1/arrow") == "http://127.0.0.1:1/sessions/1/arrow"
     assert rc._headers == {"X-Requested-By": "t"} and rc._auth is None
     assert hasattr(rc._session, "post") and isinstance(rc.verify_ssl, bool)
+
+
+def test_scala_kernel_sql_spark_o_and_send_to_spark(gateway: GatewayServer, tmp_path: Path) -> None:
+    scala = SparkmagicKernel(tmp_path / "scala", gateway.url, language="scala")
+    try:
+        made = scala('val sdf = spark.range(7).selectExpr("id", "CAST(id AS STRING) AS s")')
+        assert made.ok, made.text
+        pulled = scala("%%spark -o sdf\nval unused = 1")
+        assert pulled.ok, pulled.text
+        local = scala("%%local\nprint('sc', sdf.shape, str(sdf['id'].dtype), list(sdf['s'])[:2])")
+        assert "sc (7, 2) int64 ['0', '1']" in local.text, local.text
+        cut = scala("%%sql -o q -n 3\nSELECT id FROM range(50)")
+        assert "showing 3 of 50 rows (-n to change)" in cut.text, cut.text
+        setup = scala("%%local\nimport pandas as pd\nfrm = pd.DataFrame({'t': ['a\"b', 'c\\\\nd λ']})")
+        assert setup.ok, setup.text
+        sent = scala("%%send_to_spark -i frm -t df -n fromLocal")
+        assert sent.ok and "Successfully passed" in sent.text, sent.text
+        back = scala('println(fromLocal.collect().map(_.getString(0)).mkString("|"))')
+        assert 'a"b|c\\nd λ' in back.text, back.text
+    finally:
+        scala.stop()
