@@ -7,7 +7,8 @@ exactly `toPandas()`'s, and kept as an Arrow table carrying pandas' metadata. Th
 streams it out through the side channel (`stream_out`), once; staging another result drops it.
 Uploads come the other way (`stream_in`) and are bound to a name by a later `arrow` statement.
 Bounded: a result larger than the session's `max_result_bytes` is refused before it is kept (and,
-where Spark's optimizer already knows it is larger, before it is collected).
+where Spark's optimizer already estimates it larger — or larger than half the driver's heap, which
+would take the driver down — before it is collected).
 """
 from __future__ import annotations
 
@@ -115,6 +116,14 @@ def _estimate(df) -> int | None:  # noqa: ANN001
         return None
 
 
+def _heap_cap() -> int | None:
+    """Half the driver JVM's heap: a collect larger than that would take the driver down."""
+    try:
+        return int(STATE.sc._jvm.java.lang.Runtime.getRuntime().maxMemory()) // 2
+    except Exception:  # noqa: BLE001 - no JVM answer, no extra bound
+        return None
+
+
 def _too_large(size: int, cap: int, how: str) -> ArrowRequestError:
     return ArrowRequestError(
         "ResultTooLarge",
@@ -138,6 +147,14 @@ def collect(statement_id: str, req: dict) -> dict:
     estimate = _estimate(limited)
     if estimate is not None and estimate > cap:
         raise _too_large(estimate, cap, "estimated by Spark at ")
+    heap = _heap_cap()
+    if estimate is not None and heap is not None and estimate > heap:
+        raise ArrowRequestError(
+            "ResultTooLarge",
+            f"the result is estimated by Spark at {_size(estimate)}, more than half this driver's "
+            f"memory ({_size(heap)} of {_size(2 * heap)}: collecting it would run the driver out "
+            "of memory); bring back fewer rows with -n N, or a sample with -m sample -r 0.1, or "
+            "start the session with more driverMemory (%%configure -f)")
     with _lock:
         _staged.clear()  # one staged result per session: the last one not fetched goes
     with _arrow_on(STATE.spark):
