@@ -128,7 +128,7 @@ def _wait(session: Any, sid: int) -> dict | None:
             if progress is not None:
                 progress.value = statement.get("progress", 0.0)
             time.sleep(delay)
-            delay = min(delay * 2, 0.25)
+            delay = min(delay * 2, 0.1)
     finally:
         if progress is not None:
             progress.close()
@@ -148,7 +148,11 @@ def fetch(session: Any, request: dict) -> tuple[Any, dict]:
                 raise HttpClientException(f"Invalid status code '{r.status_code}' from {url} "
                                           f"with error payload: {r.text}")
             r.raw.decode_content = True
-            table = pa.ipc.open_stream(r.raw).read_all()
+            # read in large chunks into one buffer the table's columns then point into (no copy)
+            sink = pa.BufferOutputStream()
+            for chunk in r.iter_content(chunk_size=1 << 20):
+                sink.write(chunk)
+            table = pa.ipc.open_stream(sink.getvalue()).read_all()
         return to_pandas(table), summary
     except (pa.ArrowException, OSError) as exc:
         raise BadUserDataException(f"the result's Arrow stream broke off ({exc}); run the cell "
