@@ -106,6 +106,15 @@ class GatewaySettings(Strict):
         description="largest statement output returned, in bytes of its JSON (Livy's rpc.max.size, "
                     "50 MiB); a larger one ends the statement with an error saying its size and "
                     "this limit")
+    arrow_results: bool = Field(
+        True, description="serve %%sql -o / %%spark -o results and %%send_to_spark frames as Arrow "
+                          "streams (advertised in GET /version; labwork's sparkmagic kernels then "
+                          "use them); off: the kernels use sparkmagic's own JSON path")
+    max_result_bytes: int = Field(
+        2 * 1024 ** 3, ge=1024,
+        description="largest result a session brings to a notebook as Arrow, in bytes of its Arrow "
+                    "data (2 GiB); a larger one is refused with its size and how to sample "
+                    "(-n, -m sample -r)")
 
 
 class HistorySettings(Strict):

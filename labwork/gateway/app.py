@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from labwork.access import SAFE_METHODS, cross_site_problem, json_type_problem, presented_secret, same_secret
+from labwork.gateway.arrow import ARROW_STREAM_TYPE, CAPABILITY, result_stream, upload
 from labwork.gateway.gateway import Gateway
-from labwork.gateway.protocol import (VERSION, LivyError, bad, log_slice, paging, parse_create,
-                                      parse_statement)
+from labwork.gateway.protocol import (VERSION, LivyError, bad, log_slice, paging, parse_arrow_request,
+                                      parse_create, parse_statement, parse_upload_params)
 from labwork.settings import GatewaySettings
 
 log = logging.getLogger("labwork.gateway")
@@ -166,7 +167,8 @@ def create_gateway_app(settings: GatewaySettings, *, state_dir: Path,
     async def version() -> Response:
         import pyspark
         return jresp({"version": VERSION, "spark": pyspark.__version__, "user": None,
-                      "revision": None, "branch": None, "date": None, "url": None})
+                      "revision": None, "branch": None, "date": None, "url": None,
+                      "labwork": dict(CAPABILITY) if settings.arrow_results else {}})
 
     def listing(objects, request: Request) -> dict:  # noqa: ANN001 - sessions or batches
         """Livy's paged list (`from`, `size`); batches are listed under "sessions" too, as Livy does."""
@@ -284,6 +286,57 @@ def create_gateway_app(settings: GatewaySettings, *, state_dir: Path,
         if kind in ("pyspark", "spark") and s.driver is not None and s.state in ("idle", "busy"):
             candidates = await s.driver.complete(code, max(0, min(cursor, len(code))), kind=kind)
         return jresp({"candidates": candidates})
+
+    # -- results as Arrow (labwork's own; advertised in /version) ---------------------------------
+    def arrow_session(sid: str):
+        if not settings.arrow_results:
+            raise LivyError(404, "Arrow results are switched off on this gateway "
+                                 "(gateway.arrow_results = false)")
+        return gw.lookup(sid)
+
+    @app.post("/sessions/{sid}/arrow")
+    async def arrow_result(sid: str, request: Request) -> Response:
+        """Stage a query's or a DataFrame's result (a statement of kind `arrow`)."""
+        await gw.ensure_started()
+        s = arrow_session(sid)
+        req = parse_arrow_request(await _body(request), s.kind)
+        req["max_bytes"] = settings.max_result_bytes
+        return jresp(s.submit(json.dumps(req), "arrow").to_json(), 201)
+
+    @app.get("/sessions/{sid}/statements/{stid}/arrow")
+    async def arrow_stream(sid: str, stid: str) -> Response:
+        """The staged result as an Arrow IPC stream, streamed through (once)."""
+        await gw.ensure_started()
+        s = arrow_session(sid)
+        st = _statement(s, stid)
+        if st.kind != "arrow":
+            raise LivyError(404, f"statement {st.id} is not an Arrow result (POST /sessions/"
+                                 f"{s.id}/arrow makes one)")
+        if st.state != "available":
+            raise LivyError(409, f"statement {st.id} is {st.state}, not available")
+        out = st.output or {}
+        if out.get("status") != "ok":
+            raise LivyError(409, f"statement {st.id} failed: {out.get('ename')}: {out.get('evalue')}")
+        head, chunks = await result_stream(s.driver, st.id)
+        return StreamingResponse(chunks, media_type=ARROW_STREAM_TYPE,
+                                 headers={"X-Labwork-Rows": str(head.get("rows", "")),
+                                          "X-Labwork-Bytes": str(head.get("bytes", ""))})
+
+    @app.post("/sessions/{sid}/arrow/upload")
+    async def arrow_upload(sid: str, request: Request) -> Response:
+        """An Arrow IPC stream in, bound to `?name=` by a statement of kind `arrow`."""
+        await gw.ensure_started()
+        s = arrow_session(sid)
+        mime = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+        if mime != ARROW_STREAM_TYPE:
+            raise LivyError(415, f"the upload must be an Arrow IPC stream: send Content-Type: "
+                                 f"{ARROW_STREAM_TYPE} (got {mime or 'none'!r})")
+        req = parse_upload_params(request.query_params, s.kind)
+        if s.finished or s.driver is None:
+            raise bad(f"Session '{s.id}' is {s.state}; it cannot take uploads")
+        head = await upload(s.driver, request.stream(), settings.max_result_bytes)
+        req["upload"] = head["upload"]
+        return jresp(s.submit(json.dumps(req), "arrow").to_json(), 201)
 
     # -- batches ---------------------------------------------------------------------------------
     @app.get("/batches")

@@ -289,3 +289,50 @@ def log_slice(lines: list[str], params: dict) -> tuple[int, int, list[str]]:
     elif frm < 0:
         frm = max(0, total - size)
     return frm, total, lines[frm:frm + size]
+
+
+ARROW_FIELDS = {"source", "code", "kind", "maxrows", "samplemethod", "samplefraction"}
+
+
+def parse_arrow_request(body: Any, session_kind: str) -> dict[str, Any]:
+    """A request for a result as Arrow (`POST /sessions/{id}/arrow`): a SQL query or a named
+    DataFrame (`kind` says where the variable lives: pyspark or spark), with sparkmagic's
+    `maxrows` (-1 = all), `samplemethod` (take | sample) and `samplefraction`."""
+    if not isinstance(body, dict):
+        raise bad("the request body must be a JSON object with 'source' and 'code'")
+    unknown = sorted(set(body) - ARROW_FIELDS)
+    if unknown:
+        raise bad(f"unknown field '{unknown[0]}' (expected some of: {', '.join(sorted(ARROW_FIELDS))})")
+    source = body.get("source", "sql")
+    if source not in ("sql", "variable"):
+        raise bad(f"source: expected 'sql' or 'variable', got {source!r}")
+    code = body.get("code")
+    if not isinstance(code, str) or not code.strip():
+        raise bad("code: expected the SQL query (source sql) or the DataFrame's name (source variable)")
+    kind = normalize_kind(body.get("kind"), allowed={"pyspark", "spark"},
+                          default="spark" if session_kind == "spark" else "pyspark")
+    if kind == "spark" and session_kind not in ("spark", "shared"):
+        raise bad("kind: Scala variables need a 'spark' or 'shared' session")
+    maxrows = body.get("maxrows", 2500)
+    if isinstance(maxrows, bool) or not isinstance(maxrows, int) or not -1 <= maxrows < 2 ** 31:
+        raise bad(f"maxrows: expected a number of rows, or -1 for all, got {maxrows!r}")
+    method = body.get("samplemethod", "take")
+    if method not in ("take", "sample"):
+        raise bad(f"samplemethod: expected 'take' or 'sample', got {method!r}")
+    fraction = body.get("samplefraction", 0.1)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+        raise bad(f"samplefraction: expected a number in (0, 1], got {fraction!r}")
+    return {"op": "collect", "source": source, "code": code, "kind": kind, "maxrows": maxrows,
+            "samplemethod": method, "samplefraction": float(fraction)}
+
+
+def parse_upload_params(params: Any, session_kind: str) -> dict[str, Any]:
+    """`POST /sessions/{id}/arrow/upload?name=N[&kind=pyspark|spark]`: where the frame goes."""
+    name = params.get("name") or ""
+    if not name.isidentifier():
+        raise bad(f"name: expected a variable name, got {name[:40]!r}")
+    kind = normalize_kind(params.get("kind"), allowed={"pyspark", "spark"},
+                          default="spark" if session_kind == "spark" else "pyspark")
+    if kind == "spark" and session_kind not in ("spark", "shared"):
+        raise bad("kind: Scala variables need a 'spark' or 'shared' session")
+    return {"op": "bind", "name": name, "kind": kind}

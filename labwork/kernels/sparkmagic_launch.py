@@ -7,6 +7,8 @@ which notebook a gateway session serves, and records the launch for *recent note
 
 It also sets up run history in the kernel (`sparkmagic_history`): the user's cells are recorded
 in this kernel's run (`spark.labwork.run` in the session's conf), and `%labwork` is preloaded.
+Against labwork's gateway, `%%sql -o`, `%%spark -o` and `%%send_to_spark -t df` move their rows
+as Arrow (`labwork.gateway.arrow_magics`); against another Livy, sparkmagic's own magics run.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import sys
 from pathlib import Path
 
 from labwork import envvars
+from labwork.gateway.arrow_magics import install as install_arrow
 from labwork.kernels.launch import _kernel_id, record_launch
 from labwork.kernels.sparkmagic_history import install
 from labwork.spark_properties import KERNEL_TAG, NOTEBOOK_TAG, RECORDER_TAG, RUN_TAG
@@ -58,6 +61,7 @@ def main() -> None:
     atexit.register(shutil.rmtree, conf_dir, True)
     os.environ["SPARKMAGIC_CONF_DIR"] = str(conf_dir)
     install(rec)  # imports sparkmagic, which reads SPARKMAGIC_CONF_DIR once: after setting it
+    install_arrow()  # %%sql -o & co. as Arrow when the endpoint is labwork's gateway
     record_launch(rest)
     sys.argv = [module, *rest]
     runpy.run_module(module, run_name="__main__", alter_sys=True)

@@ -72,3 +72,28 @@ def test_delete_project_sessions(control_plane: ControlPlane, tmp_path: Path) ->
             assert c.get(f"/sessions/{other['id']}").status_code == 200
         finally:
             c.delete(f"/sessions/{other['id']}")
+
+
+@pytest.mark.slow
+def test_sparkmagic_kernel_moves_sql_results_as_arrow_through_the_control_plane(
+        control_plane: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mounted /livy (the control plane's token as sparkmagic's Basic password, its access
+    check) advertises Arrow, so the launcher's Arrow magics are on: a cut result says so."""
+    root = init_project(tmp_path / "ar", "arProj").root
+    attach_target(root, "spark", "lv", {"via": "livy"})
+    monkeypatch.setenv("LABWORK_HOME", str(control_plane.home))
+    monkeypatch.setenv("LABWORK_PROJECT_DIR", str(root))
+    monkeypatch.setenv("LABWORK_URL", control_plane.url)
+    monkeypatch.setenv("LABWORK_SERVER_CONFIG", json.dumps(
+        {"kind": "spark", "spark": {"driver_memory": "512m", "executor_memory": "512m"}}))
+    with control_plane.client() as c:
+        assert c.get("/livy/version").json()["labwork"] == {"arrow": 1}
+    from labwork.gateway.sparkmagic_kernels import delete_project_sessions
+    try:
+        out = run(LabworkKernelSpecManager(), "labwork-lv",
+                  "%%sql -o df -n 3\nSELECT id, CONCAT('λ ', CAST(id AS STRING)) AS s FROM range(10)",
+                  timeout=300)
+        assert out["status"] == "ok", out
+        assert "showing 3 of 10 rows (-n to change)" in out["stdout"], out
+    finally:
+        delete_project_sessions(control_plane.url + "/livy", control_plane.headers(), str(root))

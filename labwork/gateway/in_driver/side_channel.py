@@ -44,12 +44,27 @@ def _handle(conn: socket.socket, secret: str) -> None:
                 return
             if req.get("secret") != secret:
                 return
+            if req.get("op") in ("arrow_out", "arrow_in"):  # binary: the connection is theirs
+                _arrow(req, f)
+                return
             try:
                 res = _side(req)
             except Exception as exc:  # noqa: BLE001
                 res = {"error": f"{type(exc).__name__}: {exc}"}
             f.write(json.dumps(res).encode() + b"\n")
             f.flush()
+
+
+def _arrow(req: dict, f) -> None:  # noqa: ANN001 - the connection's file
+    from labwork.gateway.in_driver import arrow_results
+    try:
+        if req["op"] == "arrow_out":
+            arrow_results.stream_out(f, str(req.get("statement")))
+        else:
+            arrow_results.stream_in(f, int(req.get("max_bytes") or 0))
+        f.flush()
+    except OSError:  # the gateway went away mid-stream
+        pass
 
 
 def _side(req: dict) -> dict:

@@ -18,7 +18,7 @@ import threading
 import traceback
 from typing import Any
 
-from labwork.gateway.in_driver import scala_repl
+from labwork.gateway.in_driver import arrow_results, scala_repl
 from labwork.gateway.in_driver.state import STATE, encode, user_ns
 from labwork.gateway.in_driver.values import jsonable, sanitize, table
 
@@ -161,6 +161,8 @@ def _run(statement_id: int, kind: str, code: str) -> dict:
             result = _run_sql(code)
         elif kind == "spark":
             result = scala_repl.run(code)
+        elif kind == "arrow":  # the gateway's own: a result staged for its Arrow endpoint
+            result = arrow_results.run(statement_id, code)
         else:
             raise ValueError(f"unsupported statement kind '{kind}'")
     except KeyboardInterrupt:
@@ -168,6 +170,9 @@ def _run(statement_id: int, kind: str, code: str) -> dict:
     except scala_repl.Incomplete:
         return {"status": "error", "execution_count": statement_id, "ename": "Error",
                 "evalue": "incomplete statement", "traceback": []}
+    except arrow_results.ArrowRequestError as exc:
+        return {"status": "error", "execution_count": statement_id, "ename": exc.ename,
+                "evalue": exc.evalue, "traceback": []}
     except scala_repl.ScalaError as exc:
         return {"status": "error", "execution_count": statement_id, "ename": exc.ename,
                 "evalue": exc.evalue, "traceback": exc.traceback}
