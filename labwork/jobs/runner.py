@@ -32,6 +32,7 @@ from labwork.kernels.specmanager import LabworkKernelSpecManager
 
 _SPEC: dict[str, Any] = {}
 _KERNEL_PROCS: list[Any] = []  # the Popen of each kernel started (its returncode outlives cleanup)
+PROVISIONED = ("labwork-docker", "labwork-ssh")  # kernels without a local process
 _PROVISIONERS: list[Any] = []  # each kernel's provisioner (a remote one's end_reason outlives cleanup)
 
 
@@ -71,27 +72,42 @@ class JobKernelManager(AsyncKernelManager):
         if kid:
             self.kernel_id = kid
             self.connection_file = str(Path(_SPEC["run_dir"]) / f"kernel-{kid}.json")
-        return await super()._async_pre_start_kernel(**kw)
+        out = await super()._async_pre_start_kernel(**kw)
+        name = ((self.kernel_spec.metadata or {}).get("kernel_provisioner") or {}).get("provisioner_name")
+        if name in PROVISIONED:
+            self._end_on_sigterm()
+        return out
+
+    def _end_on_sigterm(self) -> None:
+        """A container or remote kernel has no local pid for the parent to kill: its SIGTERM (timeout,
+        cancel) kills the kernel here (once launched), and papermill saves the output as for a local one."""
+        provisioner, loop = self.provisioner, asyncio.get_running_loop()
+
+        def end_kernel() -> None:
+            if provisioner.has_process:
+                loop.remove_signal_handler(signal.SIGTERM)  # a second SIGTERM ends the runner
+                print("[labwork] job runner: SIGTERM, ending the kernel", flush=True)
+                asyncio.ensure_future(provisioner.kill())
+            elif not self._launched:  # still launching: killed as soon as it is up
+                self._end_pending = True
+            else:  # the kernel is already gone: end as a local runner would
+                loop.remove_signal_handler(signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGTERM)
+        loop.add_signal_handler(signal.SIGTERM, end_kernel)
+
+    _launched = False
+    _end_pending = False
 
     async def _async_post_start_kernel(self, **kw: Any) -> None:
         await super()._async_post_start_kernel(**kw)
+        self._launched = True
         _PROVISIONERS.append(self.provisioner)
         proc = getattr(self.provisioner, "process", None)
         if proc is not None:
             _KERNEL_PROCS.append(proc)
             (Path(_SPEC["run_dir"]) / "kernel.pid").write_text(str(proc.pid))
-        elif self.provisioner is not None:
-            # a container or remote kernel: the parent's SIGTERM ends it here, as it kills a local pid
-            provisioner, loop = self.provisioner, asyncio.get_running_loop()
-
-            def end_kernel() -> None:
-                loop.remove_signal_handler(signal.SIGTERM)  # a second SIGTERM ends the runner
-                if provisioner.has_process:
-                    print("[labwork] job runner: SIGTERM, ending the kernel", flush=True)
-                    asyncio.ensure_future(provisioner.kill())
-                else:  # the kernel is already gone: end as a local runner would
-                    os.kill(os.getpid(), signal.SIGTERM)
-            loop.add_signal_handler(signal.SIGTERM, end_kernel)
+        if self._end_pending:
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def death_reason(code: int | None) -> str:
