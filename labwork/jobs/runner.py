@@ -106,6 +106,11 @@ class JobKernelManager(AsyncKernelManager):
         if proc is not None:
             _KERNEL_PROCS.append(proc)
             (Path(_SPEC["run_dir"]) / "kernel.pid").write_text(str(proc.pid))
+        cid = getattr(self.provisioner, "container_id", None)
+        if cid:  # for the parent: a runner killed before its cleanup leaves no container behind
+            cfg = getattr(self.provisioner, "provisioner_config", None) or {}
+            (Path(_SPEC["run_dir"]) / "kernel.container").write_text(
+                json.dumps({"id": cid, "docker_host": cfg.get("docker_host")}))
         if self._end_pending:
             os.kill(os.getpid(), signal.SIGTERM)
 

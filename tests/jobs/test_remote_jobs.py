@@ -163,3 +163,30 @@ def test_a_remote_job_runs_on_the_host_with_output_and_history(cp: ControlPlane,
     out = _texts(cp, rproject, ended["id"])
     assert "on vm " in out and ".labwork-remote/envs/" in out and "data: sepal,petal" in out
     assert "42" in json.dumps(_history_values(cp, rproject, ended["id"])["values"])
+
+
+def test_a_runner_killed_mid_run_leaves_no_container(cp: ControlPlane, dproject: dict,
+                                                     docker_host: DockerHost) -> None:  # noqa: F811
+    import os
+    import signal
+
+    import psutil
+    root = Path(dproject["path"])
+    marker = root / "orphan-started"
+    write_notebook(root / "orphan.ipynb", code_cell(f"open({str(marker)!r}, 'w').write('1')"),
+                   code_cell("import time\ntime.sleep(600)"))
+    cp.request("POST", f"/api/projects/{dproject['id']}/jobs",
+               json={"name": "orphan", "notebook": "orphan.ipynb", "runconfig": "docker"})
+    run = _run(cp, dproject, "orphan")
+    kid = wait_for(lambda: _get(cp, dproject, run["id"]).get("kernel_id"), timeout=60, what="the run's kernel id")
+    wait_for(marker.exists, timeout=180, what="the first cell to run")
+    run_dir = f"/jobs/{dproject['id']}/{run['job_id']}/{run['id']}"
+    [runner] = [p for p in psutil.process_iter(["cmdline"])
+                if "labwork.jobs.runner" in (p.info["cmdline"] or []) and run_dir in " ".join(p.info["cmdline"])]
+    assert docker_host.containers(f"labwork.kernel={kid}")
+    os.kill(runner.pid, signal.SIGKILL)  # no cleanup of its own: the control plane removes the container
+    ended = _wait(cp, dproject, run["id"], timeout=120)
+    assert ended["status"] == "failed" and "without a result" in ended["reason"], ended
+    assert not docker_host.containers(f"labwork.kernel={kid}")
+    assert "removed the kernel's container" in cp.cli("job", "logs", str(run["id"]), "--project",
+                                                      dproject["path"]).stdout
