@@ -214,6 +214,7 @@ class Executor:
         kpid = self._kernel_pid(launch)
         if kpid and pid_alive(kpid):  # a runner that died leaves no orphan kernel behind
             _kill_group(kpid, signal.SIGKILL)
+        _remove_container(launch.run_dir)
         result = _result(launch.run_dir)
         if launch.stop_reason is not None:
             status, reason = launch.stop_status, launch.stop_reason
@@ -295,6 +296,30 @@ class Executor:
             out["ended"].append(row.id)
             self.finished(row.id)
         return out
+
+
+def _remove_container(run_dir: Path) -> None:
+    """Remove a Docker kernel's container its runner left (killed before its own cleanup ran)."""
+    try:
+        info = json.loads((run_dir / "kernel.container").read_text())
+    except (OSError, ValueError):
+        return
+    try:
+        import docker.errors
+
+        from labwork.kernels.docker_images import docker_client
+        client = docker_client(info.get("docker_host"))
+    except Exception:  # noqa: BLE001 - no docker SDK or no daemon: nothing this side can remove
+        return
+    try:
+        client.api.remove_container(info["id"], force=True)
+        note(run_dir / "log.txt", f"removed the kernel's container {str(info['id'])[:12]} the runner left")
+    except docker.errors.NotFound:
+        pass  # the runner removed it (the usual case)
+    except Exception as exc:  # noqa: BLE001 - the daemon's words go to the run's log
+        note(run_dir / "log.txt", f"could not remove the kernel's container {str(info['id'])[:12]}: {exc}")
+    finally:
+        client.close()
 
 
 def _timeout_of(run_dir: Path | None) -> float | None:

@@ -92,11 +92,6 @@ class Jobs:
             if config is None:
                 config = (last or {}).get("server_config") or {}
         rc = loaded.runconfig(runconfig)  # NotFound naming the known ones
-        from labwork.kernels.specs import REMOTE_KINDS
-        if loaded.target_of(rc).type in REMOTE_KINDS:
-            raise ConfigError(f"run configuration '{runconfig}' runs on a {loaded.target_of(rc).type} target, whose "
-                              "kernels come with the remote-kernel provisioners; jobs cannot use it yet",
-                              where="runconfig", hint="choose a local, Spark or Livy run configuration")
         cfg = parse_config(config).model_dump(mode="json")
         cfg.pop("hours", None)
         parameters = jp.clean(fields.get("parameters"), "parameters")

@@ -109,7 +109,8 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
         run_dir = Path(home) / "run" / (self.kernel_id or "kernel")
         conn_file = Path(km.connection_file) if km is not None else None
         self._prepare_home(Path(home), run_dir, ids)
-        inner_conn = str(run_dir / "connection.json")
+        # named as jupyter_client names it: run history reads the kernel id from this name
+        inner_conn = str(run_dir / f"kernel-{self.kernel_id or 'kernel'}.json")
         if conn_file is not None and conn_file.exists():
             shutil.copyfile(conn_file, inner_conn)
             if ids:

@@ -64,9 +64,6 @@ def test_the_schedule_switch_and_an_edit(jobs) -> None:
 
 def test_refusals_create_nothing(jobs, tmp_path: Path) -> None:
     lib, project = jobs
-    attach_target(project["path"], "docker", "box", {"image": "python:3.11-slim"})
-    with pytest.raises(ConfigError, match="docker target"):
-        lib.create(project["id"], "boxed", "nb.ipynb", runconfig="box")
     with pytest.raises(ConfigError, match="reserved"):
         lib.create(project["id"], "runs", "nb.ipynb")
     with pytest.raises(ConfigError, match="unknown job field"):
