@@ -283,3 +283,16 @@ def _run_with(cp: ControlPlane, run_id: str) -> dict | None:
     except httpx.HTTPStatusError:  # not there yet
         return None
     return d if d["artifacts"] else None
+
+
+def test_attach_remote_project_files_from_the_cli(rproject: dict) -> None:
+    from labwork.project import load_project
+    root, cp = rproject["root"], rproject["cp"]
+    ok = cp.cli("computetarget", "attach", "remote", "--name", "clicopy", "--host", "127.0.0.2",
+                "--project-files", "copy", "--project", str(root))
+    assert "clicopy" in ok.stdout and load_project(root).targets["clicopy"].project_files == "copy"
+    bad = cp.cli("computetarget", "attach", "remote", "--name", "clibad", "--host", "127.0.0.2",
+                 "--project-files", "sometimes", "--project", str(root), check=False)
+    text = bad.stdout + bad.stderr
+    assert bad.returncode != 0 and "project_files" in text and "Traceback" not in text
+    assert "clibad" not in load_project(root).targets  # nothing written
