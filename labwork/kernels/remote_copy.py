@@ -21,6 +21,7 @@ Both go over the kernel's own OpenSSH master connection (labwork.kernels.ssh):
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import os
@@ -114,13 +115,19 @@ def bring_back_spools(ssh: Ssh, python: str, lib: str, remote_home: str, local_s
         raise Unavailable(f"the spool list from {ssh.where} is not JSON: {out[:200]!r}", where=ssh.where) from exc
     done: list[str] = []
     for item in files if isinstance(files, list) else []:
+        if not isinstance(item, dict):
+            continue
         name, text, blobs = str(item.get("name", "")), item.get("text"), item.get("blobs") or {}
         if not name.endswith(".jsonl") or not _NAME.fullmatch(name[:-6]) or not isinstance(text, str) \
                 or not isinstance(blobs, dict) or not all(_NAME.fullmatch(str(b)) for b in blobs):
             continue  # not a spool labwork wrote: left on the host
+        try:
+            decoded = {blob: base64.b64decode(str(data), validate=True) for blob, data in blobs.items()}
+        except (binascii.Error, ValueError):
+            continue
         private_dir(local_spool / "blobs")
-        for blob, data in blobs.items():
-            write_private(local_spool / "blobs" / blob, base64.b64decode(data))
+        for blob, data in decoded.items():
+            write_private(local_spool / "blobs" / blob, data)
         tmp = local_spool / f".{name}.incoming"
         write_private(tmp, text)
         os.replace(tmp, local_spool / name)

@@ -150,7 +150,7 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         try:
             n = bring_back_spools(self.ssh, f"{venv}/bin/python", f"{venv}/labwork-lib", self._cfg("home"),
                                   Path(self._cfg("control_home")) / "spool")
-        except LabworkError as exc:  # the host went away: they stay there for the next start
+        except (LabworkError, OSError, subprocess.TimeoutExpired) as exc:  # they stay there for the next start
             self.log.warning("labwork: spools on %s stay there for now: %s", self.ssh.where, exc)
             return
         if n:

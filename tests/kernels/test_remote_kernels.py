@@ -224,7 +224,8 @@ def test_copied_project_reads_files_skips_excluded_and_uploads(rproject: dict, c
         (root / "stale.txt").unlink()
         k.km.restart_kernel(now=False)
         k.kc.wait_for_ready(timeout=120)
-        again = k.run("import os\nprint(open('data.csv').read(), os.path.exists('stale.txt'), open('outputs/c.txt').read())")
+        again = k.run("import os\nprint(open('data.csv').read(), os.path.exists('stale.txt'), "
+                      "open('outputs/c.txt').read())")
         assert "9.9,9.9" in again.stdout and "False from the copy" in again.stdout, again.text
     finally:
         k.shutdown()
@@ -266,9 +267,14 @@ def test_spool_on_the_host_is_replayed_once(rproject: dict, ssh_host: SshHost) -
     # the same spool again on the host (as if its removal there had failed): the next kernel start
     # brings it back, and it changes nothing: every record is stored once
     assert ssh_host.ssh(f"echo {saved} | base64 -d | tar -x -C {home}/spool").returncode == 0
+    # a file labwork did not write (its name is no run id) is not taken from the host
+    assert ssh_host.ssh(f"echo '{{}}' > '{home}/spool/not a run.jsonl'").returncode == 0
     k2 = ProvisionedKernel("labwork-vm", rproject["env"])
     k2.shutdown()
     assert ssh_host.ssh(f"test -e {home}/spool/{run_id}.jsonl").returncode != 0
+    assert ssh_host.ssh(f"test -e '{home}/spool/not a run.jsonl'").returncode == 0
+    assert not (spool / "not a run.jsonl").exists()
+    ssh_host.ssh(f"rm -f '{home}/spool/not a run.jsonl'")
     wait_for(lambda: not list(spool.glob("*.jsonl")), timeout=120, what="the second copy replayed")
     series = cp.request("GET", f"/api/runs/{run_id}/values/offline")
     assert [p["value"] for p in series["points"]] == [0, 1, 2]
