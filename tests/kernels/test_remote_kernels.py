@@ -173,7 +173,7 @@ def test_compute_page_state_of_remote_targets(rproject: dict, ssh_host: SshHost)
 
 
 @pytest.fixture(scope="module")
-def copy_rc(rproject: dict, ssh_host: SshHost) -> str:  # noqa: F811
+def copy_rc(rproject: dict, ssh_host: SshHost) -> Iterator[str]:  # noqa: F811
     """A target that copies the project to the host (the host here would see it at the same path)."""
     from labwork.project import attach_target
     root = rproject["root"]
@@ -186,7 +186,9 @@ def copy_rc(rproject: dict, ssh_host: SshHost) -> str:  # noqa: F811
     (root / "stale.txt").write_text("deleted before the restart")
     attach_target(root, "remote", "vmcopy", _target(ssh_host, project_files="copy"))
     rproject["cp"].cli("experiment", "prepare", "--runconfig", "vmcopy", "--project", str(root), timeout=900)
-    return "vmcopy"
+    yield "vmcopy"
+    from labwork.kernels.remote_copy import copy_path
+    ssh_host.ssh(f"rm -rf \"$HOME\"/{copy_path(str(root)).rsplit('/', 1)[0]}")  # the host's copy
 
 
 def test_copied_project_reads_files_skips_excluded_and_uploads(rproject: dict, copy_rc: str,
