@@ -26,6 +26,7 @@ HOME = "LABWORK_HOME"
 URL = "LABWORK_URL"
 PROJECT_DIR = "LABWORK_PROJECT_DIR"
 PROJECT = "LABWORK_PROJECT"
+PROJECT_COPY = "LABWORK_PROJECT_COPY"
 RUNCONFIG = "LABWORK_RUNCONFIG"
 HISTORY = "LABWORK_HISTORY"
 SERVER_ID = "LABWORK_SERVER_ID"
@@ -44,6 +45,7 @@ KERNEL_VARIABLES: dict[str, str] = {
     URL: "the control plane's base URL (else LABWORK_HOME/control.json's url); set by the server manager",
     PROJECT_DIR: "the project folder; set by the server manager and the kernel specs",
     PROJECT: "the project's name; set by the server manager and the kernel specs",
+    PROJECT_COPY: "a remote host's copy of the project folder the kernel runs in; set by the SSH provisioner",
     RUNCONFIG: "the run configuration this kernel was made from; set by the kernel spec",
     HISTORY: "'1': run history is on from the first cell (the run configuration's default)",
     SERVER_ID: "the Jupyter server's id in the control plane; set by the server manager",

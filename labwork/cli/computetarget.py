@@ -36,6 +36,7 @@ def attach(kind: Annotated[str, typer.Argument(help="local | spark | livy | dock
            key_file: Annotated[Optional[str], typer.Option(help="remote: ssh key file")] = None,
            known_hosts: Annotated[Optional[str], typer.Option(help="remote: known_hosts file (default ~/.ssh/known_hosts)")] = None,
            python: Annotated[Optional[str], typer.Option(help="remote: interpreter on the host (default python3)")] = None,
+           project_files: Annotated[Optional[str], typer.Option(help="remote: detect | shared | copy (rsync'd at kernel start)")] = None,
            framework: Annotated[Optional[str], typer.Option(help="run configuration framework: python | pyspark | spark")] = None,
            project: ProjectOpt = None) -> None:
     """Attach a compute target and write a run configuration of the same name."""
@@ -43,7 +44,8 @@ def attach(kind: Annotated[str, typer.Argument(help="local | spark | livy | dock
     options = {"master": master, "via": via, "url": url, "auth": auth, "username": username,
                "password_env": password_env, "image": image, "host": host, "user": user,
                "port": port, "key_file": key_file, "memory": memory, "cpus": cpus,
-               "docker_host": docker_host, "known_hosts": known_hosts, "python": python}
+               "docker_host": docker_host, "known_hosts": known_hosts, "python": python,
+               "project_files": project_files}
     p = attach_target(project, kind, name, options, framework=framework)
     console.print(f"attached compute target [bold]{name}[/] ({kind}) and run configuration "
                   f"[bold]{name}[/] to {p.name}; its kernel is '{p.name} {name}'")

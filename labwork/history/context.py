@@ -82,6 +82,7 @@ class KernelContext:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
+    project_copy: Path | None = None  # a remote host's copy of project_dir: where its files are read
 
     @property
     def spool_dir(self) -> Path:
@@ -93,7 +94,7 @@ class KernelContext:
 
     @property
     def outputs_dir(self) -> Path:
-        return (self.project_dir or Path.cwd()) / "outputs"
+        return (self.project_copy or self.project_dir or Path.cwd()) / "outputs"
 
     def token(self) -> str | None:
         try:
@@ -131,7 +132,8 @@ class KernelContext:
                 "notebook": self.notebook, "runconfig": self.runconfig, "kernel_id": self.kernel_id,
                 "host": self.host, "pid": self.pid,
                 "info": {"python": sys.version.split()[0], "executable": sys.executable,
-                         "cwd": os.getcwd()}}
+                         "cwd": os.getcwd(),
+                         **({"project_copy": str(self.project_copy)} if self.project_copy else {})}}
 
     kernel_id_known: bool = True
 
@@ -157,4 +159,6 @@ def detect(environ: dict[str, str] | None = None, user_ns: dict | None = None) -
         history_default=(envvars.get(envvars.HISTORY, env) or "").strip().lower() in TRUE,
     )
     ctx.kernel_id_known = kid is not None
+    if envvars.get(envvars.PROJECT_COPY, env):
+        ctx.project_copy = Path(env[envvars.PROJECT_COPY]).expanduser().resolve()
     return ctx

@@ -226,8 +226,9 @@ class Recorder:
         outputs = self.ctx.outputs_dir.resolve()
         raw = Path(given).expanduser()
         candidates = [raw] if raw.is_absolute() else [Path.cwd() / raw]
-        if not raw.is_absolute() and self.ctx.project_dir is not None:
-            candidates.append(self.ctx.project_dir / raw)
+        base = self.ctx.project_copy or self.ctx.project_dir
+        if not raw.is_absolute() and base is not None:
+            candidates.append(base / raw)
         chosen = next((c for c in candidates if c.exists()), candidates[0])
         resolved = chosen.resolve()
         if not resolved.is_relative_to(outputs) or resolved == outputs:

@@ -38,6 +38,7 @@ class RemotePlan:
     key: str
     requirements: Path | None
     marker: Path
+    project_slug: str = ""
 
     def _info(self) -> dict:
         try:
@@ -55,7 +56,12 @@ class RemotePlan:
 
     @property
     def remote_home(self) -> str:
-        return self._info().get("home", "")
+        """The kernels' LABWORK_HOME on the host, per project and run configuration (the marker is
+        shared by every run configuration with the same environment, so it is not read from there)."""
+        venv = self.venv
+        if not venv or not self.project_slug:
+            return self._info().get("home", "")
+        return f"{venv.rsplit('/envs/', 1)[0]}/homes/{self.project_slug}-{self.runconfig.lower()}"
 
     def connection(self) -> dict:
         return self.ssh.connection()
@@ -79,7 +85,8 @@ def remote_plan(project: Project, rc_name: str, settings: Settings) -> RemotePla
     h.update(req.read_bytes() if req else b"")
     key = h.hexdigest()[:16]
     return RemotePlan(runconfig=rc_name, ssh=Ssh.for_target(target), python=target.python, key=key,
-                      requirements=req, marker=settings.home / "remote-envs" / f"{key}.json")
+                      requirements=req, marker=settings.home / "remote-envs" / f"{key}.json",
+                      project_slug=hashlib.sha1(str(project.root).encode()).hexdigest()[:12])
 
 
 def _labwork_tar() -> bytes:

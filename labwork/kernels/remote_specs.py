@@ -72,7 +72,7 @@ def remote_kernel_spec(project: Project, rc_name: str, settings: Settings, displ
         return _unprepared(display, env, "environment on the host", rc_name, project, metadata)
     metadata["kernel_provisioner"] = {"provisioner_name": "labwork-ssh", "config": {
         **plan.connection(), "venv": plan.venv, "project": str(project.root), "runconfig": rc_name,
-        "home": plan.remote_home, "control_home": str(settings.home)}}
+        "home": plan.remote_home, "control_home": str(settings.home), "project_files": target.project_files}}
     return {"argv": [f"{plan.venv}/bin/python", "-m", "labwork.kernels.launch", "-f", "{connection_file}"],
             "display_name": display, "language": "python", "interrupt_mode": "signal", "env": env,
             "metadata": metadata}

@@ -11,7 +11,10 @@ address, refuses root by default, and passes the server's environment along. Her
 * the kernel binds the host's address with ports it picks itself (a connection file with port 0,
   written back by ipykernel once bound) and labwork reads them back: no port guessing;
 * interrupt is `kill -INT <pid>` on the host; shutdown is the kernel's own shutdown request, then
-  `kill -TERM`/`-KILL` of that pid and the removal of its run folder: nothing lingers.
+  `kill -TERM`/`-KILL` of that pid and the removal of its run folder: nothing lingers;
+* before the kernel starts, the project is placed on the host (shared, or a copy updated with
+  rsync: labwork.kernels.remote_copy) and run-history spools left on the host by kernels that could
+  not reach the control plane are brought back to it; again at shutdown.
 """
 from __future__ import annotations
 
@@ -28,7 +31,10 @@ from typing import Any
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import KernelProvisionerBase
 
-from labwork.errors import Unavailable
+from pathlib import Path
+
+from labwork.errors import LabworkError, Unavailable
+from labwork.kernels.remote_copy import bring_back_spools, place_project
 from labwork.kernels.ssh import Ssh, q
 
 PASSED_THROUGH = ("JPY_SESSION_NAME",)
@@ -43,6 +49,7 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     _exit: int | None = None
     _ssh: Ssh | None = None
     _ports: dict[str, int] | None = None
+    workdir: str | None = None  # the host's copy of the project, when it does not share the folder
 
     def __init__(self, **kwargs: Any) -> None:
         # jupyter_client passes the spec's provisioner config as keyword arguments
@@ -88,9 +95,11 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         env["PYTHONPATH"] = f"{self._cfg('venv')}/labwork-lib"
         env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
         env["PYTHONUNBUFFERED"] = "1"
+        if self.workdir:
+            env["LABWORK_PROJECT_COPY"] = self.workdir
         assigns = " ".join(q(f"{k}={v}") for k, v in sorted(env.items()))
         conn = self.remote_connection_file
-        project = self._cfg("project")
+        project = self.workdir or self._cfg("project")
         home = q(self._cfg("home"))
         return (f"umask 077 && mkdir -p {q(self.run_dir)} {home}/spool && IFS= read -r LABWORK_T && "
                 f"printf %s \"$LABWORK_T\" > {home}/token && unset LABWORK_T && cat > {q(conn)} && "
@@ -106,6 +115,9 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         conn = {"ip": ip, "transport": "tcp", **ports, "key": km.session.key.decode() if km else "",
                 "signature_scheme": km.session.signature_scheme if km else "hmac-sha256",
                 "kernel_name": km.kernel_name if km else ""}
+        self.workdir = await asyncio.to_thread(place_project, self.ssh, self._cfg("project"),
+                                               self._cfg("project_files", "detect"))
+        await asyncio.to_thread(self._bring_back_spools)
         script = self._remote_script(cmd, dict(kwargs.get("env") or {}))
         args = self.ssh.args(master=True) + [script]
         self.proc = await asyncio.to_thread(subprocess.Popen, args, stdin=subprocess.PIPE,
@@ -122,7 +134,8 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             self.proc = None
             if "not on this host" in err:
                 raise Unavailable(err.strip().splitlines()[-1].removeprefix("labwork: "), where=self.ssh.where,
-                                  hint="share the project folder with the host at the same path")
+                                  hint="share the project folder with the host at the same path, or set "
+                                       "project_files = \"copy\" in the compute target")
             raise self.ssh.failure(err)
         self.remote_pid = pid_line
         info = await asyncio.to_thread(self._read_ports, conn)
@@ -130,6 +143,18 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         self.connection_info = info
         self.log.info("labwork: kernel %s runs on %s as pid %s", self.kernel_id, self.ssh.where, self.remote_pid)
         return info
+
+    def _bring_back_spools(self) -> None:
+        """Spools the host holds for kernels that are gone, into the control plane's spool."""
+        venv = self._cfg("venv")
+        try:
+            n = bring_back_spools(self.ssh, f"{venv}/bin/python", f"{venv}/labwork-lib", self._cfg("home"),
+                                  Path(self._cfg("control_home")) / "spool")
+        except (LabworkError, OSError, subprocess.TimeoutExpired) as exc:  # they stay there for the next start
+            self.log.warning("labwork: spools on %s stay there for now: %s", self.ssh.where, exc)
+            return
+        if n:
+            self.log.info("labwork: brought back %d run-history spool(s) from %s", n, self.ssh.where)
 
     def _token(self) -> str:
         """The control plane's token, for the kernel's run history (0600 in its home on the host)."""
@@ -215,7 +240,9 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         pid, proc = self.remote_pid, self.proc
         script = f"rm -rf {q(self.run_dir)}"
         if pid:
-            script = f"kill -KILL {pid} 2>/dev/null; {script}"
+            # gone before the spool is looked at (its lock is free then); bounded: 50 x 0.1 s
+            script = (f"kill -KILL {pid} 2>/dev/null; i=0; while kill -0 {pid} 2>/dev/null && [ $i -lt 50 ]; "
+                      f"do sleep 0.1; i=$((i+1)); done; {script}")
         try:
             await asyncio.to_thread(self.ssh.run, script, check=False, timeout=30)
         except Exception as exc:  # noqa: BLE001 - the host went away: nothing more to end there
@@ -224,6 +251,8 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             proc.kill()
         if proc is not None:
             await asyncio.to_thread(proc.wait)
+        if pid:  # the kernel has let go of its spool's lock: what it could not deliver comes back now
+            await asyncio.to_thread(self._bring_back_spools)
         self.proc, self.remote_pid = None, None
         if not restart:
             self._ports = None

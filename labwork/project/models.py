@@ -157,6 +157,12 @@ class RemoteTarget(Strict):
     key_file: str | None = None
     known_hosts: str | None = None  # default: ~/.ssh/known_hosts; an unknown host key is refused
     python: str = "python3"
+    project_files: Literal["detect", "shared", "copy"] = Field(
+        default="detect",
+        description="how a kernel on the host finds the project: 'shared' (the host sees it at the same "
+                    "path), 'copy' (rsync'd to ~/.labwork-remote/projects/ at each kernel start, without "
+                    "outputs/ and what .gitignore excludes), 'detect' (shared if the host has the same "
+                    "labwork.toml at the same path, else a copy)")
     description: str | None = None
 
     @field_validator("host")

@@ -170,3 +170,137 @@ def test_compute_page_state_of_remote_targets(rproject: dict, ssh_host: SshHost)
     up, down = target_state(str(p.root), p.targets["vm"]), target_state(str(p.root), p.targets["offline"])
     assert up["ok"] and f"SSH port {ssh_host.port} answers" in up["text"]
     assert not down["ok"] and "host not reachable" in down["text"]
+
+
+@pytest.fixture(scope="module")
+def copy_rc(rproject: dict, ssh_host: SshHost) -> Iterator[str]:  # noqa: F811
+    """A target that copies the project to the host (the host here would see it at the same path)."""
+    from labwork.project import attach_target
+    root = rproject["root"]
+    (root / ".gitignore").write_text("*.log\nscratch/\n")
+    (root / "notes.log").write_text("ignored by git")
+    (root / "scratch").mkdir(exist_ok=True)
+    (root / "scratch" / "tmp.txt").write_text("ignored folder")
+    (root / "outputs").mkdir(exist_ok=True)
+    (root / "outputs" / "local-only.txt").write_text("not copied")
+    (root / "stale.txt").write_text("deleted before the restart")
+    attach_target(root, "remote", "vmcopy", _target(ssh_host, project_files="copy"))
+    rproject["cp"].cli("experiment", "prepare", "--runconfig", "vmcopy", "--project", str(root), timeout=900)
+    yield "vmcopy"
+    from labwork.kernels.remote_copy import copy_path
+    ssh_host.ssh(f"rm -rf \"$HOME\"/{copy_path(str(root)).rsplit('/', 1)[0]}")  # the host's copy
+
+
+def test_copied_project_reads_files_skips_excluded_and_uploads(rproject: dict, copy_rc: str,
+                                                                ssh_host: SshHost) -> None:  # noqa: F811
+    root, cp = rproject["root"], rproject["cp"]
+    k = ProvisionedKernel(f"labwork-{copy_rc}", rproject["env"] | {"JPY_SESSION_NAME": str(root / "copy.ipynb")})
+    try:
+        where = k.km.provisioner.workdir
+        assert where and ".labwork-remote/projects/" in where and where != str(root)
+        res = k.run("import os\nprint(os.getcwd())\nprint(open('data.csv').read())\n"
+                    "print(sorted(p for p in ('notes.log', 'scratch', 'outputs/local-only.txt', 'stale.txt', "
+                    "'labwork.toml') if os.path.exists(p)))")
+        assert res.status == "ok", res.text
+        assert where in res.stdout and "sepal,petal" in res.stdout
+        assert "['labwork.toml', 'stale.txt']" in res.stdout  # excluded files are not in the copy
+        assert k.run("%labwork history on").status == "ok"
+        up = k.run("os.makedirs('outputs', exist_ok=True)\nopen('outputs/c.txt', 'w').write('from the copy')\n"
+                   "%labwork upload outputs/c.txt")
+        assert up.status == "ok" and "uploading outputs/c.txt" in up.stdout, up.text
+        assert k.run("%labwork history off").status == "ok"
+        assert not (root / "outputs" / "c.txt").exists()  # written in the host's copy, not here
+
+        def found():
+            for r in cp.runs(project=str(root)):
+                d = cp.request("GET", f"/api/runs/{r['id']}")
+                if d["runconfig"] == copy_rc and d["artifacts"]:
+                    return d
+            return None
+        run = wait_for(found, timeout=60, what="the copied kernel's run")
+        assert [a["path"] for a in run["artifacts"]] == ["outputs/c.txt"]
+        body = cp.request("GET", f"/api/runs/{run['id']}/artifacts/outputs/c.txt")
+        assert body == b"from the copy"
+        # brought up to date at the next start: changed and deleted files follow, the copy's outputs stay
+        (root / "data.csv").write_text("sepal,petal\n9.9,9.9\n")
+        (root / "stale.txt").unlink()
+        k.km.restart_kernel(now=False)
+        k.kc.wait_for_ready(timeout=120)
+        again = k.run("import os\nprint(open('data.csv').read(), os.path.exists('stale.txt'), "
+                      "open('outputs/c.txt').read())")
+        assert "9.9,9.9" in again.stdout and "False from the copy" in again.stdout, again.text
+    finally:
+        k.shutdown()
+        (root / "data.csv").write_text("sepal,petal\n5.1,1.4\n")
+
+
+def test_spool_on_the_host_is_replayed_once(rproject: dict, ssh_host: SshHost) -> None:  # noqa: F811
+    from tests.support import free_port
+    root, cp = rproject["root"], rproject["cp"]
+    down = {"LABWORK_URL": f"http://127.0.0.1:{free_port()}"}  # nothing listens: the kernel spools
+    k = ProvisionedKernel("labwork-vm", rproject["env"] | down)
+    home = k.km.provisioner._cfg("home")
+    try:
+        assert k.run("%labwork history on").status == "ok"
+        code = ("from labwork import get_logger\nimport os\n"
+                "for i in range(3):\n    get_logger().log('offline', i)\n"
+                "os.makedirs('outputs', exist_ok=True)\nopen('outputs/off.txt', 'w').write('spooled')\n"
+                "%labwork upload outputs/off.txt")
+        assert k.run(code).status == "ok"
+        assert k.run("%labwork history off").status == "ok"
+        run_id = k.run("from labwork.history.recorder import recorder\nprint(recorder().run_id)").stdout.strip()
+        status = k.run("recorder().sender.flush()\n%labwork status")
+        assert "spooled now: 0" not in status.stdout, status.stdout  # really on the host, not delivered
+        assert ssh_host.ssh(f"test -s {home}/spool/{run_id}.jsonl").returncode == 0
+        saved = ssh_host.ssh(f"cd {home}/spool && tar -c {run_id}.jsonl blobs | base64 -w0").stdout
+    finally:
+        k.shutdown()
+    # shutdown brought the spool back: nothing left on the host, the control plane replays it
+    assert home.endswith("-vm")  # its own home on the host, not another run configuration's
+    assert ssh_host.ssh(f"ls {home}/spool/*.jsonl").stdout.split() == []
+    assert ssh_host.ssh(f"ls {home}/spool/blobs").stdout.split() == []
+    run = wait_for(lambda: _run_with(cp, run_id), timeout=120, what="the replayed spool")
+    series = cp.request("GET", f"/api/runs/{run_id}/values/offline")
+    assert [p["value"] for p in series["points"]] == [0, 1, 2]  # each record once, in order
+    assert [a["path"] for a in run["artifacts"]] == ["outputs/off.txt"]
+    assert cp.request("GET", f"/api/runs/{run_id}/artifacts/outputs/off.txt") == b"spooled"
+    spool = rproject["home"] / "spool"
+    wait_for(lambda: not list(spool.glob("*.jsonl")), timeout=120, what="the local spool replayed")
+    # the same spool again on the host (as if its removal there had failed): the next kernel start
+    # brings it back, and it changes nothing: every record is stored once
+    assert ssh_host.ssh(f"echo {saved} | base64 -d | tar -x -C {home}/spool").returncode == 0
+    # a file labwork did not write (its name is no run id) is not taken from the host
+    assert ssh_host.ssh(f"echo '{{}}' > '{home}/spool/not a run.jsonl'").returncode == 0
+    k2 = ProvisionedKernel("labwork-vm", rproject["env"])
+    k2.shutdown()
+    assert ssh_host.ssh(f"test -e {home}/spool/{run_id}.jsonl").returncode != 0
+    assert ssh_host.ssh(f"test -e '{home}/spool/not a run.jsonl'").returncode == 0
+    assert not (spool / "not a run.jsonl").exists()
+    ssh_host.ssh(f"rm -f '{home}/spool/not a run.jsonl'")
+    wait_for(lambda: not list(spool.glob("*.jsonl")), timeout=120, what="the second copy replayed")
+    series = cp.request("GET", f"/api/runs/{run_id}/values/offline")
+    assert [p["value"] for p in series["points"]] == [0, 1, 2]
+    assert [a["path"] for a in cp.request("GET", f"/api/runs/{run_id}")["artifacts"]] == ["outputs/off.txt"]
+
+
+def _run_with(cp: ControlPlane, run_id: str) -> dict | None:
+    """The run once its spool is replayed (the records, then the upload after them)."""
+    import httpx
+    try:
+        d = cp.request("GET", f"/api/runs/{run_id}")
+    except httpx.HTTPStatusError:  # not there yet
+        return None
+    return d if d["artifacts"] else None
+
+
+def test_attach_remote_project_files_from_the_cli(rproject: dict) -> None:
+    from labwork.project import load_project
+    root, cp = rproject["root"], rproject["cp"]
+    ok = cp.cli("computetarget", "attach", "remote", "--name", "clicopy", "--host", "127.0.0.2",
+                "--project-files", "copy", "--project", str(root))
+    assert "clicopy" in ok.stdout and load_project(root).targets["clicopy"].project_files == "copy"
+    bad = cp.cli("computetarget", "attach", "remote", "--name", "clibad", "--host", "127.0.0.2",
+                 "--project-files", "sometimes", "--project", str(root), check=False)
+    text = bad.stdout + bad.stderr
+    assert bad.returncode != 0 and "project_files" in text and "Traceback" not in text
+    assert "clibad" not in load_project(root).targets  # nothing written
