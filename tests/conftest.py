@@ -116,3 +116,32 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return request.getfixturevalue("pg_url")
+
+
+# --- a real browser: one Chromium for the whole session (Playwright's sync API allows one at a time) ---
+
+@pytest.fixture(scope="session")
+def browser():  # noqa: ANN201 - a Playwright Browser
+    """Debian's chromium through Playwright, shared by every folder's page tests."""
+    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def context(browser):  # noqa: ANN001, ANN201 - a Playwright BrowserContext
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    ctx.set_default_timeout(30_000)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context):  # noqa: ANN001, ANN201 - a Playwright Page
+    return context.new_page()
+

@@ -1,6 +1,6 @@
 """Dashboard tests: a real control plane (the folder's variant: deadline checks every second, a
 small local Spark), real projects, and Debian's chromium driven by Playwright
-(tests/support/browser.py). Screenshots go to test-artifacts/dashboard/."""
+(tests/support/browser.py; the `browser`, `context` and `page` fixtures are tests/conftest.py's). Screenshots go to test-artifacts/dashboard/."""
 from __future__ import annotations
 
 import secrets
@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from tests.support import ControlPlane
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.jupyter import stop_everything
 
 DASHBOARD_CONFIG = ('deadline_check_s = 1.0\n[gateway]\nmaster = "local[2]"\n'
@@ -23,30 +22,6 @@ def cp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     plane = ControlPlane(tmp_path_factory.mktemp("dash-home"), config=DASHBOARD_CONFIG).start()
     yield plane
     stop_everything(plane)
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def context(browser):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    ctx.set_default_timeout(30_000)
-    yield ctx
-    ctx.close()
-
-
-@pytest.fixture
-def page(context):
-    return context.new_page()
 
 
 @pytest.fixture

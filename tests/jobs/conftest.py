@@ -44,23 +44,3 @@ def write_notebook(path: Path, *cells: dict[str, Any], language: str = "python")
           "nbformat": 4, "nbformat_minor": 5}
     path.write_text(json.dumps(nb))
     return path
-
-
-@pytest.fixture(scope="module")
-def browser():  # noqa: ANN201 - a Playwright Browser
-    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser):  # noqa: ANN001, ANN201 - a Playwright Page
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    ctx.set_default_timeout(30_000)
-    yield ctx.new_page()
-    ctx.close()
