@@ -6,7 +6,6 @@ one `labwork.jobs.library.Jobs` method. The project is the one holding the curre
 """
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -190,20 +189,10 @@ def logs(run_id: Annotated[int, typer.Argument(help="the run's id")],
     """A run's log: the runner's and the kernel's output, with labwork's own lines."""
     client = _client()
     base = _base(client, project)
-    offset = 0
-    try:
-        while True:
-            chunk = client.request("GET", f"{base}/runs/{run_id}/logs", params={"offset": offset})
-            sys.stdout.write(chunk["text"])
-            sys.stdout.flush()
-            offset = chunk["offset"]
-            if not chunk["eof"]:
-                continue
-            if not follow or not chunk["active"]:
-                break
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
+    from labwork.cli.output import print_log
+
+    print_log(lambda offset: client.request("GET", f"{base}/runs/{run_id}/logs", params={"offset": offset}),
+              follow=follow)
 
 
 @app.command()

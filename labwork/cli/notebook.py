@@ -217,24 +217,16 @@ def logs(folder: DirArg = None,
     """The server's output (kept after it stops), with labwork's own lines (deadline, stop reason)."""
     client = _client()
     pid = _project_id(client, folder)
-    offset = 0
-    try:
-        while True:
-            params: dict[str, Any] = {"offset": offset}
-            if server is not None:
-                params["server_id"] = server
-            chunk = client.request("GET", f"/api/projects/{pid}/server/logs", params=params)
-            sys.stdout.write(chunk["text"])
-            sys.stdout.flush()
-            offset = chunk["offset"]
-            server = chunk["server_id"]
-            if not chunk["eof"]:
-                continue
-            if not follow or not chunk["active"]:
-                break
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
+    from labwork.cli.output import print_log
+
+    chosen: dict[str, Any] = {} if server is None else {"server_id": server}
+
+    def fetch(offset: int) -> dict[str, Any]:
+        chunk = client.request("GET", f"/api/projects/{pid}/server/logs", params={"offset": offset, **chosen})
+        chosen["server_id"] = chunk["server_id"]  # later chunks: the same server's log
+        return chunk
+
+    print_log(fetch, follow=follow)
 
 
 @app.command("list")

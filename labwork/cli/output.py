@@ -6,7 +6,7 @@ commands that print nothing through it do not pay for it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -61,3 +61,27 @@ def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: st
     for row in rows:
         table.add_row(*[Text("" if v is None else str(v)) for v in row])  # values are not markup
     console.print(table)
+
+
+def print_log(fetch: Callable[[int], dict[str, Any]], *, follow: bool) -> None:
+    """Print a kept log from offset 0: `fetch(offset)` answers one chunk (`text`, `offset`, `eof`,
+    `active`, as the server and job-run log routes do); with `follow`, keep printing while the
+    log's owner is active. Ctrl-C ends it quietly."""
+    import sys
+    import time
+
+    offset = 0
+    try:
+        while True:
+            chunk = fetch(offset)
+            sys.stdout.write(chunk["text"])
+            sys.stdout.flush()
+            offset = chunk["offset"]
+            if not chunk["eof"]:
+                continue
+            if not follow or not chunk["active"]:
+                break
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+
