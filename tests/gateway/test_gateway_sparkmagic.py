@@ -5,39 +5,13 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.support.gateway import GatewayServer, gw_settings
 
 from labwork.gateway.sparkmagic_kernels import (PROJECT_TAG, delete_project_sessions,
                                                 sparkmagic_kernel_spec)
+from tests.support.gateway import GatewayServer, gw_settings
+from tests.support.sparkmagic import Cell
 
 pytestmark = pytest.mark.slow
-
-
-class Cell:
-    def __init__(self, reply: dict, outputs: list[dict]) -> None:
-        self.reply, self.outputs = reply, outputs
-
-    @property
-    def ok(self) -> bool:
-        return self.reply["content"]["status"] == "ok"
-
-    @property
-    def text(self) -> str:
-        parts = []
-        for msg in self.outputs:
-            c = msg["content"]
-            if msg["msg_type"] == "stream":
-                parts.append(c["text"])
-            elif msg["msg_type"] in ("execute_result", "display_data"):
-                data = c["data"]
-                parts.append(data.get("text/plain", "") + data.get("text/html", ""))
-            elif msg["msg_type"] == "error":
-                parts.append(c["ename"] + ": " + c["evalue"] + "\n".join(c["traceback"]))
-        return "".join(parts)
-
-    def has(self, mime: str) -> bool:
-        return any(mime in m["content"].get("data", {}) for m in self.outputs
-                   if m["msg_type"] in ("execute_result", "display_data"))
 
 
 def _kernel(tmp_path_factory, language: str):

@@ -38,6 +38,10 @@ class Cell:
                 parts.append(c["ename"] + ": " + c["evalue"] + "\n".join(c["traceback"]))
         return "".join(parts)
 
+    def has(self, mime: str) -> bool:
+        return any(mime in m["content"].get("data", {}) for m in self.outputs
+                   if m["msg_type"] in ("execute_result", "display_data"))
+
 
 class SparkmagicKernel:
     """labwork's PySpark (or Spark) sparkmagic kernel against the Livy server at `livy_url`."""
