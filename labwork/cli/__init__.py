@@ -15,20 +15,20 @@ app = typer.Typer(help="labwork: a self-hosted notebook workbench.", no_args_is_
                   pretty_exceptions_enable=False, add_completion=False)
 
 
-# The sub-command groups: (module in labwork.cli, help). A command line that names one of them
-# registers only that one: typer builds (and introspects the signature of) every command of every
-# registered group before it dispatches, a noticeable part of a short command's time.
-GROUPS: dict[str, tuple[str, str]] = {
-    "computetarget": ("computetarget", "Compute targets of a project."),
-    "runconfig": ("runconfig", "Run configurations of a project."),
-    "experiment": ("experiment", "Prepare run-configuration environments."),
-    "notebook": ("notebook", "The project's Jupyter server and notebooks."),
-    "run": ("run", "Run history recorded from notebooks."),
-    "env": ("env", "Check a run configuration's Python environment."),
-    "gateway": ("gateway", "The Livy-compatible Spark gateway."),
-    "spark": ("spark", "Spark sessions on the gateway."),
-    "config": ("config", "The settings in effect, their sources and help."),
-    "job": ("job", "Notebooks run as jobs, now or on a schedule."),
+# The sub-command groups (each the module labwork.cli.<name>) and their help. A command line
+# that names one registers only that one: typer builds (and introspects the signature of) every
+# command of every registered group before it dispatches, a noticeable part of a short command.
+GROUPS: dict[str, str] = {
+    "computetarget": "Compute targets of a project.",
+    "runconfig": "Run configurations of a project.",
+    "experiment": "Prepare run-configuration environments.",
+    "notebook": "The project's Jupyter server and notebooks.",
+    "run": "Run history recorded from notebooks.",
+    "env": "Check a run configuration's Python environment.",
+    "gateway": "The Livy-compatible Spark gateway.",
+    "spark": "Spark sessions on the gateway.",
+    "config": "The settings in effect, their sources and help.",
+    "job": "Notebooks run as jobs, now or on a schedule.",
 }
 _registered: set[str] = set()
 
@@ -48,8 +48,7 @@ def _register(only: str | None = None) -> None:
             project.register(app)
             serve.register(app)
             continue
-        module, help_text = GROUPS[name]
-        app.add_typer(importlib.import_module(f"labwork.cli.{module}").app, name=name, help=help_text)
+        app.add_typer(importlib.import_module(f"labwork.cli.{name}").app, name=name, help=GROUPS[name])
 
 
 def _usage_error(exc: BaseException) -> int | None:
