@@ -15,25 +15,40 @@ app = typer.Typer(help="labwork: a self-hosted notebook workbench.", no_args_is_
                   pretty_exceptions_enable=False, add_completion=False)
 
 
-def _register() -> None:
-    from labwork.cli import (computetarget, config, env, experiment, gateway, job, notebook, project, run,
-                             runconfig, serve, spark)
+# The sub-command groups (each the module labwork.cli.<name>) and their help. A command line
+# that names one registers only that one: typer builds (and introspects the signature of) every
+# command of every registered group before it dispatches, a noticeable part of a short command.
+GROUPS: dict[str, str] = {
+    "computetarget": "Compute targets of a project.",
+    "runconfig": "Run configurations of a project.",
+    "experiment": "Prepare run-configuration environments.",
+    "notebook": "The project's Jupyter server and notebooks.",
+    "run": "Run history recorded from notebooks.",
+    "env": "Check a run configuration's Python environment.",
+    "gateway": "The Livy-compatible Spark gateway.",
+    "spark": "Spark sessions on the gateway.",
+    "config": "The settings in effect, their sources and help.",
+    "job": "Notebooks run as jobs, now or on a schedule.",
+}
+_registered: set[str] = set()
 
-    project.register(app)
-    serve.register(app)
-    app.add_typer(computetarget.app, name="computetarget", help="Compute targets of a project.")
-    app.add_typer(runconfig.app, name="runconfig", help="Run configurations of a project.")
-    app.add_typer(experiment.app, name="experiment", help="Prepare run-configuration environments.")
-    app.add_typer(notebook.app, name="notebook", help="The project's Jupyter server and notebooks.")
-    app.add_typer(run.app, name="run", help="Run history recorded from notebooks.")
-    app.add_typer(env.app, name="env", help="Check a run configuration's Python environment.")
-    app.add_typer(gateway.app, name="gateway", help="The Livy-compatible Spark gateway.")
-    app.add_typer(spark.app, name="spark", help="Spark sessions on the gateway.")
-    app.add_typer(config.app, name="config", help="The settings in effect, their sources and help.")
-    app.add_typer(job.app, name="job", help="Notebooks run as jobs, now or on a schedule.")
 
+def _register(only: str | None = None) -> None:
+    """Add the commands to `app`: just the group `only` when it names one, else all of them
+    (bare `labwork`, `--help`, the top-level commands, a mistyped name: all must be known)."""
+    import importlib
 
-_register()
+    names = [only] if only in GROUPS else ["", *GROUPS]
+    for name in names:
+        if name in _registered:
+            continue
+        _registered.add(name)
+        if not name:  # the top-level commands
+            from labwork.cli import project, serve
+            project.register(app)
+            serve.register(app)
+            continue
+        app.add_typer(importlib.import_module(f"labwork.cli.{name}").app, name=name, help=GROUPS[name])
 
 
 def _usage_error(exc: BaseException) -> int | None:
@@ -51,8 +66,10 @@ def _usage_error(exc: BaseException) -> int | None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: usage errors exit 2 with click's message, `LabworkError`s with their code."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    _register(args[0] if args else None)
     try:
-        code = app(args=argv, prog_name="labwork", standalone_mode=False)
+        code = app(args=args, prog_name="labwork", standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
     except LabworkError as exc:

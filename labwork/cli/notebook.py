@@ -27,10 +27,12 @@ def _client():
 
 
 def _project_id(client, folder: Path | None) -> int:
-    """Register (idempotently) the project holding `folder` and return its id."""
-    from labwork.project.files import find_root
-    root = find_root(folder)
-    return client.request("POST", "/api/projects", json={"path": str(root)})["id"]
+    """Register (idempotently) the project holding `folder` and return its id. The control plane
+    finds the project folder (`labwork.toml` here or above) as for any folder it is given, with the
+    same error for a folder outside a project; the CLI sends the absolute path (its own working
+    directory is not the control plane's) and does not import the project models for it."""
+    path = (folder if folder is not None else Path.cwd()).expanduser().resolve()
+    return client.request("POST", "/api/projects", json={"path": str(path)})["id"]
 
 
 def _duration(seconds: float | None) -> str:
@@ -136,7 +138,6 @@ def start(
     """Start the project's Jupyter server and print its URL with the token."""
     from labwork.cli.output import console, print_json
     from labwork.errors import ConfigError
-    from labwork.notebooks.config import parse_properties
 
     if config not in ("python", "spark"):
         raise ConfigError(f"expected python or spark, got {config!r}", where="--config")
@@ -152,6 +153,10 @@ def start(
                             "executors": executors, "dynamic_allocation": dynamic_allocation,
                             "min_executors": min_executors, "max_executors": max_executors})
     props: dict[str, str] = {}
+    if properties_file is not None or prop:
+        # the server-configuration models are imported only for properties to parse: the control
+        # plane validates the body anyway, and a plain start does not pay for building them
+        from labwork.notebooks.config import parse_properties
     if properties_file is not None:
         try:
             text = properties_file.read_text(encoding="utf-8")

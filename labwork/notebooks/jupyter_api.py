@@ -5,19 +5,27 @@ The manager and `LocalProcess` talk to a server only through this, with the serv
 """
 from __future__ import annotations
 
+import http.client
+import json
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
+Failed = (OSError, http.client.HTTPException, ValueError)  # refused, timed out, cut off, not JSON
 
 
 class JupyterApi:
     """One Jupyter server at `base_url` (http://127.0.0.1:<port>); a kept-open connection, so a
-    readiness poll costs one request per try. Use as a context manager or call `close()`."""
+    readiness poll costs one request per try. Plain `http.client`: the poll runs while the new
+    server starts on the same cores, and httpx costs a TLS context for a plain-HTTP address and
+    more work per try. Use as a context manager or call `close()`."""
 
     def __init__(self, base_url: str, token: str, *, timeout: float = 3.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout,
-                                  headers={"Authorization": f"token {token}"})
+        self.timeout = timeout
+        parts = urlsplit(self.base_url)
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
+        self._headers = {"Authorization": f"token {token}", "Accept": "application/json"}
+        self._conn: http.client.HTTPConnection | None = None
 
     def __enter__(self) -> JupyterApi:
         return self
@@ -26,21 +34,40 @@ class JupyterApi:
         self.close()
 
     def close(self) -> None:
-        self._http.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _request(self, method: str, path: str, timeout: float | None = None) -> tuple[int, bytes]:
+        """(status, body); raises one of `Failed` (the connection is then closed, and the next
+        request opens a new one)."""
+        wait = self.timeout if timeout is None else timeout
+        if self._conn is None:
+            self._conn = http.client.HTTPConnection(self._host, self._port, timeout=wait)
+        conn = self._conn
+        conn.timeout = wait
+        if conn.sock is not None:
+            conn.sock.settimeout(wait)
+        try:
+            conn.request(method, path, headers=self._headers)
+            r = conn.getresponse()
+            return r.status, r.read()
+        except BaseException:
+            self.close()
+            raise
 
     def answers(self, timeout: float | None = None) -> bool:
         """Whether /api/status answers 200 (a server that is up and accepts our token)."""
         try:
-            kw = {"timeout": timeout} if timeout is not None else {}
-            return self._http.get("/api/status", **kw).status_code == 200
-        except httpx.HTTPError:
+            return self._request("GET", "/api/status", timeout)[0] == 200
+        except Failed:
             return False
 
     def _json(self, path: str) -> Any:
         try:
-            r = self._http.get(path)
-            return r.json() if r.status_code == 200 else None
-        except (httpx.HTTPError, ValueError):
+            status, body = self._request("GET", path)
+            return json.loads(body) if status == 200 else None
+        except Failed:
             return None
 
     def kernels(self) -> list[dict[str, Any]]:
@@ -62,7 +89,7 @@ class JupyterApi:
     def shutdown(self, timeout: float = 10.0) -> str | None:
         """Ask the server to shut down cleanly (its kernels too); None when asked, else the error."""
         try:
-            self._http.post("/api/shutdown", timeout=timeout)
-        except httpx.HTTPError as exc:
+            self._request("POST", "/api/shutdown", timeout)
+        except Failed as exc:
             return str(exc) or type(exc).__name__
         return None

@@ -40,6 +40,18 @@ def test_bare_labwork_shows_help_and_exits_2(tmp_path: Path) -> None:
     assert "Usage: labwork" in proc.stdout + proc.stderr and "notebook" in proc.stdout + proc.stderr
 
 
+def test_top_level_help_lists_every_command_and_a_group_runs_alone(tmp_path: Path) -> None:
+    """A command line naming a group registers only that group; the top-level help still knows all."""
+    from labwork.cli import GROUPS
+    top = _labwork("--help", home=tmp_path / "home")
+    assert top.returncode == 0, top.stderr
+    for name in [*GROUPS, "init", "serve"]:
+        assert f" {name} " in top.stdout, (name, top.stdout)
+    group = _labwork("notebook", "--help", home=tmp_path / "home")
+    assert group.returncode == 0 and "Usage: labwork notebook" in group.stdout, group.stderr
+    assert " start " in group.stdout and " stop " in group.stdout
+
+
 def test_labwork_errors_keep_their_exit_code(tmp_path: Path) -> None:
     proc = _labwork("runconfig", "list", "--project", str(tmp_path), home=tmp_path / "home")
     assert proc.returncode == 3 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr

@@ -83,6 +83,7 @@ def test_state_hands_a_running_server_to_a_new_process(thief: PortThief, tmp_pat
     server = thief.start(str(root), {"hours": 1})
     with JupyterApi(server["base_url"], server["token"]) as api:
         assert api.kernels() == []
+        assert api.answers() and api.kernelspecs()  # one kept-open connection, request after request
         other = LocalProcess()
         other.load_state({"pid": server["pid"], "port": server["port"] + 1})
         assert other.poll() == UNKNOWN_EXIT
@@ -100,6 +101,24 @@ def test_jupyter_api_on_a_closed_port_answers_nothing() -> None:
         assert api.answers() is False
         assert api.kernels() == [] and api.sessions() == [] and api.kernelspecs() == {}
         assert api.shutdown(timeout=1) is not None
+
+
+def test_jupyter_api_on_a_port_that_never_answers_gives_up_and_reconnects() -> None:
+    """A server that has bound its port but does not serve yet (Jupyter while its extensions load):
+    a try times out as not answering, and the next try opens a new connection."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        with JupyterApi(f"http://127.0.0.1:{port}", "x", timeout=5) as api:
+            assert api.answers(timeout=0.2) is False
+            assert api.answers(timeout=0.2) is False
+        listener.settimeout(5)
+        first, _ = listener.accept()
+        second, _ = listener.accept()  # the timed-out connection was dropped, not reused
+        with first, second:
+            assert first.recv(4096).startswith(b"GET /api/status ")
+            assert second.recv(4096).startswith(b"GET /api/status ")
 
 
 def test_tail_reads_the_end_of_a_file(tmp_path: Path) -> None:
