@@ -12,6 +12,10 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from labwork.cli.notebook import (DriverCoresOpt, DriverMemoryOpt, DynamicAllocationOpt, ExecutorCoresOpt,
+                                  ExecutorMemoryOpt, ExecutorsOpt, MaxExecutorsOpt, MinExecutorsOpt,
+                                  PropertiesFileOpt, PropertyOpt, spark_settings)
+
 app = typer.Typer(no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
@@ -88,9 +92,23 @@ def create(name: Annotated[str, typer.Argument(help="the job's name")],
                                      "beyond is skipped and recorded")] = 1,
            webhook: Annotated[Optional[str], typer.Option("--webhook", help="URL told of failures (JSON POST)")] = None,
            notify_success: Annotated[bool, typer.Option("--notify-success", help="tell the webhook of successes too")] = False,
+           driver_memory: DriverMemoryOpt = None, driver_cores: DriverCoresOpt = None,
+           executor_memory: ExecutorMemoryOpt = None, executor_cores: ExecutorCoresOpt = None,
+           executors: ExecutorsOpt = None, dynamic_allocation: DynamicAllocationOpt = None,
+           min_executors: MinExecutorsOpt = None, max_executors: MaxExecutorsOpt = None,
+           prop: PropertyOpt = None, properties_file: PropertiesFileOpt = None,
            project: ProjectOpt = None, json: JsonOpt = False) -> None:
-    """Make a notebook a job (run it with 'labwork job run NAME', or on its --schedule)."""
+    """Make a notebook a job (run it with 'labwork job run NAME', or on its --schedule); the Spark
+    options are those of 'labwork notebook start' and need --config spark."""
     from labwork.cli.output import print_json
+    from labwork.errors import ConfigError
+    if config is not None and config not in ("python", "spark"):
+        raise ConfigError(f"expected python or spark, got {config!r}", where="--config")
+    spark = spark_settings(config or "", driver_memory=driver_memory, driver_cores=driver_cores,
+                           executor_memory=executor_memory, executor_cores=executor_cores,
+                           executors=executors, dynamic_allocation=dynamic_allocation,
+                           min_executors=min_executors, max_executors=max_executors,
+                           prop=prop, properties_file=properties_file)
     body: dict[str, Any] = {"name": name, "notebook": notebook, "parameters": _params(param),
                             "timezone": timezone, "missed": missed, "retries": retries,
                             "max_concurrent": max_concurrent, "notify_success": notify_success}
@@ -99,7 +117,7 @@ def create(name: Annotated[str, typer.Argument(help="the job's name")],
         if value is not None:
             body[key] = value
     if config is not None:
-        body["config"] = {"kind": config}
+        body["config"] = {"kind": config} | ({"spark": spark} if spark else {})
     client = _client()
     job = client.request("POST", _base(client, project), json=body)
     print_json(job) if json else _print_job(job)

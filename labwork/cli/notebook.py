@@ -112,46 +112,28 @@ def _spark_options(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-# ---------------------------------------------------------------------------------- commands
-@app.command("start")
-def start(
-    folder: DirArg = None,
-    config: Annotated[str, typer.Option("--config", help="python or spark")] = "python",
-    classic: Annotated[bool, typer.Option("--classic", help="the classic Notebook UI (Notebook 7's /tree)")] = False,
-    hours: Annotated[Optional[float], typer.Option("--hours", help="time limit in hours (default 6)")] = None,
-    no_limit: Annotated[bool, typer.Option("--no-limit", help="no time limit")] = False,
-    no_browser: Annotated[bool, typer.Option("--no-browser", help="do not open a browser")] = False,
-    driver_memory: Annotated[Optional[str], typer.Option(help="Spark driver memory, e.g. 2g")] = None,
-    driver_cores: Annotated[Optional[int], typer.Option(help="Spark driver cores")] = None,
-    executor_memory: Annotated[Optional[str], typer.Option(help="Spark executor memory, e.g. 4g")] = None,
-    executor_cores: Annotated[Optional[int], typer.Option(help="Spark executor cores")] = None,
-    executors: Annotated[Optional[int], typer.Option(help="Spark executors (initial count when dynamic)")] = None,
-    dynamic_allocation: Annotated[Optional[bool], typer.Option("--dynamic-allocation/--no-dynamic-allocation",
-                                                               help="Spark dynamic allocation")] = None,
-    min_executors: Annotated[Optional[int], typer.Option(help="dynamic allocation minimum")] = None,
-    max_executors: Annotated[Optional[int], typer.Option(help="dynamic allocation maximum")] = None,
-    prop: Annotated[Optional[list[str]], typer.Option("--property", "-P",
-                                                      help="extra Spark property key=value (repeatable)")] = None,
-    properties_file: Annotated[Optional[Path], typer.Option(help="file of key=value Spark property lines")] = None,
-    json: JsonOpt = False,
-) -> None:
-    """Start the project's Jupyter server and print its URL with the token."""
-    from labwork.cli.output import console, print_json
+# The Spark options of a spark configuration, shared with `labwork job create`.
+DriverMemoryOpt = Annotated[Optional[str], typer.Option(help="Spark driver memory, e.g. 2g")]
+DriverCoresOpt = Annotated[Optional[int], typer.Option(help="Spark driver cores")]
+ExecutorMemoryOpt = Annotated[Optional[str], typer.Option(help="Spark executor memory, e.g. 4g")]
+ExecutorCoresOpt = Annotated[Optional[int], typer.Option(help="Spark executor cores")]
+ExecutorsOpt = Annotated[Optional[int], typer.Option(help="Spark executors (initial count when dynamic)")]
+DynamicAllocationOpt = Annotated[Optional[bool], typer.Option("--dynamic-allocation/--no-dynamic-allocation",
+                                                              help="Spark dynamic allocation")]
+MinExecutorsOpt = Annotated[Optional[int], typer.Option(help="dynamic allocation minimum")]
+MaxExecutorsOpt = Annotated[Optional[int], typer.Option(help="dynamic allocation maximum")]
+PropertyOpt = Annotated[Optional[list[str]], typer.Option("--property", "-P",
+                                                          help="extra Spark property key=value (repeatable)")]
+PropertiesFileOpt = Annotated[Optional[Path], typer.Option(help="file of key=value Spark property lines")]
+
+
+def spark_settings(config: str, *, prop: list[str] | None = None, properties_file: Path | None = None,
+                   **values: Any) -> dict[str, Any]:
+    """The `spark` settings of a configuration from the Spark options (None: not given); a
+    ConfigError naming the option when one is bad or given without `--config spark`."""
     from labwork.errors import ConfigError
 
-    if config not in ("python", "spark"):
-        raise ConfigError(f"expected python or spark, got {config!r}", where="--config")
-    if hours is not None and no_limit:
-        raise ConfigError("give --hours or --no-limit, not both", where="--hours")
-    body: dict[str, Any] = {"kind": config, "ui": "classic" if classic else "lab"}
-    if no_limit:
-        body["hours"] = None
-    elif hours is not None:
-        body["hours"] = hours
-    spark = _spark_options({"driver_memory": driver_memory, "driver_cores": driver_cores,
-                            "executor_memory": executor_memory, "executor_cores": executor_cores,
-                            "executors": executors, "dynamic_allocation": dynamic_allocation,
-                            "min_executors": min_executors, "max_executors": max_executors})
+    spark = _spark_options(values)
     props: dict[str, str] = {}
     if properties_file is not None or prop:
         # the server-configuration models are imported only for properties to parse: the control
@@ -176,6 +158,48 @@ def start(
         spark["properties"] = props
     if spark and config != "spark":
         raise ConfigError("Spark options need --config spark", where="--" + next(iter(spark)).replace("_", "-"))
+    return spark
+
+
+# ---------------------------------------------------------------------------------- commands
+@app.command("start")
+def start(
+    folder: DirArg = None,
+    config: Annotated[str, typer.Option("--config", help="python or spark")] = "python",
+    classic: Annotated[bool, typer.Option("--classic", help="the classic Notebook UI (Notebook 7's /tree)")] = False,
+    hours: Annotated[Optional[float], typer.Option("--hours", help="time limit in hours (default 6)")] = None,
+    no_limit: Annotated[bool, typer.Option("--no-limit", help="no time limit")] = False,
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="do not open a browser")] = False,
+    driver_memory: DriverMemoryOpt = None,
+    driver_cores: DriverCoresOpt = None,
+    executor_memory: ExecutorMemoryOpt = None,
+    executor_cores: ExecutorCoresOpt = None,
+    executors: ExecutorsOpt = None,
+    dynamic_allocation: DynamicAllocationOpt = None,
+    min_executors: MinExecutorsOpt = None,
+    max_executors: MaxExecutorsOpt = None,
+    prop: PropertyOpt = None,
+    properties_file: PropertiesFileOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Start the project's Jupyter server and print its URL with the token."""
+    from labwork.cli.output import console, print_json
+    from labwork.errors import ConfigError
+
+    if config not in ("python", "spark"):
+        raise ConfigError(f"expected python or spark, got {config!r}", where="--config")
+    if hours is not None and no_limit:
+        raise ConfigError("give --hours or --no-limit, not both", where="--hours")
+    body: dict[str, Any] = {"kind": config, "ui": "classic" if classic else "lab"}
+    if no_limit:
+        body["hours"] = None
+    elif hours is not None:
+        body["hours"] = hours
+    spark = spark_settings(config, driver_memory=driver_memory, driver_cores=driver_cores,
+                           executor_memory=executor_memory, executor_cores=executor_cores,
+                           executors=executors, dynamic_allocation=dynamic_allocation,
+                           min_executors=min_executors, max_executors=max_executors,
+                           prop=prop, properties_file=properties_file)
     if spark:
         body["spark"] = spark
     client = _client()

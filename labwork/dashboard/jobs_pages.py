@@ -14,12 +14,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from labwork.dashboard.auth import form_auth, page_auth
 from labwork.dashboard.web import FORM_ERRORS, error_text, fails_as, get_project, render
-from labwork.errors import ConfigError
+from labwork.errors import ConfigError, LabworkError
 from labwork.jobs.library import Jobs
 from labwork.jobs.params import parse_text
 
 NOTICES = {"created": "Job created.", "updated": "Job saved.", "deleted": "Job deleted.",
            "enabled": "Schedule enabled.", "disabled": "Schedule disabled."}
+FORM_FIELDS = ("notebook", "runconfig", "kind", "parameters", "schedule", "timezone", "missed", "timeout",
+               "retries", "retry_delay", "max_concurrent", "webhook_url")  # an error there shows beside it
 TEXT_FIELDS = ("notebook", "runconfig", "schedule", "timezone", "timeout", "retry_delay", "webhook_url", "missed")
 
 
@@ -48,6 +50,18 @@ def _fields(form: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _same_kind(config: dict[str, Any] | None, current: dict[str, Any] | None) -> bool:
+    return config is not None and config.get("kind") == (current or {}).get("kind")
+
+
+def _field_error(exc: LabworkError | None) -> dict[str, Any]:
+    """Which form field an error is about (its `where`), and what to say beside it."""
+    if exc is None or exc.where not in FORM_FIELDS:
+        return {"field_error_at": None, "field_error_text": None}
+    hint = exc.hint_for("dashboard")
+    return {"field_error_at": exc.where, "field_error_text": exc.message + (f" (hint: {hint})" if hint else "")}
+
+
 def _params_text(params: dict[str, Any]) -> str:
     import json
     return "\n".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in params.items())
@@ -57,14 +71,16 @@ def router(jobs: Jobs) -> APIRouter:
     r = APIRouter()
 
     def page(request: Request, project_id: int, *, status: int = 200, error: str | None = None,
-             notice: str | None = None, form: dict[str, Any] | None = None, editing: str | None = None) -> Response:
+             notice: str | None = None, form: dict[str, Any] | None = None, editing: str | None = None,
+             failed: LabworkError | None = None) -> Response:
         from labwork.notebooks.preview import list_notebooks
         from labwork.project.files import load_project
         project = get_project(request, project_id)
         loaded = load_project(project["path"])
         return render(request, "jobs.html", status_code=status, error=error, notice=notice, project=project,
                       section="jobs", jobs=jobs.list(project_id), notebooks=list_notebooks(project["path"]),
-                      runconfigs=sorted(loaded.runconfigs), form=form or {}, editing=editing)
+                      runconfigs=sorted(loaded.runconfigs), form=form or {}, editing=editing,
+                      **_field_error(failed))
 
     @r.get("/projects/{project_id:int}/jobs")
     def jobs_page(request: Request, project_id: int, ok: str | None = None, notebook: str | None = None,
@@ -82,7 +98,7 @@ def router(jobs: Jobs) -> APIRouter:
             jobs.create(project_id, str(form.get("name") or "").strip(), notebook, **fields)
         except FORM_ERRORS as exc:
             return page(request, project_id, status=exc.http_status, error=f"Not created: {error_text(exc)}",
-                        form=dict(form))
+                        form=dict(form), failed=exc)
         return RedirectResponse(f"/projects/{project_id}/jobs?ok=created", status_code=303)
 
     @r.get("/projects/{project_id:int}/jobs/{name}/edit")
@@ -101,10 +117,12 @@ def router(jobs: Jobs) -> APIRouter:
             fields = _fields(form)
             if not fields["schedule"]:
                 fields["schedule"] = None
+            if _same_kind(fields.get("config"), jobs.show(project_id, name)["config"]):
+                fields.pop("config")  # the form has only the kind: keep the job's Spark settings
             jobs.update(project_id, name, **fields)
         except FORM_ERRORS as exc:
             return page(request, project_id, status=exc.http_status, error=f"Not saved: {error_text(exc)}",
-                        form=dict(form) | {"name": name}, editing=name)
+                        form=dict(form) | {"name": name}, editing=name, failed=exc)
         return RedirectResponse(f"/projects/{project_id}/jobs?ok=updated", status_code=303)
 
     @r.post("/projects/{project_id:int}/jobs/{name}/run", dependencies=[Depends(fails_as("Not started"))])

@@ -33,3 +33,34 @@ def test_job_commands_round_trip(cp: ControlPlane, project: dict) -> None:
                  "--timezone", "Nowhere/City", cwd=root, check=False)
     assert bad.returncode == 2 and "time zone 'Nowhere/City' does not exist" in bad.stderr
     assert json.loads(cp.cli("job", "list", "--json", cwd=root).stdout) == []
+
+
+def test_job_create_takes_the_spark_options_of_notebook_start(cp: ControlPlane, project: dict) -> None:
+    from labwork.project import attach_target
+    root = Path(project["path"])
+    attach_target(root, "spark", "sp", {"master": "local[2]"})
+    write_notebook(root / "count.ipynb", code_cell("n = 1", ["parameters"]))
+    made = json.loads(cp.cli("job", "create", "count", "--notebook", "count.ipynb", "--runconfig", "sp",
+                             "--config", "spark", "--driver-memory", "512m", "--executor-memory", "768m",
+                             "--executor-cores", "1", "--executors", "2", "-P", "spark.sql.shuffle.partitions=3",
+                             "--property", "spark.ui.enabled=false", "--json", cwd=root).stdout)
+    spark = made["config"]["spark"]
+    assert made["config"]["kind"] == "spark"
+    assert (spark["driver_memory"], spark["executor_memory"], spark["executor_cores"], spark["executors"]) == \
+        ("512m", "768m", 1, 2)
+    given = {"spark.sql.shuffle.partitions": "3", "spark.ui.enabled": "false"}
+    assert given.items() <= spark["properties"].items()  # and labwork's own, e.g. the umask
+    shown = json.loads(cp.cli("job", "show", "count", "--json", cwd=root).stdout)
+    assert shown["config"]["spark"] == spark
+    # bad Spark options: one clear line naming the option, no job made
+    no_spark = cp.cli("job", "create", "x", "--notebook", "count.ipynb", "--config", "python",
+                      "--driver-memory", "1g", cwd=root, check=False)
+    assert no_spark.returncode == 2 and "Spark options need --config spark" in no_spark.stderr
+    assert "--driver-memory" in no_spark.stderr and "Traceback" not in no_spark.stderr
+    bad_prop = cp.cli("job", "create", "x", "--notebook", "count.ipynb", "--config", "spark",
+                      "-P", "no-equals-sign", cwd=root, check=False)
+    assert bad_prop.returncode == 2 and "expected key=value, got 'no-equals-sign'" in bad_prop.stderr
+    assert "--property" in bad_prop.stderr and "Traceback" not in bad_prop.stderr
+    bad_kind = cp.cli("job", "create", "x", "--notebook", "count.ipynb", "--config", "gpu", cwd=root, check=False)
+    assert bad_kind.returncode == 2 and "expected python or spark, got 'gpu'" in bad_kind.stderr
+    assert [j["name"] for j in json.loads(cp.cli("job", "list", "--json", cwd=root).stdout)] == ["count"]

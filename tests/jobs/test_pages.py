@@ -81,3 +81,47 @@ def test_run_as_job_beside_recent_notebooks(cp, page, project) -> None:
     expect(page.locator("#job-notebook")).to_have_value("recent.ipynb")
     page.click("#save-job")
     expect(page.locator("#jobs tr[data-job=recent]")).to_contain_text(f"{project['name']} local")
+
+
+def test_edit_a_job_through_its_form(cp, page, project) -> None:
+    """Edit changes the schedule and the parameters (the Jobs page shows them); a bad value is
+    shown beside its field, with what was typed kept, and nothing is saved."""
+    root = Path(project["path"])
+    write_notebook(root / "edited.ipynb", code_cell("n = 1\nxs = []", ["parameters"]))
+    cp.request("POST", f"/api/projects/{project['id']}/jobs",
+               json={"name": "edited", "notebook": "edited.ipynb", "runconfig": "local",
+                     "schedule": "0 6 * * *", "parameters": {"n": 1}})
+    login(page, cp, f"/projects/{project['id']}/jobs")
+    page.locator("#jobs tr[data-job=edited] a.edit-job").click()
+    expect(page.locator("#job-form-card h2")).to_have_text("Edit job edited")
+    expect(page.locator("#job-form input[name=schedule]")).to_have_value("0 6 * * *")
+    expect(page.locator("#job-form textarea[name=parameters]")).to_have_value("n=1")
+
+    page.fill("#job-form input[name=schedule]", "61 * * * *")  # no minute 61
+    page.fill("#job-form textarea[name=parameters]", "n=5")
+    page.click("#save-job")
+    expect(page.locator("#page-error")).to_contain_text("Not saved")
+    beside = page.locator("#job-form label:has(input[name=schedule]) .field-error")
+    expect(beside).to_contain_text("'61 * * * *'")
+    expect(page.locator("#job-form .field-error")).to_have_count(1)
+    expect(page.locator("#job-form input[name=schedule]")).to_have_value("61 * * * *")
+    expect(page.locator("#job-form textarea[name=parameters]")).to_have_value("n=5")
+    assert cp.request("GET", f"/api/projects/{project['id']}/jobs/edited")["schedule"] == "0 6 * * *"
+
+    page.fill("#job-form input[name=schedule]", "30 7 * * *")
+    page.fill("#job-form textarea[name=parameters]", "n 5")  # not k=v
+    page.click("#save-job")
+    beside = page.locator("#job-form label:has(textarea[name=parameters]) .field-error")
+    expect(beside).to_contain_text("'n 5' is not k=v")
+    expect(page.locator("#job-form label:has(input[name=schedule]) .field-error")).to_have_count(0)
+
+    page.fill("#job-form textarea[name=parameters]", "n=5\nxs=[1, 2]")
+    page.click("#save-job")
+    expect(page.locator("#page-notice")).to_contain_text("Job saved")
+    row = page.locator("#jobs tr[data-job=edited]")
+    expect(row).to_contain_text("30 7 * * *")
+    expect(row.locator("textarea[name=parameters]")).to_have_value("n=5\nxs=[1, 2]\n")
+    expect(page.locator("#job-form .field-error")).to_have_count(0)
+    shot(page, "job-edited")
+    saved = cp.request("GET", f"/api/projects/{project['id']}/jobs/edited")
+    assert saved["schedule"] == "30 7 * * *" and saved["parameters"] == {"n": 5, "xs": [1, 2]}

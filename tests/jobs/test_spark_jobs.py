@@ -3,7 +3,9 @@ plane's own Livy gateway, each with a typed parameter and the job's Spark config
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -45,7 +47,8 @@ def test_a_sparkmagic_job_through_the_gateway(cp: ControlPlane, project: dict) -
     root = Path(project["path"])
     attach_target(root, "spark", "lv", {"via": "livy"})
     write_notebook(root / "remote.ipynb", code_cell("n = 1", ["parameters"]),
-                   code_cell("print('remote', spark.range(n).count())"))
+                   code_cell("print('remote', spark.range(n).count())"),
+                   code_cell("print('tagged', spark.sparkContext.getConf().get('spark.labwork.run'))"))
     cp.request("POST", f"/api/projects/{project['id']}/jobs",
                json={"name": "remote", "notebook": "remote.ipynb", "runconfig": "lv", "config": SPARK})
     run = _run(cp, project["id"], "remote", {"n": 5})
@@ -56,6 +59,24 @@ def test_a_sparkmagic_job_through_the_gateway(cp: ControlPlane, project: dict) -
         runs = cp.request("GET", "/api/runs", params={"limit": 1000})["runs"]
         return [r for r in runs if r.get("project_dir") == str(root) and r["entry_count"] >= 2]
     assert wait_for(recorded, timeout=60, what="the job's statements in run history")
+    # the run's page links to that run history, and the link leads to the run with the statements
+    with cp.client() as c:
+        page = wait_for(lambda: (lambda t: t if 'id="run-history-link"' in t else None)(
+            c.get(f"/projects/{project['id']}/jobs/runs/{run['id']}").text), timeout=60,
+            what="the run page's link to its run history")
+        href = re.search(r'<a href="(/runs/[^"]+)" id="run-history-link"', page).group(1)
+        history_id = unquote(href.removeprefix("/runs/"))
+        linked = c.get(href)
+        assert linked.status_code == 200 and "spark.range(n).count()" in linked.text
+    history = cp.request("GET", f"/api/runs/{history_id}")
+    assert history["project_dir"] == str(root) and history["notebook"] == "remote.ipynb"
+    codes = [e["code"] or "" for e in history["entries"]]
+    assert any("n = 5" in code for code in codes), codes  # papermill's injected parameters
+    assert any("print('remote', spark.range(n).count())" in code for code in codes), codes
+    assert [e["status"] for e in history["entries"]] == ["ok"] * len(codes)
+    assert cp.request("GET", f"/api/projects/{project['id']}/jobs/runs/{run['id']}")["history_run"] == history_id
+    # the same run the job's Livy session was tagged with (read inside the session's driver)
+    assert f"tagged {history_id}" in _text(cp, project["id"], run["id"])
     # the kernel's session ended with the run (sparkmagic deletes it at shutdown)
     def gone() -> bool:
         sessions = cp.request("GET", "/livy/sessions")["sessions"]
