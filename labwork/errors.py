@@ -17,7 +17,8 @@ travels as `to_dict()` and is rebuilt with `LabworkError.from_dict` by every cli
     ├── TooLarge                 413  exit 1   a body or upload over its limit
     ├── UnsupportedMediaType     415  exit 1   a body of the wrong Content-Type
     ├── Unavailable              503  exit 6   a dependency is missing or not answering
-    │   └── MissingExtra         503  exit 6   an optional extra is not installed
+    │   ├── MissingExtra         503  exit 6   an optional extra is not installed
+    │   └── StartFailed          503  exit 6   a Jupyter server did not come up (notebooks.spawner)
     └── HTTPError                any  exit 1   an HTTP answer with another status
 """
 from __future__ import annotations
