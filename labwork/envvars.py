@@ -36,6 +36,7 @@ FRAMEWORK = "LABWORK_FRAMEWORK"
 SPARK_CONF = "LABWORK_SPARK_CONF"
 UNPREPARED = "LABWORK_UNPREPARED"
 TOKEN = "LABWORK_TOKEN"
+KERNEL_ENDS = "LABWORK_KERNEL_ENDS"
 GATEWAY_USER = "LABWORK_GATEWAY_USER"
 GATEWAY_PASSWORD = "LABWORK_GATEWAY_PASSWORD"
 
@@ -55,6 +56,7 @@ KERNEL_VARIABLES: dict[str, str] = {
     SPARK_CONF: "the Spark properties of a PySpark kernel (JSON); set by the kernel spec",
     UNPREPARED: "why the run configuration's environment is not ready (the kernel answers with it)",
     TOKEN: "never passed on: removed from the environment of Spark drivers",
+    KERNEL_ENDS: "the Jupyter server's file of kernel ends (labwork.kernels.ends); set by the server manager",
     GATEWAY_USER: "user name for HTTP Basic to a standalone gateway ('labwork spark --url')",
     GATEWAY_PASSWORD: "password for HTTP Basic to a standalone gateway ('labwork spark --url')",
 }
