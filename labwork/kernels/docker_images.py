@@ -119,8 +119,11 @@ def image_plan(project: Project, rc_name: str, settings: Settings) -> ImagePlan:
                      marker=settings.home / "images" / f"{key}.json")
 
 
-def docker_client(docker_host: str | None) -> Any:
+def docker_client(docker_host: str | None, key_file: str | None = None, known_hosts: str | None = None) -> Any:
     """A docker SDK client for the target's daemon, or a clear error when it does not answer."""
+    if docker_host and docker_host.startswith("ssh://"):  # over labwork's own SSH connection
+        from labwork.kernels.remote_docker import ssh_docker_client
+        return ssh_docker_client(docker_host, key_file, known_hosts)
     try:
         import docker
     except ImportError as exc:
@@ -182,7 +185,7 @@ def prepare_image(project: Project, rc_name: str, settings: Settings,
     """Build (or reuse) the run configuration's image on the target's daemon."""
     target = docker_target(project, rc_name)
     plan = image_plan(project, rc_name, settings)
-    client = docker_client(target.docker_host)
+    client = docker_client(target.docker_host, target.key_file, target.known_hosts)
     try:
         if _has_image(client, plan.tag):
             progress(f"image {plan.tag} is up to date; reusing it")

@@ -18,6 +18,10 @@ process is a container:
 * memory/cpus limits from the target; the user is the target's or the project folder's owner;
 * interrupt is SIGINT through docker-init (`init=True`); shutdown removes the container; a dead
   kernel's reason (exit code, out of memory) is logged and kept in `end_reason`.
+
+A daemon on another host (`docker_host = "ssh://..."`) is reached over the kernel's own SSH
+connection, which also carries the kernel's ports and the control plane (labwork.kernels.
+remote_docker: the home, project and ports are on that host).
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import LocalProvisioner
 
 from labwork.errors import NotFound, Unavailable
+from labwork.kernels.remote_docker import PORTS, RemoteContainer, is_ssh
 
 KERNEL_LABEL = "labwork.kernel"
 PASSED_THROUGH = ("JPY_SESSION_NAME",)  # what jupyter_server adds that the kernel uses
@@ -65,6 +70,7 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
     _client: Any = None
     _exit: int | None = None
     _stopping = False
+    _remote: RemoteContainer | None = None  # docker_host = ssh://...
 
     # --- configuration from the kernel spec's metadata.kernel_provisioner.config
     def __init__(self, **kwargs: Any) -> None:
@@ -77,6 +83,10 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
         return (self.provisioner_config or {}).get(key, default)
 
     def _docker(self) -> Any:
+        if self._client is None and is_ssh(self._cfg("docker_host")):
+            if self._remote is None:
+                self._remote = RemoteContainer(self.provisioner_config, self.kernel_id or os.urandom(6).hex())
+            self._client = self._remote.connect()
         if self._client is None:
             from labwork.kernels.docker_images import docker_client
             self._client = docker_client(self._cfg("docker_host"))
@@ -101,6 +111,10 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
         return await super().pre_launch(**kwargs)
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        if is_ssh(self._cfg("docker_host")):
+            info = await asyncio.to_thread(self._launch_remote, cmd, dict(kwargs.get("env") or {}))
+            self.connection_info = info
+            return info
         km = self.parent
         project = self._cfg("project")
         home = self._cfg("home")
@@ -125,6 +139,11 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
             from labwork.private import private_dir
             private_dir(spool)
             volumes[str(spool)] = {"bind": f"{home}/spool", "mode": "rw"}
+        await asyncio.to_thread(self._run, self._options(cmd, env, volumes, user, project))
+        return self.connection_info
+
+    def _options(self, cmd: list[str], env: dict[str, str], volumes: dict[str, Any], user: str,
+                 project: str) -> dict[str, Any]:
         options: dict[str, Any] = {
             "command": cmd, "environment": env, "volumes": volumes, "working_dir": project,
             "user": user, "network_mode": "host", "init": True, "detach": True,
@@ -137,9 +156,12 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
             options["mem_limit"] = self._cfg("memory")
         if self._cfg("cpus"):
             options["nano_cpus"] = int(float(self._cfg("cpus")) * 1e9)
+        return options
+
+    def _run(self, options: dict[str, Any]) -> None:
         client = self._docker()
         try:
-            container = await asyncio.to_thread(client.containers.run, self._cfg("image"), **options)
+            container = client.containers.run(self._cfg("image"), **options)
         except Exception as exc:  # noqa: BLE001 - the daemon's words are the message
             from labwork.kernels.docker_images import _short
             raise Unavailable(f"the container for run configuration '{self._cfg('runconfig')}' did not "
@@ -150,7 +172,39 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
         self._exit = None
         self.log.info("labwork: kernel %s runs in container %s (%s)", self.kernel_id,
                       container.short_id, self._cfg("image"))
-        return self.connection_info
+
+    def _launch_remote(self, cmd: list[str], launch_env: dict[str, str]) -> dict[str, Any]:
+        """The container on the ssh:// host; its ports forwarded here (labwork.kernels.remote_docker)."""
+        self._docker()
+        remote = self._remote
+        assert remote is not None
+        try:
+            return self._start_remote(remote, cmd, launch_env)
+        except BaseException:  # nothing left on the host: the container, the connection
+            if self.container_id:
+                self._docker().api.remove_container(self.container_id, force=True)
+                self.container_id = None
+            remote.cleanup(restart=False)
+            self._client, self._remote = None, None
+            raise
+
+    def _start_remote(self, remote: RemoteContainer, cmd: list[str], launch_env: dict[str, str]) -> dict[str, Any]:
+        km = self.parent
+        conn = {"ip": "127.0.0.1", "transport": "tcp", **{p: 0 for p in PORTS}, "key": km.session.key.decode(),
+                "signature_scheme": km.session.signature_scheme, "kernel_name": km.kernel_name}
+        spec_env = dict(self.kernel_spec.env or {})
+        placed = remote.prepare(spec_env.get("LABWORK_URL"), self._cfg("control_home", ""), conn)
+        cmd = [remote.connection_file if a == str(km.connection_file) else a for a in cmd]
+        env = container_env(spec_env, launch_env, remote.home) | {"LABWORK_URL": remote.url or ""}
+        project = self._cfg("project")
+        volumes = {placed["project_on_host"]: {"bind": project, "mode": "rw"},
+                   remote.home: {"bind": remote.home, "mode": "rw"}}
+        self._run(self._options(cmd, env, volumes, placed["user"], project))
+        ports = remote.read_ports(lambda: self._state() is None)
+        local = remote.forward(ports)
+        self.log.info("labwork: kernel %s in container %s on %s, ports %s forwarded to %s", self.kernel_id,
+                      (self.container_id or "")[:12], remote.where, ports, local)
+        return {**conn, **local, "key": conn["key"].encode()}
 
     def _prepare_home(self, home: Path, run_dir: Path, ids: tuple[int, int] | None) -> None:
         """The container's LABWORK_HOME: token and control.json copies, the spool, 0700/0600."""
@@ -246,6 +300,10 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
         home = self._cfg("home")
         if home and self.kernel_id:
             shutil.rmtree(Path(home) / "run" / self.kernel_id, ignore_errors=True)
+        if self._remote is not None:  # its run folder there; at shutdown its connection and forwards
+            await asyncio.to_thread(self._remote.cleanup, restart)
+            if not restart:
+                self._client, self._remote = None, None
         await super().cleanup(restart=restart)
         if not restart and self._client is not None:
             self._client.close()
@@ -254,6 +312,8 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
     async def get_provisioner_info(self) -> dict[str, Any]:
         info = await super().get_provisioner_info()
         info.update({"container_id": self.container_id, "end_reason": self.end_reason})
+        if self._remote is not None:
+            info.update({"host": self._remote.where, "tunnel_pid": self._remote.tunnel.pid})
         return info
 
     async def load_provisioner_info(self, provisioner_info: dict[str, Any]) -> None:

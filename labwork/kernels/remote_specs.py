@@ -51,7 +51,8 @@ def docker_kernel_spec(project: Project, rc_name: str, settings: Settings, displ
     metadata["kernel_provisioner"] = {"provisioner_name": "labwork-docker", "config": {
         "image": plan.tag, "docker_host": target.docker_host, "memory": target.memory, "cpus": target.cpus,
         "user": target.user, "project": str(project.root), "runconfig": rc_name,
-        "home": kernel_home(project, rc_name, settings), "control_home": str(settings.home)}}
+        "home": kernel_home(project, rc_name, settings), "control_home": str(settings.home),
+        "key_file": target.key_file, "known_hosts": target.known_hosts, "project_files": target.project_files}}
     return {"argv": [PYTHON_IN_IMAGE, "-m", "labwork.kernels.launch", "-f", "{connection_file}"],
             "display_name": display, "language": "python", "interrupt_mode": "signal", "env": env,
             "metadata": metadata}

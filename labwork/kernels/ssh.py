@@ -26,6 +26,7 @@ class Ssh:
     user: str | None
     key_file: str | None
     known_hosts: str | None
+    control_path: str | None = None  # a kernel's own master (labwork.kernels.tunnels); else shared per host
 
     @classmethod
     def for_target(cls, target: RemoteTarget) -> "Ssh":
@@ -46,15 +47,20 @@ class Ssh:
     def where(self) -> str:
         return f"{self.user + '@' if self.user else ''}{self.host}:{self.port}"
 
-    def args(self, *, master: bool = False) -> list[str]:
+    def args(self, *, master: bool = False, hold: bool = False) -> list[str]:
+        """ssh's arguments up to the destination. `master`: reuse (or become) the master connection;
+        `hold`: be this control path's master in the foreground (a kernel's tunnel)."""
         exe = shutil.which("ssh")
         if not exe:
             raise MissingExtra("remote", "a remote compute target (OpenSSH's ssh client: apt-get install openssh-client)")
-        control = _control_dir() / "cm-%C"
+        control = self.control_path or control_dir() / "cm-%C"
+        mode = "yes" if hold else "auto" if master else "no"
         out = [exe, "-p", str(self.port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
                "-o", "ConnectTimeout=15", "-o", "ServerAliveInterval=15", "-o", f"ControlPath={control}",
-               "-o", "ControlMaster=auto" if master else "ControlMaster=no", "-o", "LogLevel=ERROR"]
-        if master:
+               "-o", f"ControlMaster={mode}", "-o", "LogLevel=ERROR"]
+        if hold:
+            out += ["-o", "ControlPersist=no", "-o", "ExitOnForwardFailure=yes"]
+        elif master:
             out += ["-o", "ControlPersist=120"]
         if self.key_file:
             out += ["-i", self.key_file, "-o", "IdentitiesOnly=yes"]
@@ -98,7 +104,8 @@ class Ssh:
         subprocess.run(self.args(master=True)[:-1] + ["-O", "exit", self.args()[-1]], capture_output=True, timeout=30)
 
 
-def _control_dir() -> Path:
+def control_dir() -> Path:
+    """The folder (0700) of labwork's SSH control sockets and tunnel sockets."""
     d = Path(tempfile.gettempdir()) / f"labwork-ssh-{os.getuid()}"
     d.mkdir(mode=0o700, exist_ok=True)
     os.chmod(d, 0o700)

@@ -12,6 +12,9 @@ address, refuses root by default, and passes the server's environment along. Her
   written back by ipykernel once bound) and labwork reads them back: no port guessing;
 * interrupt is `kill -INT <pid>` on the host; shutdown is the kernel's own shutdown request, then
   `kill -TERM`/`-KILL` of that pid and the removal of its run folder: nothing lingers;
+* the kernel's own SSH connection (labwork.kernels.tunnels, opened first, closed at shutdown)
+  carries every command of it and the control plane reverse-forwarded to the host's loopback:
+  the kernel's LABWORK_URL is that address, since the host cannot reach this machine's 127.0.0.1;
 * before the kernel starts, the project is placed on the host (shared, or a copy updated with
   rsync: labwork.kernels.remote_copy) and run-history spools left on the host by kernels that could
   not reach the control plane are brought back to it; again at shutdown.
@@ -36,6 +39,7 @@ from pathlib import Path
 from labwork.errors import LabworkError, Unavailable
 from labwork.kernels.remote_copy import bring_back_spools, place_project
 from labwork.kernels.ssh import Ssh, q
+from labwork.kernels.tunnels import LOOPBACK, Tunnel, plane_port
 
 PASSED_THROUGH = ("JPY_SESSION_NAME",)
 
@@ -50,6 +54,8 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     _ssh: Ssh | None = None
     _ports: dict[str, int] | None = None
     workdir: str | None = None  # the host's copy of the project, when it does not share the folder
+    _tunnel: Tunnel | None = None
+    _url: str | None = None  # the control plane as the host sees it (a reverse forward)
 
     def __init__(self, **kwargs: Any) -> None:
         # jupyter_client passes the spec's provisioner config as keyword arguments
@@ -97,6 +103,8 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         env["PYTHONUNBUFFERED"] = "1"
         if self.workdir:
             env["LABWORK_PROJECT_COPY"] = self.workdir
+        if self._url:
+            env["LABWORK_URL"] = self._url
         assigns = " ".join(q(f"{k}={v}") for k, v in sorted(env.items()))
         conn = self.remote_connection_file
         project = self.workdir or self._cfg("project")
@@ -108,6 +116,14 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
                 f"exec env -i {assigns} {' '.join(q(a) for a in cmd)}")
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        try:
+            return await self._launch(cmd, **kwargs)
+        except BaseException:  # a kernel that did not start leaves no connection or forward
+            if self.proc is None:
+                await asyncio.to_thread(self._close_tunnel)
+            raise
+
+    async def _launch(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         km = self.parent
         ip = socket.gethostbyname(self.ssh.host)
         # first start: ports 0, the kernel picks them; a restart keeps them (clients stay connected)
@@ -115,6 +131,7 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         conn = {"ip": ip, "transport": "tcp", **ports, "key": km.session.key.decode() if km else "",
                 "signature_scheme": km.session.signature_scheme if km else "hmac-sha256",
                 "kernel_name": km.kernel_name if km else ""}
+        await asyncio.to_thread(self._open_tunnel)
         self.workdir = await asyncio.to_thread(place_project, self.ssh, self._cfg("project"),
                                                self._cfg("project_files", "detect"))
         await asyncio.to_thread(self._bring_back_spools)
@@ -143,6 +160,25 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         self.connection_info = info
         self.log.info("labwork: kernel %s runs on %s as pid %s", self.kernel_id, self.ssh.where, self.remote_pid)
         return info
+
+    def _open_tunnel(self) -> None:
+        """The kernel's own connection (every later command goes over it) and the reverse forward."""
+        if self._tunnel is not None and self._tunnel.alive:
+            return
+        self._tunnel = Tunnel(self.ssh, self.kernel_id or "kernel").open()
+        self._ssh = self._tunnel.ssh
+        port = plane_port((self.kernel_spec.env or {}).get("LABWORK_URL"))
+        if port is None:
+            try:
+                port = plane_port(json.loads((Path(self._cfg("control_home", "")) / "control.json").read_text()).get("url"))
+            except (OSError, ValueError, AttributeError):
+                port = None
+        self._url = f"http://{LOOPBACK}:{self._tunnel.reverse(port)}" if port else None
+
+    def _close_tunnel(self) -> None:
+        if self._tunnel is not None:
+            self._tunnel.close()
+        self._tunnel, self._url, self._ssh = None, None, None
 
     def _bring_back_spools(self) -> None:
         """Spools the host holds for kernels that are gone, into the control plane's spool."""
@@ -256,9 +292,10 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         self.proc, self.remote_pid = None, None
         if not restart:
             self._ports = None
-            await asyncio.to_thread(self.ssh.close)
+            await asyncio.to_thread(self._close_tunnel)
 
     async def get_provisioner_info(self) -> dict[str, Any]:
         info = await super().get_provisioner_info()
-        info.update({"remote_pid": self.remote_pid, "host": self.ssh.host})
+        info.update({"remote_pid": self.remote_pid, "host": self.ssh.host,
+                     "tunnel_pid": self._tunnel.pid if self._tunnel else None})
         return info

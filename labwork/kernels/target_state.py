@@ -24,9 +24,12 @@ def target_state(project_root: str, target: Any) -> dict[str, Any] | None:
 def _docker_state(project_root: str, target: DockerTarget) -> dict[str, Any]:
     try:
         import docker
-        client = (docker.DockerClient(base_url=target.docker_host, timeout=3,
-                                      use_ssh_client=target.docker_host.startswith("ssh://"))
-                  if target.docker_host else docker.from_env(timeout=3))
+        if target.docker_host and target.docker_host.startswith("ssh://"):
+            from labwork.kernels.remote_docker import ssh_docker_client
+            client = ssh_docker_client(target.docker_host, target.key_file, target.known_hosts, timeout=15)
+        else:
+            client = (docker.DockerClient(base_url=target.docker_host, timeout=3)
+                      if target.docker_host else docker.from_env(timeout=3))
         try:
             client.ping()
             found = client.containers.list(filters={"label": ["labwork.kernel", f"labwork.project={project_root}"]})

@@ -118,6 +118,15 @@ class DockerTarget(Strict):
     cpus: float | None = Field(default=None, gt=0, le=1024)
     docker_host: str | None = None  # DOCKER_HOST of the daemon: unix://..., tcp://..., ssh://user@vm
     user: str | None = None  # uid[:gid] in the container; default: the project folder's owner
+    # a daemon on ssh://user@host: the SSH key and known_hosts of that login, how the project gets there
+    key_file: str | None = None
+    known_hosts: str | None = None  # default: ~/.ssh/known_hosts; an unknown host key is refused
+    project_files: Literal["detect", "shared", "copy"] = Field(
+        default="detect",
+        description="with docker_host = ssh://...: what the container mounts at the project's path: "
+                    "'shared' (the host has the folder at that path), 'copy' (rsync'd to the host at each "
+                    "kernel start, as for remote targets), 'detect' (shared if the host has the same "
+                    "labwork.toml there, else a copy)")
     description: str | None = None
 
     @field_validator("image")

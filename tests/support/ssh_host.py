@@ -48,7 +48,8 @@ def _missing(what: str) -> None:
     pytest.skip(msg)
 
 
-def start_sshd(folder: Path) -> SshHost:
+def start_sshd(folder: Path, set_env: dict[str, str] | None = None) -> SshHost:
+    """An sshd on 127.0.0.2; `set_env` goes into its sessions' environment (sshd's SetEnv)."""
     if os.geteuid() != 0:
         _missing("root (an sshd is started for the session)")
     if not Path(SSHD).exists() or not shutil.which("ssh-keygen"):
@@ -65,7 +66,8 @@ def start_sshd(folder: Path) -> SshHost:
         f"AuthorizedKeysFile {folder / 'authorized_keys'}", f"PidFile {folder / 'sshd.pid'}",
         "PermitRootLogin prohibit-password", "PasswordAuthentication no",
         "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no", "AllowTcpForwarding yes",
-        "LogLevel ERROR", "Subsystem sftp internal-sftp", ""]))
+        "LogLevel ERROR", "Subsystem sftp internal-sftp",
+        *(f"SetEnv {k}={v}" for k, v in (set_env or {}).items()), ""]))
     Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation folder
     log = open(folder / "sshd.log", "ab")  # noqa: SIM115 - kept for the session
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
