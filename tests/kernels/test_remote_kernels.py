@@ -67,6 +67,18 @@ def test_remote_kernel_runs_in_the_project_on_the_host(rkernel: ProvisionedKerne
     assert rkernel.km.connection_file and rkernel.km.ip == "127.0.0.2"
 
 
+def test_remote_kernel_reaches_the_plane_through_a_reverse_tunnel(rkernel: ProvisionedKernel,
+                                                                   rproject: dict) -> None:
+    """LABWORK_URL on the host is the plane reverse-forwarded to the host's loopback by the kernel's
+    own SSH connection (the host cannot reach this machine's 127.0.0.1); the history test below
+    records and uploads through it."""
+    prov = rkernel.km.provisioner
+    url = rkernel.run("import os\nprint(os.environ['LABWORK_URL'])").stdout.strip()
+    assert url == prov._url and url != rproject["cp"].url and url.startswith("http://127.0.0.1:")
+    assert prov._tunnel.reverses == {int(url.rsplit(":", 1)[1]): int(rproject["cp"].url.rsplit(":", 1)[1])}
+    assert prov._tunnel.alive and prov.ssh.control_path == prov._tunnel.ssh.control_path
+
+
 def test_remote_run_history_reaches_the_control_plane(rkernel: ProvisionedKernel, rproject: dict) -> None:
     cp = rproject["cp"]
     assert rkernel.run("%labwork history on").status == "ok"
@@ -107,11 +119,16 @@ def test_remote_interrupt_in_sleep(rkernel: ProvisionedKernel) -> None:
 def test_remote_shutdown_leaves_no_process(rproject: dict, ssh_host: SshHost) -> None:  # noqa: F811
     k = ProvisionedKernel("labwork-vm", rproject["env"])
     pid = k.km.provisioner.remote_pid
-    assert pid and k.run("6*7").text.strip() == "42"
+    tunnel = k.km.provisioner._tunnel
+    tpid = tunnel.pid
+    assert pid and tpid and k.run("6*7").text.strip() == "42"
     assert ssh_host.ssh(f"kill -0 {pid}").returncode == 0
     k.shutdown()
     # gone when shutdown returns (not ~30 s later, as with gateway_provisioners' SSH provisioner)
     assert ssh_host.ssh(f"kill -0 {pid}").returncode != 0
+    # and the kernel's SSH connection with its reverse forward
+    assert not tunnel.alive and not Path(f"/proc/{tpid}").exists()
+    assert not Path(tunnel.ssh.control_path).exists()
 
 
 def test_unknown_host_key_is_refused_with_how_to_trust(rproject: dict, ssh_host: SshHost,  # noqa: F811
