@@ -33,10 +33,10 @@ def attach(kind: Annotated[str, typer.Argument(help="local | spark | livy | dock
            host: Annotated[Optional[str], typer.Option(help="remote: host name")] = None,
            user: Annotated[Optional[str], typer.Option(help="remote: ssh user; docker: container uid[:gid]")] = None,
            port: Annotated[Optional[int], typer.Option(help="remote: ssh port")] = None,
-           key_file: Annotated[Optional[str], typer.Option(help="remote: ssh key file")] = None,
-           known_hosts: Annotated[Optional[str], typer.Option(help="remote: known_hosts file (default ~/.ssh/known_hosts)")] = None,
+           key_file: Annotated[Optional[str], typer.Option(help="remote, or docker with --docker-host ssh://: ssh key file")] = None,
+           known_hosts: Annotated[Optional[str], typer.Option(help="remote, or docker over ssh://: known_hosts file (default ~/.ssh/known_hosts)")] = None,
            python: Annotated[Optional[str], typer.Option(help="remote: interpreter on the host (default python3)")] = None,
-           project_files: Annotated[Optional[str], typer.Option(help="remote: detect | shared | copy (rsync'd at kernel start)")] = None,
+           project_files: Annotated[Optional[str], typer.Option(help="remote, or docker over ssh://: detect | shared | copy (rsync'd at kernel start)")] = None,
            framework: Annotated[Optional[str], typer.Option(help="run configuration framework: python | pyspark | spark")] = None,
            project: ProjectOpt = None) -> None:
     """Attach a compute target and write a run configuration of the same name."""

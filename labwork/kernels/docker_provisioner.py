@@ -195,7 +195,9 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
         spec_env = dict(self.kernel_spec.env or {})
         placed = remote.prepare(spec_env.get("LABWORK_URL"), self._cfg("control_home", ""), conn)
         cmd = [remote.connection_file if a == str(km.connection_file) else a for a in cmd]
-        env = container_env(spec_env, launch_env, remote.home) | {"LABWORK_URL": remote.url or ""}
+        env = container_env(spec_env, launch_env, remote.home)
+        if remote.url:
+            env["LABWORK_URL"] = remote.url
         project = self._cfg("project")
         volumes = {placed["project_on_host"]: {"bind": project, "mode": "rw"},
                    remote.home: {"bind": remote.home, "mode": "rw"}}

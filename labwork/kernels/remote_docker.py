@@ -185,7 +185,7 @@ class RemoteContainer:
         self.kernel_id = kernel_id
         self.tunnel = Tunnel(ssh_of(cfg["docker_host"], cfg.get("key_file"), cfg.get("known_hosts")), kernel_id)
         self.client: Any = None
-        self.url: str | None = None  # the control plane as the host sees it
+        self.url: str | None = None  # the control plane as the host sees it ("" if none)
         self.home = ""
         self.local_ports: dict[str, int] = {}
 
@@ -216,12 +216,9 @@ class RemoteContainer:
             self.home = f"{remote_home}/{HOMES}/{Path(self.cfg['home']).name}"
         copy = place_project(ssh, project, self.cfg.get("project_files") or "detect")
         on_host = copy or project
-        if self.url is None:
+        if self.url is None:  # no control plane known: no forward (run history spools on the host)
             port = plane_port(spec_url) or plane_port(_file_url(control_home))
-            if port is None:
-                raise Unavailable("no control plane address to forward to the kernel's host",
-                                  hint="start the control plane (labwork serve)")
-            self.url = f"http://{LOOPBACK}:{self.tunnel.reverse(port)}"
+            self.url = f"http://{LOOPBACK}:{self.tunnel.reverse(port)}" if port else ""
         user = self.cfg.get("user") or ssh.run(f"stat -c %u:%g {q(on_host)}", timeout=60).stdout.decode().strip()
         home, run = q(self.home), q(self.run_dir)
         token = _read(Path(control_home) / "token")
