@@ -211,23 +211,27 @@ class RemoteContainer:
         """The kernel's home on the host, the project there, the reverse tunnel: what to run with."""
         ssh = self.tunnel.ssh
         project = self.cfg["project"]
-        if not self.home:
-            remote_home = ssh.run('printf %s "$HOME"', timeout=60).stdout.decode().strip()
-            self.home = f"{remote_home}/{HOMES}/{Path(self.cfg['home']).name}"
         copy = place_project(ssh, project, self.cfg.get("project_files") or "detect")
         on_host = copy or project
         if self.url is None:  # no control plane known: no forward (run history spools on the host)
             port = plane_port(spec_url) or plane_port(_file_url(control_home))
             self.url = f"http://{LOOPBACK}:{self.tunnel.reverse(port)}" if port else ""
-        user = self.cfg.get("user") or ssh.run(f"stat -c %u:%g {q(on_host)}", timeout=60).stdout.decode().strip()
-        home, run = q(self.home), q(self.run_dir)
+        kid = self.kernel_id
+        user = q(self.cfg["user"]) if self.cfg.get("user") else f"$(stat -c %u:%g {q(on_host)})"
+        # one round trip: the home (0700) with token, control.json and the connection file, owned
+        # by the container's user when it is numeric; prints the home's path and that user
+        script = (f'umask 077 && H="$HOME"/{q(HOMES + "/" + Path(self.cfg["home"]).name)} && R="$H/run/{kid}" && '
+                  f'mkdir -p "$R" "$H/spool" && IFS= read -r T && printf %s "$T" > "$H/token" && '
+                  f'IFS= read -r C && printf %s "$C" > "$H/control.json" && cat > "$R/kernel-{kid}.json" && '
+                  f'U={user} && case "$U" in *[!0-9:]*|"") ;; *) chown "$U" "$H" "$H/spool" "$H/token" '
+                  f'"$H/control.json" "$H/run" "$R" "$R/kernel-{kid}.json";; esac && printf "%s\\n%s\\n" "$H" "$U"')
         token = _read(Path(control_home) / "token")
-        own = (f" && chown {q(user)} {home} {home}/spool {home}/token {home}/control.json {home}/run {run} "
-               f"{q(self.connection_file)}") if _numeric(user) else ""
-        ssh.run(f"umask 077 && mkdir -p {run} {home}/spool && IFS= read -r T && printf %s \"$T\" > {home}/token && "
-                f"IFS= read -r C && printf %s \"$C\" > {home}/control.json && cat > {q(self.connection_file)}{own}",
-                input=(token + "\n" + json.dumps({"url": self.url}) + "\n" + json.dumps(conn)).encode(), timeout=60)
-        return {"user": user, "project_on_host": on_host}
+        out = ssh.run(script, input=(token + "\n" + json.dumps({"url": self.url or None}) + "\n"
+                                     + json.dumps(conn)).encode(), timeout=60).stdout.decode().splitlines()
+        if len(out) != 2 or not out[0].startswith("/"):
+            raise Unavailable(f"setting up the kernel's home on {self.where} answered {out!r}", where=self.where)
+        self.home = out[0]
+        return {"user": out[1], "project_on_host": on_host}
 
     def read_ports(self, running: Any, timeout: float = 120) -> dict[str, int]:
         """The ports the kernel bound on the host (ipykernel writes them back into its file)."""
@@ -264,11 +268,6 @@ class RemoteContainer:
             client, self.client = self.client, None
             client.close()
         self.tunnel.close()
-
-
-def _numeric(user: str) -> bool:
-    uid, _, gid = user.partition(":")
-    return uid.isdigit() and (not gid or gid.isdigit())
 
 
 def _read(path: Path) -> str:

@@ -70,8 +70,10 @@ class Tunnel:
         if self.alive:
             return self
         path = self.ssh.control_path or ""
-        if os.path.exists(path):  # a master of a kernel id before us (a crash): ours now
+        if os.path.exists(path):  # left by a crash of an earlier process: ours now
             self._exit()
+            if os.path.exists(path):
+                os.unlink(path)
         args = self.ssh.args(hold=True)
         self._log = tempfile.TemporaryFile(dir=control_dir())  # ssh's own words, if it fails
         self.proc = subprocess.Popen(args[:-1] + ["-N", args[-1]], stdin=subprocess.DEVNULL,
