@@ -7,6 +7,7 @@ refused with the command that trusts it. Only key authentication, never a passwo
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import shutil
@@ -53,7 +54,7 @@ class Ssh:
         exe = shutil.which("ssh")
         if not exe:
             raise MissingExtra("remote", "a remote compute target (OpenSSH's ssh client: apt-get install openssh-client)")
-        control = self.control_path or control_dir() / "cm-%C"
+        control = self.control_path or control_dir() / f"cm-{self._login_id()}"
         mode = "yes" if hold else "auto" if master else "no"
         out = [exe, "-p", str(self.port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
                "-o", "ConnectTimeout=15", "-o", "ServerAliveInterval=15", "-o", f"ControlPath={control}",
@@ -67,6 +68,12 @@ class Ssh:
         if self.known_hosts:
             out += ["-o", f"UserKnownHostsFile={self.known_hosts}"]
         return out + ([f"{self.user}@{self.host}"] if self.user else [self.host])
+
+    def _login_id(self) -> str:
+        """The shared master's name: host, port, user AND key and known_hosts, so a login with another
+        key or another known_hosts never rides on a master that was checked with different ones."""
+        raw = "\0".join(str(v) for v in (self.host, self.port, self.user, self.key_file, self.known_hosts))
+        return hashlib.sha1(raw.encode()).hexdigest()[:16]
 
     def run(self, command: str, *, input: bytes | None = None, timeout: float = 600,
             check: bool = True) -> subprocess.CompletedProcess:
