@@ -119,3 +119,31 @@ def register_owned(store: Store, user: UserRef, folder: str) -> dict[str, Any]:
         raise NotFound(f"no project '{folder}' you may register", where="path",
                        hint="it is registered already; ask one of its owners to add you")
     return row
+
+
+NO_PROJECT = "\x00"  # a folder no run has: the filter of a caller who may see no project
+
+
+def visible_folders(store: Store, user: UserRef) -> list[str] | None:
+    """The folders of the projects `user` may see (None: every project, an administrator)."""
+    from labwork.store.tables import ProjectRow
+    if user.admin:
+        return None
+    with store.session() as s:
+        return list(s.scalars(select(ProjectRow.path).join(
+            ProjectMemberRow, ProjectMemberRow.project_id == ProjectRow.id).where(ProjectMemberRow.user_id == user.id)))
+
+
+def runs_filter(store: Store, user: UserRef | None, project: str | None) -> str | list[str] | None:
+    """The `project` filter of a run list for `user`: an administrator's as asked; anyone else's
+    narrowed to the folders of their projects (a project they may not see matches nothing)."""
+    if user is not None and user.admin:
+        return project
+    folders = visible_folders(store, user) if user is not None else []
+    if project:
+        from labwork.store.tables import ProjectRow
+        with store.session() as s:
+            named = set(s.scalars(select(ProjectRow.path).where(ProjectRow.name == project)))
+        chosen = [f for f in folders or [] if f == project or f in named]
+        return chosen or [NO_PROJECT]
+    return folders or [NO_PROJECT]

@@ -37,10 +37,11 @@ ProjectArg = Annotated[str, typer.Argument(help="the project: its name, id or fo
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 
-def _members_path(project: str) -> str:
+def _members_path(client, project: str) -> str:  # noqa: ANN001 - a ControlClient
+    """The project's members URL; a folder is named by its id (a path cannot be one URL segment)."""
     from urllib.parse import quote
-    if ("/" in project or project in (".", "..")) and Path(project).exists():
-        project = str(Path(project).resolve())
+    if "/" in project or project in (".", ".."):
+        project = str(client.request("POST", "/api/projects", json={"path": str(Path(project).resolve())})["id"])
     return f"/api/projects/{quote(project, safe='')}/members"
 
 
@@ -49,7 +50,8 @@ def members_list(project: ProjectArg, json: JsonOpt = False) -> None:
     """The project's members and their roles."""
     from labwork.cli.output import print_json, print_table
     from labwork.server.client import connect
-    members = connect().request("GET", _members_path(project))
+    client = connect()
+    members = client.request("GET", _members_path(client, project))
     if json:
         print_json(members)
         return
@@ -63,7 +65,8 @@ def members_add(project: ProjectArg, user: Annotated[str, typer.Argument(help="u
     """Add a user to the project (or change their role); owners only."""
     from labwork.cli.output import print_json
     from labwork.server.client import connect
-    member = connect().request("POST", _members_path(project), json={"user": user, "role": role})
+    client = connect()
+    member = client.request("POST", _members_path(client, project), json={"user": user, "role": role})
     if json:
         print_json(member)
         return
@@ -78,7 +81,8 @@ def members_remove(project: ProjectArg, user: Annotated[str, typer.Argument(help
 
     from labwork.cli.output import print_json
     from labwork.server.client import connect
-    member = connect().request("DELETE", _members_path(project) + "/" + quote(user, safe=""))
+    client = connect()
+    member = client.request("DELETE", _members_path(client, project) + "/" + quote(user, safe=""))
     if json:
         print_json(member)
         return

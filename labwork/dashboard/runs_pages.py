@@ -20,6 +20,8 @@ from markupsafe import Markup
 from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection
 
+from labwork.auth.identity import identity_of
+from labwork.auth.members import runs_filter
 from labwork.dashboard.auth import page_auth
 from labwork.dashboard.charts import COLORS, line_chart, numeric_points
 from labwork.dashboard.web import (dashboard_of, error_text, fmt_duration, fmt_time, get_project, parse_time,
@@ -85,7 +87,8 @@ def _list(request: Request, project: dict[str, Any] | None, project_ref: str | N
     error = None
     result: dict[str, Any] = {"runs": [], "total": 0}
     try:
-        refs = [project["path"], project["name"]] if project else project_ref
+        refs = [project["path"], project["name"]] if project else \
+            runs_filter(dashboard_of(request).store, identity_of(request).user, project_ref)
         result = queries.list_run_summaries(
             dashboard_of(request).store, project=refs, notebook=notebook, status=status,
             since=_day_bound(since, False, "from"), until=_day_bound(until, True, "to"),
