@@ -147,3 +147,16 @@ def runs_filter(store: Store, user: UserRef | None, project: str | None) -> str 
         chosen = [f for f in folders or [] if f == project or f in named]
         return chosen or [NO_PROJECT]
     return folders or [NO_PROJECT]
+
+
+def sees_spark(store: Store, user: UserRef | None, conf: dict[str, Any]) -> bool:
+    """Whether `user` may see a Spark session or batch with this conf: one tagged with a project
+    (`spark.labwork.project`, its folder) only for that project's members and administrators; an
+    untagged one belongs to no project (until sessions carry their user, the next step)."""
+    from labwork.spark_properties import PROJECT_TAG
+    if user is None:
+        return False
+    if user.admin:
+        return True
+    tag = str(conf.get(PROJECT_TAG) or "")
+    return not tag or tag in (visible_folders(store, user) or [])

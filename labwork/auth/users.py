@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 
 from labwork.auth.tables import ApiTokenRow, ProjectMemberRow, UserRow, WebSessionRow
 from labwork.errors import Conflict, InvalidRequest, NotFound
@@ -68,15 +69,21 @@ def ref_of(row: UserRow) -> UserRef:
 
 def add_user(store: Store, name: str, *, password: str | None = None, admin: bool = False) -> dict[str, Any]:
     check_name(name)
-    hashed = hash_password(check_password(password)) if password is not None else None
+    if password is not None:
+        check_password(password)
     with store.session() as s:
         if s.scalar(select(UserRow).where(UserRow.name == name)) is not None:
             raise Conflict(f"user '{name}' exists", where="name",
                            hint=f"change the password with 'labwork user passwd {name}'")
-        row = UserRow(name=name, password_hash=hashed, admin=admin, created_at=datetime.now(UTC))
-        s.add(row)
-        s.flush()
-        return user_dict(row)
+    hashed = hash_password(password) if password is not None else None
+    try:
+        with store.session() as s:
+            row = UserRow(name=name, password_hash=hashed, admin=admin, created_at=datetime.now(UTC))
+            s.add(row)
+            s.flush()
+            return user_dict(row)
+    except IntegrityError as exc:  # added meanwhile
+        raise Conflict(f"user '{name}' exists", where="name") from exc
 
 
 def list_users(store: Store) -> list[dict[str, Any]]:
@@ -119,7 +126,9 @@ def remove_user(store: Store, name: str) -> dict[str, Any]:
 
 def set_password(store: Store, name: str, password: str) -> dict[str, Any]:
     """A new password; the user's log-in sessions end (tokens stay: revoke them on their own)."""
-    hashed = hash_password(check_password(password))
+    check_password(password)
+    get_user(store, name)  # an unknown user is said before the (deliberately slow) hash
+    hashed = hash_password(password)
     with store.session() as s:
         row = _row(s, name)
         row.password_hash = hashed

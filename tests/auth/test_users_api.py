@@ -207,3 +207,25 @@ def test_livy_sessions_of_another_project_are_404(cp: ControlPlane, alice: httpx
         assert httpx.get(f"{cp.url}/livy/sessions/{sid}", headers=cp.headers()).status_code == 200
     finally:
         alice.delete(f"/livy/sessions/{sid}", headers=headers)
+
+
+def test_runs_and_servers_are_their_projects_members(cp: ControlPlane, alice: httpx.Client, bob: httpx.Client,
+                                                     projects: dict[str, dict]) -> None:
+    """A run recorded in alice's project folder: in alice's run list and readable by her; not in
+    bob's list, and 404 for him by id; the admin sees it. Server lists follow the same rule."""
+    import sqlite3
+    from datetime import UTC, datetime
+    a = projects["alice"]
+    with sqlite3.connect(cp.home / "labwork.db") as db:
+        db.execute("INSERT INTO history_runs (id, source, project, project_dir, status, history, started_at, "
+                   "entry_count, error_count, info) VALUES ('alicerun', 'kernel', ?, ?, 'completed', 1, ?, 0, 0, '{}')",
+                   (a["name"], a["path"], datetime.now(UTC).isoformat()))
+    assert [r["id"] for r in alice.get("/api/runs").json()["runs"]] == ["alicerun"]
+    assert alice.get("/api/runs/alicerun").status_code == 200
+    assert bob.get("/api/runs").json()["runs"] == []
+    assert bob.get("/api/runs", params={"project": a["name"]}).json()["runs"] == []
+    assert bob.get("/api/runs", params={"project": a["path"]}).json()["runs"] == []
+    assert bob.get("/api/runs/alicerun").status_code == 404
+    assert bob.get("/runs/alicerun").status_code == 404
+    assert "alicerun" in [r["id"] for r in cp.runs()]
+    assert bob.get("/api/servers", params={"all": "true"}).status_code == 200
