@@ -96,7 +96,8 @@ def _keep_an_owner(s, project_id: int, leaving: int) -> None:  # noqa: ANN001 - 
         ProjectMemberRow.user_id != leaving)).first()
     if others is None:
         raise Conflict("a project keeps at least one owner", where="user",
-                       hint="make someone else an owner first (--role owner)")
+                       hint="make someone else an owner first (--role owner)",
+                       hints={"dashboard": "add someone else with the role owner first"})
 
 
 def claim(store: Store, project_id: int, user: UserRef) -> None:

@@ -115,7 +115,8 @@ def remove_user(store: Store, name: str) -> dict[str, Any]:
         row = _row(s, name)
         if row.admin and s.scalar(select(func.count()).select_from(UserRow).where(UserRow.admin)) <= 1:
             raise Conflict(f"'{name}' is the last administrator", where="user",
-                           hint="make another administrator first ('labwork user add NAME --admin')")
+                           hint="make another administrator first ('labwork user add NAME --admin')",
+                           hints={"dashboard": "make another administrator first"})
         out = user_dict(row)
         s.execute(delete(ApiTokenRow).where(ApiTokenRow.user_id == row.id))
         s.execute(delete(WebSessionRow).where(WebSessionRow.user_id == row.id))

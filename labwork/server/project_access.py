@@ -67,7 +67,8 @@ def _check_run(request: Request, user: UserRef, run_id: str) -> None:
         folder = s.scalar(select(RunRow.project_dir).where(RunRow.id == run_id[:64]))
     if folder is None or folder not in (visible_folders(db, user) or []):
         raise NotFound(f"no run '{run_id[:80]}'", where="run",
-                       hint="'labwork run list' lists the runs of your projects")
+                       hint="'labwork run list' lists the runs of your projects",
+                       hints={"dashboard": "Run history lists the runs of your projects"})
 
 
 def _check(request: Request, user: UserRef, ref: str | int) -> None:
@@ -81,5 +82,6 @@ def _check(request: Request, user: UserRef, ref: str | int) -> None:
             and _segment_after(request.url.path) in OWNER_ONLY:
         raise Forbidden(f"only an owner of project '{row['name']}' may change its compute targets, "
                         "run configurations and members", where="project",
-                        hint="ask an owner: 'labwork project members list PROJECT' names them")
+                        hint="ask an owner: 'labwork project members list PROJECT' names them",
+                        hints={"dashboard": "ask an owner: the project's Members page names them"})
     setattr(request.state, STATE_KEY, row | {"role": role})
