@@ -217,15 +217,19 @@ def test_runs_and_servers_are_their_projects_members(cp: ControlPlane, alice: ht
     from datetime import UTC, datetime
     a = projects["alice"]
     with sqlite3.connect(cp.home / "labwork.db") as db:
-        db.execute("INSERT INTO history_runs (id, source, project, project_dir, status, history, started_at, "
-                   "entry_count, error_count, info) VALUES ('alicerun', 'kernel', ?, ?, 'completed', 1, ?, 0, 0, '{}')",
-                   (a["name"], a["path"], datetime.now(UTC).isoformat()))
-    assert [r["id"] for r in alice.get("/api/runs").json()["runs"]] == ["alicerun"]
+        for run_id in ("alicerun", "alicerun2"):
+            db.execute("INSERT INTO history_runs (id, source, project, project_dir, status, history, started_at, "
+                       "entry_count, error_count, info) VALUES (?, 'kernel', ?, ?, 'completed', 1, ?, 0, 0, '{}')",
+                       (run_id, a["name"], a["path"], datetime.now(UTC).isoformat()))
+    assert sorted(r["id"] for r in alice.get("/api/runs").json()["runs"]) == ["alicerun", "alicerun2"]
     assert alice.get("/api/runs/alicerun").status_code == 200
     assert bob.get("/api/runs").json()["runs"] == []
     assert bob.get("/api/runs", params={"project": a["name"]}).json()["runs"] == []
     assert bob.get("/api/runs", params={"project": a["path"]}).json()["runs"] == []
     assert bob.get("/api/runs/alicerun").status_code == 404
     assert bob.get("/runs/alicerun").status_code == 404
+    both = {"run": ["alicerun", "alicerun2"]}
+    assert "alicerun" not in bob.get("/runs/compare", params=both).text
+    assert "alicerun" in alice.get("/runs/compare", params=both).text
     assert "alicerun" in [r["id"] for r in cp.runs()]
     assert bob.get("/api/servers", params={"all": "true"}).status_code == 200
