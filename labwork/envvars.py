@@ -39,6 +39,7 @@ TOKEN = "LABWORK_TOKEN"
 KERNEL_ENDS = "LABWORK_KERNEL_ENDS"
 GATEWAY_USER = "LABWORK_GATEWAY_USER"
 GATEWAY_PASSWORD = "LABWORK_GATEWAY_PASSWORD"
+API_TOKEN = "LABWORK_API_TOKEN"
 
 # name -> what it holds (who sets it). LABWORK_HOME is also the `home` setting.
 KERNEL_VARIABLES: dict[str, str] = {
@@ -59,6 +60,7 @@ KERNEL_VARIABLES: dict[str, str] = {
     KERNEL_ENDS: "the Jupyter server's file of kernel ends (labwork.kernels.ends); set by the server manager",
     GATEWAY_USER: "user name for HTTP Basic to a standalone gateway ('labwork spark --url')",
     GATEWAY_PASSWORD: "password for HTTP Basic to a standalone gateway ('labwork spark --url')",
+    API_TOKEN: "a personal token ('labwork token create') the CLI sends instead of LABWORK_HOME/token",
 }
 
 

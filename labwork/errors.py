@@ -16,6 +16,7 @@ travels as `to_dict()` and is rebuilt with `LabworkError.from_dict` by every cli
     ├── Conflict                 409  exit 4   clashes with the current state
     ├── TooLarge                 413  exit 1   a body or upload over its limit
     ├── UnsupportedMediaType     415  exit 1   a body of the wrong Content-Type
+    ├── TooManyRequests          429  exit 1   log-in attempts over their limit (Retry-After)
     ├── Unavailable              503  exit 6   a dependency is missing or not answering
     │   ├── MissingExtra         503  exit 6   an optional extra is not installed
     │   └── StartFailed          503  exit 6   a Jupyter server did not come up (notebooks.spawner)
@@ -156,6 +157,16 @@ class UnsupportedMediaType(LabworkError):
     http_status = 415
 
 
+class TooManyRequests(LabworkError):
+    """Too many attempts (log-in) in a short time; `retry_after` seconds go in Retry-After."""
+
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int = 60, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.http_headers = {"Retry-After": str(max(1, int(retry_after)))}
+
+
 class HTTPError(LabworkError):
     """An HTTP answer whose status no other class stands for (its `http_status` is that status)."""
 
@@ -175,7 +186,7 @@ def _by_wire_name() -> dict[str, type[LabworkError]]:
 # An answer without a known name: the class of its status (the first class in the tree with it).
 _BY_STATUS: dict[int, type[LabworkError]] = {
     400: ConfigError, 401: Unauthorized, 403: Forbidden, 404: NotFound, 405: MethodNotAllowed,
-    409: Conflict, 413: TooLarge, 415: UnsupportedMediaType, 503: Unavailable}
+    409: Conflict, 413: TooLarge, 415: UnsupportedMediaType, 429: TooManyRequests, 503: Unavailable}
 
 
 def error_class_for_status(status: int) -> type[LabworkError]:

@@ -7,7 +7,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -150,6 +150,31 @@ class JobsSettings(Strict):
         "finished runs kept per job, with their output notebooks and logs (older ones are deleted)"))
 
 
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError as exc:
+        raise ValueError(f"'{value}' is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)") from exc
+    return value
+
+
+class AuthSettings(Strict):
+    """Users and log-in (see docs/users.md): the authenticator and log-in limits."""
+
+    authenticator: Literal["local", "header"] = Field("local", description=(
+        "how people log in to the dashboard: 'local' (user name + password kept by labwork) or 'header' "
+        "(a reverse proxy in front of labwork sets the user in proxy_header; passwords still work)"))
+    proxy_header: str = Field("X-Forwarded-User", min_length=1, description=(
+        "the header a trusted reverse proxy puts the logged-in user's name in (authenticator = 'header')"))
+    trusted_proxies: list[Annotated[str, AfterValidator(_network)]] = Field(default_factory=list, description=(
+        "addresses (IPs or networks, e.g. 127.0.0.1 or 10.0.0.0/8) whose proxy_header is believed; from "
+        "any other address the header is ignored and logged"))
+    login_attempts: int = Field(10, ge=1, description=(
+        "failed log-ins allowed per user name and per address within login_window_s; more are answered "
+        "429 with Retry-After"))
+    login_window_s: float = Field(300.0, gt=0, description="the window of login_attempts, in seconds")
+
+
 class Settings(Strict):
     home: Path = Field(default_factory=default_home, description="state folder (LABWORK_HOME)")
     host: Host = Field("127.0.0.1", description="address the control plane binds")
@@ -166,6 +191,7 @@ class Settings(Strict):
     gateway: GatewaySettings = Field(default_factory=GatewaySettings, description="the [gateway] section")
     history: HistorySettings = Field(default_factory=HistorySettings, description="the [history] section")
     jobs: JobsSettings = Field(default_factory=JobsSettings, description="the [jobs] section")
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="the [auth] section")
 
     # Derived locations -------------------------------------------------------------------
     @property

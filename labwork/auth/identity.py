@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from labwork.access import SAFE_METHODS, json_type_problem
 from labwork.auth.sessions import WebSessions, cookie_name
+from labwork.auth.users import UserRef
 from labwork.errors import Unauthorized, UnsupportedMediaType
 
 STATE_KEY = "labwork_identity"
@@ -22,16 +23,19 @@ STATE_KEY = "labwork_identity"
 @dataclass(frozen=True)
 class Identity:
     """How a request authenticated: `via` is "token" (header), "query" (`?token=`), "session"
-    (the dashboard's cookie) or None; `problem` says why not, when a credential was wrong."""
+    (the dashboard's cookie), "proxy" (a trusted proxy's header) or None; `user` is who it acts as
+    (name, admin flag); `livy_user` the user name of HTTP Basic; `problem` says why not, when a
+    credential was wrong."""
 
     via: str | None = None
-    user: str | None = None
+    user: UserRef | None = None
     session_id: str | None = None
     problem: str | None = None
+    livy_user: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.via is not None
+        return self.via is not None and self.user is not None
 
 
 def identity_of(request: Request) -> Identity:
@@ -57,9 +61,12 @@ def clean_url(path: str, query: QueryParams) -> str:
 
 # -- log-in and log-out (the dashboard's login form and logout button, and `?token=` links) -----------
 
-async def start_session(sessions: WebSessions, request: Request, response: Response) -> str:
-    """Make a session for this browser and set its cookie on `response`; returns the session id."""
-    session_id, value = await asyncio.to_thread(sessions.create)
+async def start_session(sessions: WebSessions, request: Request, response: Response,
+                        user: UserRef | None = None) -> str:
+    """Make a session of `user` (default: this request's) for this browser and set its cookie on
+    `response`; returns the session id."""
+    user = user or identity_of(request).user
+    session_id, value = await asyncio.to_thread(sessions.create, user.id if user else None)
     response.set_cookie(session_cookie_name(request), value, httponly=True, samesite="strict", path="/")
     return session_id
 
@@ -79,6 +86,14 @@ def _has_body(request: Request) -> bool:
     if length is not None:
         return length.strip() not in ("", "0")
     return "transfer-encoding" in request.headers
+
+
+def current_user(request: Request) -> UserRef:
+    """The user this request acts as (401 when none: `AccessGuard` refused those already)."""
+    user = identity_of(request).user
+    if user is None:
+        raise Unauthorized("missing or wrong token (see LABWORK_HOME/token)")
+    return user
 
 
 def require_token(request: Request) -> None:

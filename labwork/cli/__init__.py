@@ -29,6 +29,9 @@ GROUPS: dict[str, str] = {
     "spark": "Spark sessions on the gateway.",
     "config": "The settings in effect, their sources and help.",
     "job": "Notebooks run as jobs, now or on a schedule.",
+    "user": "Users of the control plane.",
+    "token": "Personal API tokens.",
+    "project": "Projects' members and roles.",
 }
 _registered: set[str] = set()
 

@@ -12,6 +12,7 @@ on every POST from a browser: the form's `csrf_token` must be the HMAC of the se
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 from typing import Any
 from urllib.parse import urlencode
@@ -19,11 +20,10 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from labwork.access import same_secret
 from labwork.auth.identity import clean_url as _clean_url
 from labwork.auth.identity import end_session, identity_of, start_session
 from labwork.dashboard.web import dashboard_of
-from labwork.errors import Unauthorized
+from labwork.errors import TooManyRequests, Unauthorized
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -139,6 +139,7 @@ router = APIRouter()
 
 
 WRONG_TOKEN = "That token is wrong. It is in LABWORK_HOME/token, and in the URL 'labwork serve' prints."
+WRONG_PASSWORD = "That user name or password is wrong."
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -147,20 +148,37 @@ def login_page(request: Request, next: str = "/", error: str | None = None) -> R
     if identity_of(request).ok:
         return RedirectResponse(safe_next(next), status_code=303)
     return render(request, "login.html", status_code=401 if error else 200, next=safe_next(next),
-                  error=WRONG_TOKEN if error == "token" else None)
+                  error=WRONG_TOKEN if error == "token" else None, token_login=error == "token")
 
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    """The token for a session: the cookie gets a signed session id, never the token."""
+    """A user name and password (the configured authenticator), or a token, for a session: the
+    cookie gets a signed session id, never a token. Failed attempts are limited per user name and
+    per address (429 with Retry-After past the limit, `[auth] login_attempts`)."""
     from labwork.dashboard.web import render
     form = await request.form()
     given = str(form.get("token") or "").strip()
+    name = str(form.get("user") or "").strip()[:200]
+    password = str(form.get("password") or "")[:1024]
     nxt = safe_next(str(form.get("next") or "/"))
-    if not same_secret(given, dashboard_of(request).token):
-        return render(request, "login.html", status_code=401, next=nxt, error=WRONG_TOKEN)
+    accounts = dashboard_of(request).accounts
+    address = request.client.host if request.client else None
+    try:
+        if given:
+            user = await asyncio.to_thread(accounts.log_in_token, given, address)
+        else:
+            user = await asyncio.to_thread(accounts.log_in, name, password, address)
+    except TooManyRequests as exc:
+        response = render(request, "login.html", status_code=429, next=nxt, user=name,
+                          error="Too many failed log-ins: wait a few minutes before trying again.")
+        response.headers.update(exc.http_headers)
+        return response
+    if user is None:
+        return render(request, "login.html", status_code=401, next=nxt, user=name, token_login=bool(given),
+                      error=WRONG_TOKEN if given else WRONG_PASSWORD)
     response = RedirectResponse(nxt, status_code=303)
-    await start_session(dashboard_of(request).web_sessions, request, response)
+    await start_session(dashboard_of(request).web_sessions, request, response, user)
     return response
 
 

@@ -8,7 +8,11 @@ from typing import Any, Literal
 import httpx
 from fastapi import Request
 
+from labwork.auth.identity import identity_of
+from labwork.auth.members import sees_spark
 from labwork.dashboard.web import dashboard_of
+from labwork.errors import NotFound
+from labwork.gateway.gateway import find
 
 PREFIX = "/livy"
 
@@ -31,10 +35,21 @@ async def call(request: Request, method: str, path: str, *, params: dict[str, An
 def listing(request: Request, what: Literal["sessions", "batches"], size: int = 200) -> list[dict[str, Any]]:
     """Every session (`what="sessions"`) or batch (`"batches"`) of the gateway, oldest first, as
     its API shows them (`to_json()`). Called on the event loop that owns the gateway."""
-    gateway = dashboard_of(request).gateway
-    table = gateway.sessions if what == "sessions" else gateway.batches
-    items = sorted(table.values(), key=lambda x: x.id)[:size]
+    dash = dashboard_of(request)
+    table = dash.gateway.sessions if what == "sessions" else dash.gateway.batches
+    user = identity_of(request).user
+    items = [x for x in sorted(table.values(), key=lambda x: x.id)
+             if sees_spark(dash.store, user, dict(x.req.conf or {}))][:size]  # the caller's projects'
     return [x.to_json() for x in items]
+
+
+def check_visible(request: Request, what: Literal["sessions", "batches"], item_id: str) -> None:
+    """404 for a session or batch of a project the caller may not see (before the in-process call,
+    which carries the dashboard's own token)."""
+    dash = dashboard_of(request)
+    item = find(dash.gateway.sessions if what == "sessions" else dash.gateway.batches, item_id)
+    if item is not None and not sees_spark(dash.store, identity_of(request).user, dict(item.req.conf or {})):
+        raise NotFound(f"{what[:-1].capitalize()} '{item_id}' not found.", where=what[:-1])
 
 
 def project_sessions(sessions: list[dict[str, Any]], project_path: str) -> list[dict[str, Any]]:

@@ -20,13 +20,13 @@ from fastapi.staticfiles import StaticFiles
 def attach(app: FastAPI) -> None:
     """The pages' routes, the login/CSRF handlers and the static files on the control plane's app;
     what the pages read is the `Dashboard` the composition made (`labwork.dashboard.state`)."""
-    from labwork.dashboard import (auth, compute_page, jobs, jupyter_page, notebooks_page, projects_page,
-                                   runs_pages, spark_page)
+    from labwork.dashboard import (auth, compute_page, jobs, jupyter_page, members_page, notebooks_page,
+                                   projects_page, runs_pages, spark_page)
     from labwork.dashboard.web import STATIC
 
     auth.install_handlers(app)
     for module in (auth, jobs, projects_page, jupyter_page, notebooks_page, compute_page, runs_pages,
-                   spark_page):
+                   spark_page, members_page):
         app.include_router(module.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="dashboard-static")
     app.add_api_route("/favicon.ico", _favicon, methods=["GET", "HEAD"], include_in_schema=False)

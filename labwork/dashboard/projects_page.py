@@ -7,6 +7,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
+from labwork.auth.identity import identity_of
+from labwork.auth.members import only_visible, register_owned
 from labwork.dashboard.auth import form_auth, page_auth
 from labwork.dashboard.web import FORM_ERRORS, dashboard_of, error_text, fails_as, render
 
@@ -18,7 +20,7 @@ NOTICES = {"added": "Project added."}
 def projects_view(request: Request) -> list[dict[str, Any]]:
     from labwork.project.registry import list_projects
     dash = dashboard_of(request)
-    projects = list_projects(dash.store)
+    projects = only_visible(dash.store, identity_of(request).user, list_projects(dash.store))
     active: dict[int, dict[str, Any]] = {}
     for server in dash.servers.list(include_stopped=False):
         pid = (server.get("project") or {}).get("id")
@@ -42,7 +44,6 @@ async def projects(request: Request, ok: str | None = None, _auth: None = Depend
 
 @router.post("/projects", dependencies=[Depends(fails_as("Not added"))])
 def add_project(request: Request, form: dict = Depends(form_auth)) -> Response:
-    from labwork.project.registry import register_project
     folder = str(form.get("folder") or "").strip()
     if not folder:
         return _page(request, status=400, error="Give the folder of a labwork project (it holds labwork.toml).")
@@ -51,7 +52,8 @@ def add_project(request: Request, form: dict = Depends(form_auth)) -> Response:
         return _page(request, status=400, folder=folder,
                      error=f"Not added: give the folder's absolute path (got {folder!r}).")
     try:
-        row = register_project(dashboard_of(request).store, str(Path(folder).expanduser()))
+        row = register_owned(dashboard_of(request).store, identity_of(request).user,
+                             str(Path(folder).expanduser()))
     except FORM_ERRORS as exc:  # the form again, the folder kept; other errors: the boundary
         return _page(request, status=exc.http_status, error=f"Not added: {error_text(exc)}", folder=folder)
     return RedirectResponse(f"/projects/{row['id']}/jupyter?ok=added", status_code=303)

@@ -20,6 +20,8 @@ from markupsafe import Markup
 from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection
 
+from labwork.auth.identity import identity_of
+from labwork.auth.members import runs_filter, visible_folders
 from labwork.dashboard.auth import page_auth
 from labwork.dashboard.charts import COLORS, line_chart, numeric_points
 from labwork.dashboard.web import (dashboard_of, error_text, fmt_duration, fmt_time, get_project, parse_time,
@@ -85,7 +87,8 @@ def _list(request: Request, project: dict[str, Any] | None, project_ref: str | N
     error = None
     result: dict[str, Any] = {"runs": [], "total": 0}
     try:
-        refs = [project["path"], project["name"]] if project else project_ref
+        refs = [project["path"], project["name"]] if project else \
+            runs_filter(dashboard_of(request).store, identity_of(request).user, project_ref)
         result = queries.list_run_summaries(
             dashboard_of(request).store, project=refs, notebook=notebook, status=status,
             since=_day_bound(since, False, "from"), until=_day_bound(until, True, "to"),
@@ -151,7 +154,9 @@ def entry_html(e: dict[str, Any]) -> Markup:
 
 @router.get("/runs/compare")
 def compare(request: Request, run: list[str] = Query(default=[]), _auth: None = Depends(page_auth)) -> Response:
-    runs = queries.compare_runs(dashboard_of(request).store, run)
+    user = identity_of(request).user
+    runs = [r for r in queries.compare_runs(dashboard_of(request).store, run)  # only the caller's projects'
+            if user is not None and (user.admin or r.get("project_dir") in (visible_folders(dashboard_of(request).store, user) or []))]
     for r in runs:
         _chartable(r["values"])
     names = sorted({n for r in runs for n in r["values"]})

@@ -60,6 +60,7 @@ def _refusal(code: int, body: Any, default: str, status: int) -> LabworkError:
 async def log(request: Request, kind: Kind, item_id: str, size: int = 2000,
               _auth: None = Depends(page_auth)) -> Response:
     size = max(1, min(size, 20000))
+    livy.check_visible(request, kind, item_id)
     code, body = await _gateway(request, "GET", f"/{kind}/{item_id}/log", params={"size": size})
     if code != 200 or not isinstance(body, dict):
         raise _refusal(code, body, f"No log for {kind[:-1]} {item_id} (HTTP {code}).",
@@ -71,6 +72,7 @@ async def log(request: Request, kind: Kind, item_id: str, size: int = 2000,
 
 @router.post("/spark/{kind}/{item_id}/kill", dependencies=[Depends(fails_as("Not killed"))])
 async def kill(request: Request, kind: Kind, item_id: str, _form: dict = Depends(form_auth)) -> Response:
+    livy.check_visible(request, kind, item_id)
     code, body = await _gateway(request, "DELETE", f"/{kind}/{item_id}", timeout=120)
     if code >= 400:
         raise _refusal(code, body, f"HTTP {code}", code if code < 500 else 502)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from labwork.auth.accounts import Accounts
 from labwork.auth.sessions import WebSessions
 from labwork.dashboard.envcache import EnvChecks
 from labwork.dashboard.jobs import Jobs
@@ -24,6 +25,7 @@ class Dashboard:
     store: Store
     token: str  # the in-process Livy calls (logs, kill) authenticate with it
     web_sessions: WebSessions
+    accounts: Accounts  # users: log-in, the Members section
     servers: ServerManager
     gateway: Gateway
     history: HistoryService

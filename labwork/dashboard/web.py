@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from labwork import __version__
+from labwork.auth.identity import identity_of
 from labwork.errors import ConfigError, Conflict, LabworkError, NotFound
 
 if TYPE_CHECKING:
@@ -168,6 +169,7 @@ def render(request: Request, template: str, *, status_code: int = 200, **context
     from labwork.dashboard.auth import csrf_token, set_cookies
     context.setdefault("error", None)
     context.setdefault("notice", None)
+    context.setdefault("user", identity_of(request).user)
     html = ENV.get_template(template).render(request=request, csrf=csrf_token(request), path=request.url.path,
                                              **context)
     response = HTMLResponse(html, status_code=status_code,

@@ -9,13 +9,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from labwork.access import SAFE_METHODS, cross_site_problem, json_type_problem, presented_secret, same_secret
 from labwork.gateway.arrow import ARROW_STREAM_TYPE, CAPABILITY, result_stream, upload
 from labwork.gateway.gateway import Gateway
+from labwork.gateway.visibility import Visible, check_create, guard, only_visible
 from labwork.gateway.protocol import (VERSION, LivyError, bad, log_slice, paging, parse_arrow_request,
                                       parse_create, parse_statement, parse_upload_params)
 from labwork.settings import GatewaySettings
@@ -120,7 +121,8 @@ async def _body(request: Request) -> Any:
 
 def create_gateway_app(settings: GatewaySettings, *, state_dir: Path,
                        authenticate: Callable[[Request], bool] | None = None,
-                       on_statement: Callable[[dict, dict], None] | None = None) -> FastAPI:
+                       on_statement: Callable[[dict, dict], None] | None = None,
+                       visible: Visible | None = None) -> FastAPI:
     """A FastAPI app speaking Livy at its root. `app.state.gateway` is the `Gateway`; the app's
     lifespan starts and stops it (a mounted app has no lifespan: call `gateway.start()` /
     `gateway.stop()` from the parent's hooks; requests also start it lazily)."""
@@ -134,8 +136,9 @@ def create_gateway_app(settings: GatewaySettings, *, state_dir: Path,
         finally:
             await gw.stop()
 
+    # who may see which session: one check for every route naming one (labwork.gateway.visibility)
     app = FastAPI(title="labwork Spark gateway (Livy)", lifespan=lifespan, openapi_url=None,
-                  docs_url=None, redoc_url=None)
+                  docs_url=None, redoc_url=None, dependencies=[Depends(guard(gw, visible))])
     app.state.gateway = gw
     app.add_middleware(_Guard, settings=settings, authenticate=authenticate)
 
@@ -173,7 +176,7 @@ def create_gateway_app(settings: GatewaySettings, *, state_dir: Path,
     def listing(objects, request: Request) -> dict:  # noqa: ANN001 - sessions or batches
         """Livy's paged list (`from`, `size`); batches are listed under "sessions" too, as Livy does."""
         frm, size = paging(request.query_params)
-        items = sorted(objects, key=lambda o: o.id)
+        items = sorted(only_visible(objects, request, visible), key=lambda o: o.id)
         page = items[frm:frm + size] if size >= 0 else items[frm:]
         return {"from": frm, "total": len(items), "sessions": [o.to_json() for o in page]}
 
@@ -189,6 +192,7 @@ def create_gateway_app(settings: GatewaySettings, *, state_dir: Path,
         body = await _body(request)
         req = parse_create(body, batch=False, allowed_paths=settings.allowed_local_paths,
                            proxy_user=request.query_params.get("doAs"))
+        check_create(request, req.conf, visible)
         s = gw.create_session(req, user(request))
         return jresp(s.to_json(), 201)
 
@@ -350,6 +354,7 @@ def create_gateway_app(settings: GatewaySettings, *, state_dir: Path,
         body = await _body(request)
         req = parse_create(body, batch=True, allowed_paths=settings.allowed_local_paths,
                            proxy_user=request.query_params.get("doAs"))
+        check_create(request, req.conf, visible)
         return jresp(gw.create_batch(req, user(request)).to_json(), 201)
 
     @app.get("/batches/{bid}")

@@ -149,14 +149,14 @@ class Gateway:
     # -- sessions --------------------------------------------------------------------------------
     def lookup(self, key: str | int) -> Session:
         """A session by id or name (404 otherwise); looking one up counts as its heartbeat."""
-        s = _find(self.sessions, key)
+        s = find(self.sessions, key)
         if s is None:
             raise LivyError(404, f"Session '{key}' not found.")
         s.touch()
         return s
 
     def lookup_batch(self, key: str | int) -> Batch:
-        b = _find(self.batches, key)
+        b = find(self.batches, key)
         if b is None:
             raise LivyError(404, f"Batch '{key}' not found.")
         return b
@@ -294,7 +294,7 @@ class Gateway:
         self.pool.prune()
 
 
-def _find(table: dict, key: str | int):  # noqa: ANN202 - a Session or a Batch
+def find(table: dict, key: str | int):  # noqa: ANN202 - a Session or a Batch
     """By id when `key` is a number, else by name."""
     if (number := parse_id(key)) is not None:
         return table.get(number)

@@ -24,7 +24,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict
 
-from labwork.auth.identity import require_token
+from labwork.auth.identity import identity_of, require_token
+from labwork.auth.members import runs_filter
 from labwork.errors import ConfigError, LabworkError
 from labwork.history import artifacts, ingestion, queries, records
 from labwork.http_params import OffsetQuery
@@ -355,7 +356,9 @@ def post_records(body: RecordsBody, request: Request) -> dict[str, Any]:
 def runs(request: Request, project: str | None = None, notebook: str | None = None,
          status: str | None = None, since: str | None = None, until: str | None = None,
          limit: int = Query(50, ge=1, le=1000), offset: OffsetQuery = 0) -> dict[str, Any]:
-    return queries.list_runs(history(request).store, project=project, notebook=notebook, status=status,
+    store = history(request).store
+    scope = runs_filter(store, identity_of(request).user, project)  # only the caller's projects' runs
+    return queries.list_runs(store, project=scope, notebook=notebook, status=status,
                              since=since, until=until, limit=limit, offset=offset)
 
 

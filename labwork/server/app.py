@@ -15,6 +15,7 @@ from labwork.http_errors import install as install_error_boundary
 from labwork.private import private_dir
 from labwork.server.auth import AccessGuard
 from labwork.server.openapi import ERROR_RESPONSES
+from labwork.server.project_access import project_access
 from labwork.server.openapi import install as install_openapi
 from labwork.server.services import Hook, build_services
 from labwork.settings import Settings
@@ -45,11 +46,11 @@ def create_app(settings: Settings, *, url: str = "") -> FastAPI:
 
     app = FastAPI(title="labwork control plane", version=__version__, lifespan=lifespan,
                   openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None,
-                  responses=ERROR_RESPONSES)
+                  responses=ERROR_RESPONSES, dependencies=[Depends(project_access)])
     install_openapi(app)
     app.state.services = services
     # One check of who calls and whether the request may change state, for /api, pages and /livy.
-    app.add_middleware(AccessGuard, token=services.token, sessions=services.web_sessions)
+    app.add_middleware(AccessGuard, accounts=services.accounts)
 
     # One error boundary: JSON for /api, *.json and Accept: application/json, else the dashboard's page.
     from labwork.dashboard.web import error_page
@@ -73,10 +74,11 @@ def _include_parts(app: FastAPI) -> None:
     from labwork.dashboard import jobs_pages
     from labwork.history.service import router as history_routes
     from labwork.jobs import routes as jobs_routes
-    from labwork.server.routes import notebooks, projects
+    from labwork.server.routes import notebooks, projects, users
 
     services = app.state.services
     app.include_router(projects.router)
+    app.include_router(users.router)
     app.include_router(notebooks.router)
     app.include_router(history_routes)
     app.include_router(jobs_routes.router(services.jobs))

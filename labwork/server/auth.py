@@ -4,10 +4,13 @@ control plane (`/api`, the dashboard's pages, `/livy`).
 `AccessGuard` is pure ASGI middleware on the top app, so it runs before any routing, for every
 mounted sub-app too. For each request it
 
-1. finds the credential: the token as a bearer header or as HTTP Basic's password (sparkmagic),
-   the token in `?token=` (the links `labwork serve` prints), or the dashboard's session cookie
-   (`labwork.auth.sessions`; the cookie never holds the token). A wrong explicit credential is
-   a wrong credential: it does not fall back to the cookie;
+1. finds the credential and the user it stands for (`labwork.auth.accounts.Accounts`): a token
+   (LABWORK_HOME/token: the first admin; or a personal token) as a bearer header or as HTTP
+   Basic's password (sparkmagic), the token in `?token=` (the links `labwork serve` prints), a
+   trusted reverse proxy's user header (`[auth] authenticator = "header"`, only from
+   `trusted_proxies`), or the dashboard's session cookie (`labwork.auth.sessions`; the cookie
+   never holds a token). A wrong explicit credential is a wrong credential: it does not fall back
+   to the cookie;
 2. refuses cross-site requests (`labwork.access.cross_site_problem`): a state-changing request
    from another origin, whatever it carries, and one authenticated only by the cookie unless its
    Origin/Referer is this server: 403, nothing changed;
@@ -32,7 +35,7 @@ from starlette.responses import RedirectResponse, Response
 
 from labwork.access import cross_site_problem, presented_secret, same_secret
 from labwork.auth.identity import STATE_KEY, Identity, clean_url, session_cookie_name, start_session
-from labwork.auth.sessions import WebSessions
+from labwork.auth.accounts import Accounts
 from labwork.errors import Forbidden, Unauthorized
 from labwork.http_errors import json_answer, wants_json
 
@@ -84,25 +87,40 @@ def unauthenticated(path: str, query: QueryParams, headers: Headers, method: str
 class AccessGuard:
     """Pure ASGI middleware on the control plane's app (see the module docstring)."""
 
-    def __init__(self, app, *, token: str, sessions: WebSessions) -> None:
+    def __init__(self, app, *, accounts: Accounts) -> None:
         self.app = app
-        self.token = token
-        self.sessions = sessions
+        self.accounts = accounts
+        self.sessions = accounts.web_sessions
 
     async def identify(self, request: Request) -> Identity:
-        secret, user, present = presented_secret(request.headers)
+        secret, livy_user, present = presented_secret(request.headers)
         if present:
-            if same_secret(secret, self.token):
-                return Identity("token", user=user)
-            return Identity(problem="wrong token in the Authorization header (see LABWORK_HOME/token)")
+            user = await asyncio.to_thread(self.accounts.by_secret, secret)
+            if user is not None:
+                return Identity("token", user=user, livy_user=livy_user)
+            return Identity(problem="wrong, revoked or expired token in the Authorization header "
+                                    "(LABWORK_HOME/token or a personal token: labwork token create)")
         if "token" in request.query_params:
-            if same_secret(request.query_params.get("token"), self.token):
-                return Identity("query")
+            user = await asyncio.to_thread(self.accounts.by_secret, request.query_params.get("token"))
+            if user is not None:
+                return Identity("query", user=user)
             return Identity(problem="wrong token in the URL (see LABWORK_HOME/token)")
+        client = request.client.host if request.client else None
+        if self.accounts.proxy_header and self.accounts.proxy_header in request.headers:
+            user = await asyncio.to_thread(self.accounts.pre_authenticated, client, request.headers)
+            if user is not None:
+                return Identity("proxy", user=user)
         session_id = self.sessions.unsign(request.cookies.get(session_cookie_name(request)))
-        if session_id and (self.sessions.known_alive(session_id)
-                           or await asyncio.to_thread(self.sessions.alive, session_id)):
-            return Identity("session", session_id=session_id)
+        if session_id:
+            user_id = self.sessions.known_user(session_id)
+            if user_id is None:
+                user_id = await asyncio.to_thread(self.sessions.user_of, session_id)
+            if user_id is not None:
+                user = self.accounts.known(user_id)
+                if user is False:
+                    user = await asyncio.to_thread(self.accounts.by_id, user_id)
+                if user is not None:
+                    return Identity("session", user=user, session_id=session_id)
         return Identity()
 
     async def __call__(self, scope, receive, send) -> None:
@@ -122,7 +140,7 @@ class AccessGuard:
             await self.app(scope, receive, send)
             return
         method = scope["method"]
-        problem = cross_site_problem(method, request.headers, ambient_only=identity.via == "session")
+        problem = cross_site_problem(method, request.headers, ambient_only=identity.via in ("session", "proxy"))
         if problem:
             await cross_site_refusal(path, request.headers, problem)(scope, receive, send)
             return

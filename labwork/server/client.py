@@ -7,7 +7,7 @@ import sys
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from labwork import errors
+from labwork import envvars, errors
 from labwork.auth.token import load_or_create_token
 from labwork.server.daemon import lock_held, other_on_port, running, start_background, wait_running
 from labwork.settings import Settings, load_settings
@@ -116,7 +116,8 @@ def connect(settings: Settings | None = None, *, autostart: bool = True, quiet: 
         info = start_background(settings)
         say(f"control plane for {settings.home} started at {info['url']}")
         say(f"dashboard: {dashboard_url(settings, info['url'])}")
-    return ControlClient(info["url"], load_or_create_token(settings.token_file))
+    personal = envvars.get(envvars.API_TOKEN)  # act as that user rather than as the first admin
+    return ControlClient(info["url"], personal or load_or_create_token(settings.token_file))
 
 
 def dashboard_url(settings: Settings, url: str) -> str:

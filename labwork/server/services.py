@@ -9,12 +9,14 @@ part's own routes through its own typed dependency (`labwork.history.service.his
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from fastapi import FastAPI
 
+from labwork.auth.accounts import Accounts
 from labwork.auth.sessions import WebSessions
 from labwork.auth.token import load_or_create_token
 from labwork.dashboard.state import Dashboard
@@ -38,6 +40,7 @@ class Services:
     token: str
     url: str  # the control plane's own base URL, once known
     web_sessions: WebSessions
+    accounts: Accounts  # users, personal tokens, authenticator, log-in limits
     history: HistoryService
     gateway: Gateway
     gateway_app: FastAPI  # the gateway's Livy API, mounted at /livy
@@ -59,21 +62,26 @@ def build_services(settings: Settings, *, url: str = "") -> Services:
     from labwork.jobs.service import make_jobs
     from labwork.notebooks import service as notebooks
     from labwork.notebooks.launch import server_environment
+    from labwork.server.livy_access import visible_for
 
     store = Store(settings.db_url)
     token = load_or_create_token(settings.token_file)
     web_sessions = WebSessions(store, token, settings.session_hours * 3600)
+    accounts = Accounts(store, token=token, key_file=settings.home / "token_key", settings=settings.auth,
+                        web_sessions=web_sessions)
+    accounts.announce_first_admin(lambda msg: print(f"labwork: {msg}", file=sys.stderr, flush=True))
     history = HistoryService(settings, store)
     # Statements of a project's Spark kernels become run-history entries (when history is on); a
     # session that ends (deleted, its driver dead, failed to start) ends its run.
     gateway, gateway_app = create_gateway(settings, on_statement=history.record_gateway_statement,
-                                          on_session_end=history.end_gateway_session)
+                                          on_session_end=history.end_gateway_session,
+                                          visible=visible_for(store))
     history.livy = gateway  # the reaper spares the runs of sessions still open
     servers = ServerManager(settings, store, url=url, project_sessions=gateway)
     dashboard = Dashboard(settings=settings, store=store, token=token, web_sessions=web_sessions,
-                          servers=servers, gateway=gateway, history=history)
+                          accounts=accounts, servers=servers, gateway=gateway, history=history)
     services = Services(settings=settings, store=store, token=token, url=url, web_sessions=web_sessions,
-                        history=history, gateway=gateway, gateway_app=gateway_app, servers=servers,
+                        accounts=accounts, history=history, gateway=gateway, gateway_app=gateway_app, servers=servers,
                         jobs=None, dashboard=dashboard)  # type: ignore[arg-type]  # set below
     # Jobs run notebooks through the project's kernels, with a Jupyter server's environment.
     services.jobs = make_jobs(settings, store, control_url=lambda: services.url,

@@ -37,5 +37,5 @@ def test_services_are_wired_with_their_real_collaborators(tmp_path: Path) -> Non
 def test_status_lists_the_services(control_plane: ControlPlane) -> None:
     r = httpx.get(control_plane.url + "/api/status", headers=control_plane.headers())
     assert r.status_code == 200
-    assert r.json()["parts"] == ["dashboard", "gateway", "gateway_app", "history", "jobs", "servers",
+    assert r.json()["parts"] == ["accounts", "dashboard", "gateway", "gateway_app", "history", "jobs", "servers",
                                  "settings", "store", "web_sessions"]

@@ -123,10 +123,13 @@ class ControlPlane:
         return self.register(root)
 
     def cli(self, *args: str, check: bool = True, cwd: Path | None = None,
-            timeout: float = 300) -> subprocess.CompletedProcess:
-        """Run `labwork ARGS` against this control plane's home."""
-        proc = subprocess.run([sys.executable, "-m", "labwork", *args], env=self.env, cwd=cwd,
-                              capture_output=True, text=True, timeout=timeout)
+            timeout: float = 300, input_text: str | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """Run `labwork ARGS` against this control plane's home (`input_text` on its stdin, `env`
+        added to its environment)."""
+        proc = subprocess.run([sys.executable, "-m", "labwork", *args], env={**self.env, **(env or {})},
+                              cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                              input=input_text, stdin=None if input_text is not None else subprocess.DEVNULL)
         if check and proc.returncode != 0:
             raise AssertionError(f"labwork {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
         return proc

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, ConfigDict
 
-from labwork.auth.identity import require_token
+from labwork.auth.identity import identity_of, require_token
+from labwork.auth.members import visible_ids
 from labwork.http_params import IdField, IdQuery, OffsetQuery
 from labwork.notebooks.models import LogChunk, OpenResult, ServerHistoryEntry, ServerStatus, ServerSummary
 from labwork.notebooks.preview import PREVIEW_CSP, list_notebooks, notebook_in_project
@@ -46,8 +47,11 @@ class LaunchBody(BaseModel):
 
 @router.get("/api/servers", response_model=list[ServerSummary])
 def servers(request: Request, all: bool = False) -> list[dict[str, Any]]:
-    """Running servers of every project (`?all=true`: stopped ones too, newest first)."""
-    return deps.servers(request).list(include_stopped=all)
+    """Running servers of the caller's projects (`?all=true`: stopped ones too, newest first)."""
+    listed = deps.servers(request).list(include_stopped=all)
+    user = identity_of(request).user
+    ids = visible_ids(deps.store(request), user) if user is not None else set()
+    return listed if ids is None else [s for s in listed if (s.get("project") or {}).get("id") in ids]
 
 
 @router.get("/api/projects/{ref}/server", response_model=ServerStatus)
