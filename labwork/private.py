@@ -8,6 +8,7 @@ place (folders 0700, files 0600) whatever the process's umask.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import IO, Any
 
@@ -54,20 +55,51 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
     return path
 
 
-def make_tree_private(root: str | os.PathLike[str]) -> None:
+# The marker `make_tree_private` leaves in a tree it has tightened, and the version of the rules it
+# applied: a tree marked with this version is not walked again (raise it when the rules change).
+TREE_MARK = ".private"
+TREE_VERSION = "1"
+
+
+def make_tree_private(root: str | os.PathLike[str]) -> bool:
     """Tighten an existing tree (an installation from before these modes): group and other lose
     every permission; the owner's bits, exec included (venvs under envs/), stay. Symlinks are left
-    alone (their targets may be outside the tree)."""
+    alone (their targets may be outside the tree).
+
+    The whole tree is walked once, then `TREE_MARK` records `TREE_VERSION` in it. A tree already
+    marked with this version is not walked again (every control-plane start calls this, and
+    LABWORK_HOME grows with logs, environments and artifacts): only `root` and its direct entries
+    (the token, the database, config.toml and the folders labwork makes there) are checked, since
+    what labwork writes below them is private from its first byte (these helpers, umask 077).
+    Returns whether the whole tree was walked."""
     root = Path(root)
     if not root.is_dir():
-        return
+        return False
     private_dir(root)
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in (*dirnames, *filenames):
-            p = Path(dirpath, name)
-            st = p.lstat()
-            if not p.is_symlink() and st.st_mode & 0o077:
-                os.chmod(p, st.st_mode & 0o700)
+    mark = root / TREE_MARK
+    try:
+        walked = mark.read_text(encoding="utf-8").strip() != TREE_VERSION
+    except OSError:
+        walked = True
+    if walked:
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in (*dirnames, *filenames):
+                _tighten(Path(dirpath, name))
+        write_private(mark, TREE_VERSION + "\n")
+    else:
+        with os.scandir(root) as entries:
+            for entry in entries:
+                _tighten(Path(entry.path))
+    return walked
+
+
+def _tighten(path: Path) -> None:
+    try:
+        st = path.lstat()
+        if not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o077:
+            os.chmod(path, st.st_mode & 0o700)
+    except FileNotFoundError:
+        pass  # removed meanwhile (a log pruned by a server that still runs)
 
 
 _user_umask: int | None = None

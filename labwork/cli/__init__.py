@@ -1,18 +1,34 @@
 """The `labwork` command: thin commands, each calling one public function.
 
-This module is the one place where `LabworkError` becomes an exit code and a message.
+This module is the one place where `LabworkError` becomes an exit code and a message. typer is
+imported when a command line needs it: a plain `labwork notebook start` runs without it
+(labwork/cli/start.py `quick_start`).
 """
 from __future__ import annotations
 
 import sys
-
-import typer
+from typing import Any
 
 from labwork.errors import LabworkError
 
-app = typer.Typer(help="labwork: a self-hosted notebook workbench.", no_args_is_help=True,
-                  rich_markup_mode=None,  # plain click help: flags show no "<bool>" value
-                  pretty_exceptions_enable=False, add_completion=False)
+_app: Any = None
+
+
+def _typer_app() -> Any:
+    """The typer application (made at first use)."""
+    global _app
+    if _app is None:
+        import typer
+        _app = typer.Typer(help="labwork: a self-hosted notebook workbench.", no_args_is_help=True,
+                           rich_markup_mode=None,  # plain click help: flags show no "<bool>" value
+                           pretty_exceptions_enable=False, add_completion=False)
+    return _app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # `labwork.cli.app`, the typer application, as before it was made lazily
+        return _typer_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # The sub-command groups (each the module labwork.cli.<name>) and their help. A command line
@@ -41,6 +57,7 @@ def _register(only: str | None = None) -> None:
     (bare `labwork`, `--help`, the top-level commands, a mistyped name: all must be known)."""
     import importlib
 
+    app = _typer_app()
     names = [only] if only in GROUPS else ["", *GROUPS]
     for name in names:
         if name in _registered:
@@ -59,6 +76,7 @@ def _usage_error(exc: BaseException) -> int | None:
     None when `exc` is not one. typer >= 0.29 raises its own copy of click's exceptions
     (`typer.TyperException`), older typer the standalone `click` ones: both are handled here."""
     import click
+    import typer
     if isinstance(exc, (typer.TyperException, click.exceptions.ClickException)):
         exc.show()  # type: ignore[union-attr]
         return int(getattr(exc, "exit_code", 2))
@@ -70,9 +88,12 @@ def _usage_error(exc: BaseException) -> int | None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: usage errors exit 2 with click's message, `LabworkError`s with their code."""
     args = sys.argv[1:] if argv is None else list(argv)
-    _register(args[0] if args else None)
     try:
-        code = app(args=args, prog_name="labwork", standalone_mode=False)
+        from labwork.cli.start import quick_start
+        if quick_start(args):
+            return
+        _register(args[0] if args else None)
+        code = _typer_app()(args=args, prog_name="labwork", standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
     except LabworkError as exc:

@@ -5,13 +5,15 @@ and talks to the control plane (started in the background when none runs), excep
 """
 from __future__ import annotations
 
-import os
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+
+# The helpers are shared with the start's quick path, which runs without typer (labwork/cli/start.py).
+from labwork.cli.start import (_can_open_browser, _client, _config_text, _duration, _open, _project_id,
+                               start_body, start_server)
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -21,64 +23,6 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")
 
 
 # ---------------------------------------------------------------------------------- helpers
-def _client():
-    from labwork.server.client import connect
-    return connect()
-
-
-def _project_id(client, folder: Path | None) -> int:
-    """Register (idempotently) the project holding `folder` and return its id. The control plane
-    finds the project folder (`labwork.toml` here or above) as for any folder it is given, with the
-    same error for a folder outside a project; the CLI sends the absolute path (its own working
-    directory is not the control plane's) and does not import the project models for it."""
-    path = (folder if folder is not None else Path.cwd()).expanduser().resolve()
-    return client.request("POST", "/api/projects", json={"path": str(path)})["id"]
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "no limit"
-    seconds = int(seconds)
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    if h:
-        return f"{h}h {m:02d}m"
-    return f"{m}m {s:02d}s" if m else f"{s}s"
-
-
-def _config_text(config: dict | None) -> str:
-    if not config:
-        return ""
-    ui = "JupyterLab" if config.get("ui") == "lab" else "classic Notebook"
-    text = f"{config.get('kind')}, {ui}"
-    if config.get("kind") == "spark":
-        sp = config.get("spark", {})
-        text += (f"; driver {sp.get('driver_memory')} x{sp.get('driver_cores')} cores, executors "
-                 f"{sp.get('executors')} x {sp.get('executor_memory')} x{sp.get('executor_cores')} cores")
-        if sp.get("dynamic_allocation"):
-            text += f" (dynamic {sp.get('min_executors')}..{sp.get('max_executors')})"
-        props = sp.get("properties") or {}
-        if props:
-            text += "; " + ", ".join(f"{k}={v}" for k, v in props.items())
-    return text
-
-
-def _can_open_browser() -> bool:
-    """Only where a graphical browser can appear (a console browser would take over the terminal)."""
-    return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
-def _open(url: str, no_browser: bool) -> None:
-    from labwork.cli.output import console
-    if no_browser:
-        return
-    if _can_open_browser():
-        import webbrowser
-        if webbrowser.open(url):
-            return
-    console.print("(no browser to open here: open the URL above yourself)")
-
-
 def _print_status(st: dict[str, Any]) -> None:
     from labwork.cli.output import console
     project = st.get("project") or {}
@@ -183,18 +127,7 @@ def start(
     json: JsonOpt = False,
 ) -> None:
     """Start the project's Jupyter server and print its URL with the token."""
-    from labwork.cli.output import console, print_json
-    from labwork.errors import ConfigError
-
-    if config not in ("python", "spark"):
-        raise ConfigError(f"expected python or spark, got {config!r}", where="--config")
-    if hours is not None and no_limit:
-        raise ConfigError("give --hours or --no-limit, not both", where="--hours")
-    body: dict[str, Any] = {"kind": config, "ui": "classic" if classic else "lab"}
-    if no_limit:
-        body["hours"] = None
-    elif hours is not None:
-        body["hours"] = hours
+    body = start_body(config, classic, hours, no_limit)
     spark = spark_settings(config, driver_memory=driver_memory, driver_cores=driver_cores,
                            executor_memory=executor_memory, executor_cores=executor_cores,
                            executors=executors, dynamic_allocation=dynamic_allocation,
@@ -202,17 +135,7 @@ def start(
                            prop=prop, properties_file=properties_file)
     if spark:
         body["spark"] = spark
-    client = _client()
-    pid = _project_id(client, folder)
-    st = client.request("POST", f"/api/projects/{pid}/server", json=body)
-    if json:
-        print_json(st)
-        return
-    console.print(f"Jupyter server of [bold]{st['project']['name']}[/] running ({_config_text(st['config'])})")
-    console.print(f"  {st['url']}", soft_wrap=True)
-    console.print("  deadline: " + (f"{st['deadline']} ({_duration(st['seconds_left'])})" if st["deadline"]
-                                    else "none (no time limit)"))
-    _open(st["url"], no_browser)
+    start_server(folder, body, no_browser=no_browser, json=json)
 
 
 @app.command("stop")

@@ -9,20 +9,17 @@ Servers are started detached so they outlive the control plane; their output goe
 `LABWORK_HOME/logs/servers/<project_id>/<server_id>.log`, which also receives labwork's own lines
 (start, deadline, extension, stop and its reason) and is kept after the server stops (the last
 `settings.logs_kept_per_project` per project). A background thread checks deadlines and liveness
-every `settings.deadline_check_s`. At start-up `adopt()` takes over servers a previous control
-plane left running (`ServerProcess.load_state`) and marks dead ones stopped.
+every `settings.deadline_check_s`, and at start-up `adopt()` takes over servers a previous control
+plane left running: both are `ServerWatch` (labwork/notebooks/watch.py), which the manager inherits.
 
 Public methods return the JSON of the models in labwork/notebooks/models.py (docs/notebooks.md).
 """
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
 import secrets
 import threading
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +37,7 @@ from labwork.notebooks.rows import (ACTIVE, START_HINTS, aware, brief, iso, last
                                     projects_by_id, prune_logs, read_chunk, row_fields, server_row)
 from labwork.notebooks.rows import now as _now
 from labwork.notebooks.spawner import UNKNOWN_EXIT, LaunchSpec, LocalProcess, StartFailed, write_note
+from labwork.notebooks.watch import ServerWatch
 from labwork.private import user_umask
 from labwork.processes import port_free, tail
 from labwork.project.files import load_project
@@ -48,14 +46,12 @@ from labwork.settings import Settings
 from labwork.store.db import Store
 from labwork.store.tables import ServerRow
 
-log = logging.getLogger("labwork.notebooks")
-
 FIRST_PORT = 8888
 # The dashboard's phrasing of the hints below (the CLI's names its commands and flags).
 NO_LIMIT_HINTS = {"dashboard": "for a server that never stops, stop it and start it again with 'no limit' ticked"}
 
 
-class ServerManager:
+class ServerManager(ServerWatch):
     """Starts, watches, extends and stops the projects' Jupyter servers."""
 
     def __init__(self, settings: Settings, store: Store, *, url: str = "",
@@ -451,88 +447,3 @@ class ServerManager:
             url = notebook_url(row, rel)
         return OpenResult(notebook=rel, url=url, started=started, config=status["config"],
                           last_config=wanted, note=note, server=ServerStatus(**status)).model_dump(mode="json")
-
-    # ------------------------------------------------------------------ adoption and the loop
-    def adopt(self) -> dict[str, list[int]]:
-        """At start-up: re-adopt servers that still run and answer, mark dead ones stopped."""
-        out: dict[str, list[int]] = {"adopted": [], "stopped": []}
-        with self.store.session() as s:
-            rows = s.scalars(select(ServerRow).where(ServerRow.state.in_(ACTIVE))).all()
-        for row in rows:
-            proc = LocalProcess()
-            proc.load_state({"pid": row.pid, "port": row.port})
-            if row.pid and proc.poll() is None:  # alive, and a Jupyter server on the recorded port
-                answered = False
-                for _ in range(3):
-                    if self._answers(row):
-                        answered = True
-                        break
-                    time.sleep(0.5)
-                with self.store.session() as s:
-                    r = s.get(ServerRow, row.id)
-                    r.state = "running"
-                self._procs[row.id] = proc
-                self._note(row.log_path, f"re-adopted by the control plane (pid {os.getpid()})"
-                           + ("" if answered else "; the server did not answer yet"))
-                out["adopted"].append(row.id)
-            else:
-                when = None
-                try:
-                    when = datetime.fromtimestamp(Path(row.log_path).stat().st_mtime, UTC)
-                except OSError:
-                    pass
-                self._mark_dead(row.id, "the server exited while the control plane was not running", when=when)
-                out["stopped"].append(row.id)
-        if out["adopted"] or out["stopped"]:
-            log.info("servers adopted %s, marked stopped %s", out["adopted"], out["stopped"])
-        return out
-
-    def check(self) -> None:
-        """One pass of the loop: stop servers past their deadline, record ones that died."""
-        for sid, proc in list(self._procs.items()):
-            proc.poll()  # reap exited children
-        with self.store.session() as s:
-            rows = s.scalars(select(ServerRow).where(ServerRow.state == "running")).all()
-            projects = projects_by_id(s, {r.project_id for r in rows})
-        now = _now()
-        for row in rows:
-            lock = self._lock(row.project_id)
-            if not lock.acquire(blocking=False):
-                continue  # a start/stop of this project is under way
-            try:
-                with self.store.session() as s:
-                    fresh = s.get(ServerRow, row.id)
-                    if fresh is None or fresh.state != "running":
-                        continue
-                    deadline = aware(fresh.deadline)
-                if not self._alive(fresh):
-                    self._mark_dead(fresh.id, "the server exited unexpectedly")
-                elif deadline is not None and now >= deadline:
-                    path = (projects.get(fresh.project_id) or {}).get("path", "")
-                    self._stop_server(fresh.id, f"deadline reached ({iso(deadline)})", path)
-            except Exception:
-                log.exception("checking server %s", row.id)
-            finally:
-                lock.release()
-
-    def start_loop(self) -> None:
-        if self._thread and self._thread.is_alive():
-            return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run_loop, name="labwork-deadlines", daemon=True)
-        self._thread.start()
-
-    def _run_loop(self) -> None:
-        interval = max(0.2, float(self.settings.deadline_check_s))
-        while not self._stopping.wait(interval):
-            try:
-                self.check()
-            except Exception:
-                log.exception("deadline check failed")
-
-    def stop_loop(self) -> None:
-        """Stop the deadline loop; the servers keep running (they outlive the control plane)."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None

@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import http.client
 import json as jsonlib
+import os
 import sys
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 from labwork import envvars, errors
 from labwork.auth.token import load_or_create_token
-from labwork.server.daemon import lock_held, other_on_port, running, start_background, wait_running
-from labwork.settings import Settings, load_settings
+from labwork.server.daemon import lock_held, other_on_port, running, running_at, start_background, wait_running
+
+if TYPE_CHECKING:  # built only when the control plane is to be found the long way (or started)
+    from labwork.settings import Settings
 
 
 class ControlClient:
@@ -94,7 +98,12 @@ def connect(settings: Settings | None = None, *, autostart: bool = True, quiet: 
     """A client for this LABWORK_HOME's control plane: the running one, the one still starting
     (waited for), or one started in the background; says so when another LABWORK_HOME's control
     plane holds the port."""
-    settings = settings or load_settings()
+    if settings is None:
+        info = _running_as_found()
+        if info is not None:
+            return ControlClient(info["url"], load_or_create_token(Path(info["home"]) / "token"))
+        from labwork.settings import load_settings
+        settings = load_settings()
     say = (lambda _msg: None) if quiet else (lambda msg: print(f"labwork: {msg}", file=sys.stderr))
     info = running(settings)
     if info is None and lock_held(settings):
@@ -118,6 +127,31 @@ def connect(settings: Settings | None = None, *, autostart: bool = True, quiet: 
         say(f"dashboard: {dashboard_url(settings, info['url'])}")
     personal = envvars.get(envvars.API_TOKEN)  # act as that user rather than as the first admin
     return ControlClient(info["url"], personal or load_or_create_token(settings.token_file))
+
+
+def _running_as_found() -> dict[str, Any] | None:
+    """The running control plane of LABWORK_HOME found without the settings model (its import
+    and validation are most of a short command's own time), when nothing the model checks could
+    change the answer: no `LABWORK_*` variable but the registered ones (a setting, or a typo the
+    model names, takes the long way), and no config.toml edited since the control plane started
+    (it validated the one before). None: find it the long way (`load_settings`)."""
+    if any(key.startswith(envvars.PREFIX) and not key.startswith(envvars.TEST_PREFIX)
+           and key not in envvars.KERNEL_VARIABLES for key in os.environ):
+        return None
+    home = envvars.home()
+    try:
+        started = (home / "control.json").stat().st_mtime
+    except OSError:
+        return None
+    try:
+        if (home / "config.toml").stat().st_mtime >= started:
+            return None
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    info = running_at(home)
+    return {**info, "home": str(home)} if info is not None else None
 
 
 def dashboard_url(settings: Settings, url: str) -> str:

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from labwork.errors import Unavailable
@@ -26,7 +26,9 @@ from labwork.processes import free_port, pid_alive, port_free, tail
 from labwork.private import (make_tree_private, open_private, private_dir, private_file,
                              restrict_umask, write_private)
 from labwork.auth.token import load_or_create_token
-from labwork.settings import Settings
+
+if TYPE_CHECKING:  # the CLI finds a running control plane without building the settings model
+    from labwork.settings import Settings
 
 
 # ------------------------------------------------------------------------- one per LABWORK_HOME
@@ -66,8 +68,12 @@ def lock_held(settings: Settings) -> bool:
 
 
 def read_control(settings: Settings) -> dict[str, Any] | None:
+    return _read_control(settings.home)
+
+
+def _read_control(home: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(settings.control_file.read_text())
+        return json.loads((home / "control.json").read_text())
     except (OSError, ValueError):
         return None
 
@@ -78,13 +84,18 @@ def _write_control(settings: Settings, record: dict[str, Any]) -> None:
 
 def running(settings: Settings, timeout: float = 2.0) -> dict[str, Any] | None:
     """The control plane's record if it runs for this home and answers with our token, else None."""
-    info = read_control(settings)
+    return running_at(settings.home, timeout)
+
+
+def running_at(home: Path, timeout: float = 2.0) -> dict[str, Any] | None:
+    """`running` for the LABWORK_HOME `home` (its `control.json` and `token`), without settings."""
+    info = _read_control(home)
     if not info or not pid_alive(info.get("pid")) or not info.get("url"):
         return None
-    token = load_or_create_token(settings.token_file)
+    token = load_or_create_token(home / "token")
     status, answer = _get_json(info["url"], "/api/status", token, timeout)
-    home = answer.get("home") if status == 200 and isinstance(answer, dict) else None
-    if status != 200 or (home and Path(home) != settings.home):
+    found = answer.get("home") if status == 200 and isinstance(answer, dict) else None
+    if status != 200 or (found and Path(found) != home):
         return None
     return {**info, "state": "running"}
 
