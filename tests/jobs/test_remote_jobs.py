@@ -97,6 +97,24 @@ def rproject(cp: ControlPlane, ssh_host: SshHost, tmp_path_factory: pytest.TempP
     yield project
 
 
+def _sleeping_run(cp: ControlPlane, project: dict, name: str, runconfig: str) -> tuple[dict, str, Any]:
+    """A run of a notebook that sleeps in its second cell, once that cell runs: (run, kernel id, runner)."""
+    import psutil
+    root = Path(project["path"])
+    marker = root / f"{name}-started"
+    write_notebook(root / f"{name}.ipynb", code_cell(f"print('started', flush=True)\nopen({str(marker)!r}, 'w').write('1')"),
+                   code_cell("import time\ntime.sleep(600)"))
+    cp.request("POST", f"/api/projects/{project['id']}/jobs",
+               json={"name": name, "notebook": f"{name}.ipynb", "runconfig": runconfig})
+    run = _run(cp, project, name)
+    kid = wait_for(lambda: _get(cp, project, run["id"]).get("kernel_id"), timeout=60, what="the run's kernel id")
+    wait_for(marker.exists, timeout=180, what="the first cell to run")
+    run_dir = f"/jobs/{project['id']}/{run['job_id']}/{run['id']}"
+    [runner] = [p for p in psutil.process_iter(["cmdline"])
+                if "labwork.jobs.runner" in (p.info["cmdline"] or []) and run_dir in " ".join(p.info["cmdline"])]
+    return run, kid, runner
+
+
 def test_a_docker_job_runs_in_its_container_with_parameters_output_and_history(
         cp: ControlPlane, dproject: dict) -> None:
     job = cp.request("POST", f"/api/projects/{dproject['id']}/jobs",
@@ -122,17 +140,8 @@ def test_a_job_on_unprepared_run_configurations_fails_with_the_prepare_command(
 
 def test_a_container_killed_mid_run_fails_the_run_with_the_containers_reason(
         cp: ControlPlane, dproject: dict, docker_host: DockerHost) -> None:  # noqa: F811
-    root = Path(dproject["path"])
-    marker = root / "long-started"
-    write_notebook(root / "long.ipynb", code_cell(f"print('started', flush=True)\nopen({str(marker)!r}, 'w').write('1')"),
-                   code_cell("import time\ntime.sleep(600)"))
-    cp.request("POST", f"/api/projects/{dproject['id']}/jobs",
-               json={"name": "long", "notebook": "long.ipynb", "runconfig": "docker"})
-    run = _run(cp, dproject, "long")
-    kid = wait_for(lambda: _get(cp, dproject, run["id"]).get("kernel_id"), timeout=60, what="the run's kernel id")
-    [cid] = wait_for(lambda: docker_host.containers(f"labwork.kernel={kid}"), timeout=180,
-                     what="the run's container")
-    wait_for(marker.exists, timeout=180, what="the first cell to run")
+    run, kid, _runner = _sleeping_run(cp, dproject, "long", "docker")
+    [cid] = docker_host.containers(f"labwork.kernel={kid}")
     docker_host.docker("kill", cid)
     ended = _wait(cp, dproject, run["id"], timeout=120)
     assert ended["status"] == "failed" and "container" in ended["reason"] and "SIGKILL" in ended["reason"], ended
@@ -142,16 +151,8 @@ def test_a_container_killed_mid_run_fails_the_run_with_the_containers_reason(
 
 def test_cancelling_a_docker_run_ends_its_container(cp: ControlPlane, dproject: dict,
                                                     docker_host: DockerHost) -> None:  # noqa: F811
-    root = Path(dproject["path"])
-    marker = root / "sleepy-started"
-    write_notebook(root / "sleepy.ipynb", code_cell(f"open({str(marker)!r}, 'w').write('1')"),
-                   code_cell("import time\ntime.sleep(600)"))
-    cp.request("POST", f"/api/projects/{dproject['id']}/jobs",
-               json={"name": "sleepy", "notebook": "sleepy.ipynb", "runconfig": "docker"})
-    run = _run(cp, dproject, "sleepy")
-    kid = wait_for(lambda: _get(cp, dproject, run["id"]).get("kernel_id"), timeout=60, what="the run's kernel id")
-    wait_for(lambda: docker_host.containers(f"labwork.kernel={kid}"), timeout=180, what="the run's container")
-    wait_for(marker.exists, timeout=180, what="the first cell to run")
+    run, kid, _runner = _sleeping_run(cp, dproject, "sleepy", "docker")
+    assert docker_host.containers(f"labwork.kernel={kid}")
     cp.cli("job", "cancel", str(run["id"]), "--project", dproject["path"])
     ended = _wait(cp, dproject, run["id"], timeout=120)
     assert ended["status"] == "cancelled" and ended["reason"] == "cancelled by the user", ended
@@ -170,24 +171,6 @@ def test_a_remote_job_runs_on_the_host_with_output_and_history(cp: ControlPlane,
     out = _texts(cp, rproject, ended["id"])
     assert "on vm " in out and ".labwork-remote/envs/" in out and "data: sepal,petal" in out
     assert "42" in json.dumps(_history_values(cp, rproject, ended["id"])["values"])
-
-
-def _sleeping_run(cp: ControlPlane, project: dict, name: str, runconfig: str) -> tuple[dict, str, Any]:
-    """A run of a notebook that sleeps in its second cell, once that cell runs: (run, kernel id, runner)."""
-    import psutil
-    root = Path(project["path"])
-    marker = root / f"{name}-started"
-    write_notebook(root / f"{name}.ipynb", code_cell(f"open({str(marker)!r}, 'w').write('1')"),
-                   code_cell("import time\ntime.sleep(600)"))
-    cp.request("POST", f"/api/projects/{project['id']}/jobs",
-               json={"name": name, "notebook": f"{name}.ipynb", "runconfig": runconfig})
-    run = _run(cp, project, name)
-    kid = wait_for(lambda: _get(cp, project, run["id"]).get("kernel_id"), timeout=60, what="the run's kernel id")
-    wait_for(marker.exists, timeout=180, what="the first cell to run")
-    run_dir = f"/jobs/{project['id']}/{run['job_id']}/{run['id']}"
-    [runner] = [p for p in psutil.process_iter(["cmdline"])
-                if "labwork.jobs.runner" in (p.info["cmdline"] or []) and run_dir in " ".join(p.info["cmdline"])]
-    return run, kid, runner
 
 
 def test_a_runner_killed_mid_run_leaves_no_container(cp: ControlPlane, dproject: dict,

@@ -111,22 +111,9 @@ def test_run_history_and_upload_reach_the_control_plane(dkernel: ProvisionedKern
 
 
 def test_interrupt_in_sleep(dkernel: ProvisionedKernel) -> None:
-    import threading
-    msg_id = dkernel.kc.execute("import time\nprint('sleeping', flush=True)\ntime.sleep(60)")
-    seen = threading.Event()
-
-    def watch() -> None:
-        while True:
-            msg = dkernel.kc.get_iopub_msg(timeout=60)
-            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
-                seen.set()
-                return
-    t = threading.Thread(target=watch, daemon=True)
-    t.start()
-    assert seen.wait(60)
-    dkernel.km.interrupt_kernel()
-    reply = dkernel.shell_reply(msg_id, timeout=120)  # an uninterrupted sleep would end "ok", not in KeyboardInterrupt
-    assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+    res = dkernel.run_and_interrupt("import time\nprint('sleeping', flush=True)\ntime.sleep(60)", "sleeping")
+    # an uninterrupted sleep would end "ok", not in KeyboardInterrupt
+    assert res.status == "error" and (res.error or {}).get("ename") == "KeyboardInterrupt", res.text
     assert dkernel.run("1+2").text.strip() == "3"
 
 

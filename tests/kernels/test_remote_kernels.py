@@ -3,7 +3,6 @@
 provisioner. The prepared environment and one kernel are shared by the module."""
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,20 +75,9 @@ def test_remote_run_history_reaches_the_control_plane(rkernel: ProvisionedKernel
 
 
 def test_remote_interrupt_in_sleep(rkernel: ProvisionedKernel) -> None:
-    msg_id = rkernel.kc.execute("import time\nprint('sleeping', flush=True)\ntime.sleep(60)")
-    seen = threading.Event()
-
-    def watch() -> None:
-        while True:
-            msg = rkernel.kc.get_iopub_msg(timeout=60)
-            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
-                seen.set()
-                return
-    threading.Thread(target=watch, daemon=True).start()
-    assert seen.wait(60)
-    rkernel.km.interrupt_kernel()
-    reply = rkernel.shell_reply(msg_id, timeout=120)  # an uninterrupted sleep would end "ok", not in KeyboardInterrupt
-    assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+    res = rkernel.run_and_interrupt("import time\nprint('sleeping', flush=True)\ntime.sleep(60)", "sleeping")
+    # an uninterrupted sleep would end "ok", not in KeyboardInterrupt
+    assert res.status == "error" and (res.error or {}).get("ename") == "KeyboardInterrupt", res.text
     assert rkernel.run("2+2").text.strip() == "4"
 
 

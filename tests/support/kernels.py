@@ -107,7 +107,7 @@ class CellRunner:
             elif kind == "status" and msg["content"]["execution_state"] == "idle":
                 break
         del seen
-        reply = self.kc.get_shell_msg(timeout=timeout)
+        reply = self.shell_reply(msg_id, timeout=timeout)
         res.status = reply["content"]["status"]
         return res
 
