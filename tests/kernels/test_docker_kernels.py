@@ -118,10 +118,9 @@ def test_interrupt_in_sleep(dkernel: ProvisionedKernel) -> None:
 
 
 def test_shutdown_leaves_no_container(dproject: dict, docker_host: DockerHost) -> None:  # noqa: F811
-    before = set(docker_host.containers())
     k = ProvisionedKernel("labwork-docker", dproject["env"])
     assert k.run("40+2").text.strip() == "42"
-    [cid] = set(docker_host.containers()) - before
+    [cid] = docker_host.containers(f"labwork.kernel={k.km.kernel_id}")  # the daemon is shared: this kernel's
     k.shutdown()
     assert cid not in set(docker_host.containers())
     assert docker_host.docker("ps", "-aq", "--filter", f"id={cid}").stdout.strip() == b""
@@ -188,10 +187,9 @@ def test_daemon_down_is_a_clear_error(dproject: dict, tmp_path: Path) -> None:
 
 
 def test_container_killed_mid_cell_reports_dead(dproject: dict, docker_host: DockerHost) -> None:  # noqa: F811
-    before = set(docker_host.containers())
     k = ProvisionedKernel("labwork-docker", dproject["env"])
     try:
-        [cid] = set(docker_host.containers()) - before
+        [cid] = docker_host.containers(f"labwork.kernel={k.km.kernel_id}")  # the daemon is shared: this kernel's
         k.kc.execute("import time\ntime.sleep(60)")
         docker_host.docker("kill", cid)
         wait_for(lambda: not k.km.is_alive(), timeout=60, what="the kernel to be seen dead")
