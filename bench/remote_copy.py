@@ -9,7 +9,6 @@ Needs root and Debian's openssh-server and rsync: an sshd on 127.0.0.2 (tests/su
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.remote_kernels import first_result  # noqa: E402
+from bench.kernel_first_result import alternate  # noqa: E402
 
 
 def main() -> None:
@@ -47,13 +46,7 @@ def main() -> None:
         from labwork.kernels.specmanager import LabworkKernelSpecManager
         ksm = LabworkKernelSpecManager()
         names = {"local": "labwork-local", "shared": "labwork-vm", "copy": "labwork-vmcopy"}
-        times: dict[str, list[float]] = {k: [] for k in names}
-        for name in names.values():
-            first_result(ksm, name)  # warm caches; the first copy sends everything
-        for _ in range(rounds):
-            for key, name in names.items():
-                times[key].append(first_result(ksm, name))
-        med = {k: statistics.median(v) for k, v in times.items()}
+        med = alternate(ksm, names, rounds, now=False)  # warmed first: the first copy sends everything
         for key in names:
             print(f"{key:>6} kernel: median {med[key] * 1000:7.1f} ms  (n={rounds})")
         print(f"ratio copy/shared: {med['copy'] / med['shared']:.2f}")

@@ -14,33 +14,14 @@ against local and against docker on the same daemon without SSH (the tunnels' co
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-
-def first_result(ksm, name: str) -> float:  # noqa: ANN001
-    from jupyter_client.manager import KernelManager
-    t0 = time.perf_counter()
-    km = KernelManager(kernel_spec_manager=ksm, kernel_name=name)
-    km.start_kernel()
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=120)
-        got: list = []
-        kc.execute_interactive("1+1", timeout=60,
-                               output_hook=lambda m: got.append(m["content"].get("data", {}).get("text/plain")))
-        assert "2" in got, got
-        return time.perf_counter() - t0
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=False)
+from bench.kernel_first_result import alternate  # noqa: E402
 
 
 def main() -> None:
@@ -72,13 +53,7 @@ def main() -> None:
         ksm = LabworkKernelSpecManager()
         names = {"local": "labwork-local", "docker": "labwork-docker", "remote": "labwork-vm",
                  "remote docker": "labwork-far"}
-        times: dict[str, list[float]] = {k: [] for k in names}
-        for name in names.values():
-            first_result(ksm, name)  # warm caches (image layers, ssh, imports)
-        for _ in range(rounds):
-            for key, name in names.items():
-                times[key].append(first_result(ksm, name))
-        med = {k: statistics.median(v) for k, v in times.items()}
+        med = alternate(ksm, names, rounds, now=False)  # warmed first: image layers, ssh, imports
         for key in names:
             rc = {"remote": "vm", "remote docker": "far"}.get(key, key)
             print(f"'benchProj {rc}' kernel ({key}): median {med[key] * 1000:7.1f} ms  (n={rounds})")

@@ -188,6 +188,9 @@ class Settings(Strict):
     session_hours: float = Field(24.0, gt=0, description=(
         "how long a dashboard log-in lasts, in hours; after it the browser is asked for the token "
         "again (log-out ends it at once)"))
+    target_state_s: float = Field(30.0, gt=0, description=(
+        "seconds the Compute page keeps a docker/remote target's state (daemon or host reachable, "
+        "its kernels) before asking again, in the background"))
     gateway: GatewaySettings = Field(default_factory=GatewaySettings, description="the [gateway] section")
     history: HistorySettings = Field(default_factory=HistorySettings, description="the [history] section")
     jobs: JobsSettings = Field(default_factory=JobsSettings, description="the [jobs] section")

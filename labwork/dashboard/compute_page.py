@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from labwork.dashboard.auth import csrf_token, form_auth, json_auth, page_auth
 from labwork.dashboard.jobs import Job, jobs_of
@@ -58,18 +58,14 @@ def runconfig_view(request: Request, project_id: int, loaded: Any, name: str) ->
             "default": name == loaded.default_runconfig}
 
 
-def _states(loaded: Any) -> dict[str, Any]:
-    """Docker/remote targets: daemon or host reachable, and the kernels running there."""
-    from labwork.kernels.target_state import target_state
-    out = {}
-    for name, target in loaded.targets.items():
-        state = target_state(str(loaded.root), target)
-        if state is not None:
-            out[name] = state
-    return out
+def _states(request: Request, loaded: Any, *, refresh: bool = False) -> dict[str, Any]:
+    """Docker/remote targets: daemon or host reachable, and the kernels running there (cached,
+    probed in the background: labwork.dashboard.targetcache)."""
+    dash = dashboard_of(request)
+    return dash.target_states.states(loaded, dash.settings.target_state_s, force=refresh)
 
 
-def _context(request: Request, project_id: int) -> dict[str, Any]:
+def _context(request: Request, project_id: int, *, refresh: bool = False) -> dict[str, Any]:
     from labwork.project.files import load_project
     project = get_project(request, project_id)
     loaded = load_project(project["path"])
@@ -77,23 +73,32 @@ def _context(request: Request, project_id: int) -> dict[str, Any]:
         "default_runconfig": loaded.default_runconfig,
         "targets": {n: t.model_dump(mode="json") for n, t in sorted(loaded.targets.items())},
         "problems": file_problems(loaded),
-        "states": _states(loaded),
+        "states": _states(request, loaded, refresh=refresh),
     }
     rows = [runconfig_view(request, project_id, loaded, name) for name in sorted(loaded.runconfigs)]
-    return {"project": project, "desc": desc, "rows": rows, "kinds": KIND_OPTIONS, "section": "compute"}
+    return {"project": project, "desc": desc, "rows": rows, "kinds": KIND_OPTIONS, "section": "compute",
+            "settings_target_state_s": dashboard_of(request).settings.target_state_s}
 
 
 def _page(request: Request, project_id: int, *, status: int = 200, error: str | None = None,
-          notice: str | None = None, attach: dict[str, Any] | None = None) -> Response:
-    data = _context(request, project_id)
+          notice: str | None = None, attach: dict[str, Any] | None = None, refresh: bool = False) -> Response:
+    data = _context(request, project_id, refresh=refresh)
     return render(request, "compute.html", status_code=status, error=error, notice=notice,
                   attach=attach or {"kind": "spark"}, **data)
 
 
 @router.get("/projects/{project_id:int}/compute")
-def compute(request: Request, project_id: int, ok: str | None = None,
+def compute(request: Request, project_id: int, ok: str | None = None, refresh: bool = False,
             _auth: None = Depends(page_auth)) -> Response:
-    return _page(request, project_id, notice=NOTICES.get(ok or ""))
+    return _page(request, project_id, notice=NOTICES.get(ok or ""), refresh=refresh)
+
+
+@router.get("/projects/{project_id:int}/compute/states.json", dependencies=[Depends(json_auth)])
+def target_states(request: Request, project_id: int) -> JSONResponse:
+    """The targets' states as far as known (the page polls it while a probe runs)."""
+    from labwork.project.files import load_project
+    loaded = load_project(get_project(request, project_id)["path"])
+    return JSONResponse(_states(request, loaded), headers={"Cache-Control": "no-store"})
 
 
 @router.get("/projects/{project_id:int}/compute/runconfigs/{name}/rows",

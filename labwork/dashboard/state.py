@@ -10,6 +10,7 @@ from labwork.auth.sessions import WebSessions
 from labwork.dashboard.envcache import EnvChecks
 from labwork.dashboard.jobs import Jobs
 from labwork.dashboard.previews import PreviewCache
+from labwork.dashboard.targetcache import TargetStates
 from labwork.gateway.gateway import Gateway
 from labwork.history.service import HistoryService
 from labwork.notebooks.manager import ServerManager
@@ -32,3 +33,4 @@ class Dashboard:
     jobs: Jobs = field(default_factory=Jobs)
     env_checks: EnvChecks = field(default_factory=EnvChecks)
     previews: PreviewCache = field(default_factory=PreviewCache)
+    target_states: TargetStates = field(default_factory=TargetStates)

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from labwork.jobs.containers import remove_left_containers
 from labwork.jobs.tables import JobRunRow
 from labwork.private import open_private, private_dir, user_umask, write_private
 from labwork.settings import Settings
@@ -214,7 +215,7 @@ class Executor:
         kpid = self._kernel_pid(launch)
         if kpid and pid_alive(kpid):  # a runner that died leaves no orphan kernel behind
             _kill_group(kpid, signal.SIGKILL)
-        _remove_container(launch.run_dir)
+        remove_left_containers(launch.run_dir, note)
         result = _result(launch.run_dir)
         if launch.stop_reason is not None:
             status, reason = launch.stop_status, launch.stop_reason
@@ -265,9 +266,10 @@ class Executor:
             launch.stop.set()
         return True
 
-    def adopt(self) -> dict[str, list[int]]:
-        """At start-up: watch runners a previous control plane left running; record the others."""
-        out: dict[str, list[int]] = {"adopted": [], "ended": []}
+    def adopt(self) -> dict[str, list[Any]]:
+        """At start-up: watch runners a previous control plane left running; record the others and
+        remove the containers their Docker kernels left ("containers": the short ids removed)."""
+        out: dict[str, list[Any]] = {"adopted": [], "ended": [], "containers": []}
         with self.store.session() as s:
             rows = s.scalars(select(JobRunRow).where(JobRunRow.status.in_(("starting", "running")))).all()
         for row in rows:
@@ -287,6 +289,7 @@ class Executor:
             if run_dir is not None:
                 note(run_dir / "log.txt", "the run ended while the control plane was not running: "
                      + (result["status"] if result else "no result"))
+                out["containers"] += remove_left_containers(run_dir, note)  # a killed runner's kernel
             if result is not None:
                 self._record(row.id, status=result["status"], reason=result.get("reason"),
                              exit_code=result.get("exit_code"))
@@ -296,30 +299,6 @@ class Executor:
             out["ended"].append(row.id)
             self.finished(row.id)
         return out
-
-
-def _remove_container(run_dir: Path) -> None:
-    """Remove a Docker kernel's container its runner left (killed before its own cleanup ran)."""
-    try:
-        info = json.loads((run_dir / "kernel.container").read_text())
-    except (OSError, ValueError):
-        return
-    try:
-        import docker.errors
-
-        from labwork.kernels.docker_images import docker_client
-        client = docker_client(info.get("docker_host"))
-    except Exception:  # noqa: BLE001 - no docker SDK or no daemon: nothing this side can remove
-        return
-    try:
-        client.api.remove_container(info["id"], force=True)
-        note(run_dir / "log.txt", f"removed the kernel's container {str(info['id'])[:12]} the runner left")
-    except docker.errors.NotFound:
-        pass  # the runner removed it (the usual case)
-    except Exception as exc:  # noqa: BLE001 - the daemon's words go to the run's log
-        note(run_dir / "log.txt", f"could not remove the kernel's container {str(info['id'])[:12]}: {exc}")
-    finally:
-        client.close()
 
 
 def _timeout_of(run_dir: Path | None) -> float | None:

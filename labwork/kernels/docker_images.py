@@ -9,25 +9,22 @@ host's CA bundle goes in because HTTPS egress may be re-signed by a local CA; pi
 """
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import os
 import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labwork.errors import ConfigError, LabworkError, MissingExtra, NotFound, Unavailable
+from labwork.errors import LabworkError, MissingExtra, NotFound, Unavailable
 from labwork.kernels.environments import KERNEL_PACKAGES, _requirements_file
-from labwork.private import write_private
+from labwork.kernels.prepared import Progress, input_key, marker_path, target_as, write_marker
 from labwork.project.files import Project
 from labwork.project.models import DockerTarget
 from labwork.settings import Settings
 
-Progress = Callable[[str], None]
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 VENV = "/opt/labwork/venv"
 LIB = "/opt/labwork/lib"
@@ -51,23 +48,6 @@ LABEL labwork.inputs={key}
 """
 
 
-def _source_digest() -> str:
-    """A digest of labwork's own Python files (what the image copies)."""
-    global _SOURCE_DIGEST
-    if _SOURCE_DIGEST is None:
-        import labwork
-        root = Path(labwork.__file__).parent
-        h = hashlib.sha256()
-        for f in sorted(root.rglob("*.py")):
-            h.update(str(f.relative_to(root)).encode())
-            h.update(f.read_bytes())
-        _SOURCE_DIGEST = h.hexdigest()
-    return _SOURCE_DIGEST
-
-
-_SOURCE_DIGEST: str | None = None
-
-
 @dataclass
 class ImagePlan:
     """What `prepare` builds for a run configuration, and whether it is built."""
@@ -86,11 +66,7 @@ class ImagePlan:
 
 
 def docker_target(project: Project, rc_name: str) -> DockerTarget:
-    target = project.target_of(project.runconfig(rc_name))
-    if not isinstance(target, DockerTarget):
-        raise ConfigError(f"run configuration '{rc_name}' does not run on a docker target",
-                          where=str(project.config_dir / "runconfig" / f"{rc_name}.toml"))
-    return target
+    return target_as(project, rc_name, DockerTarget, "docker")
 
 
 def image_plan(project: Project, rc_name: str, settings: Settings) -> ImagePlan:
@@ -105,18 +81,13 @@ def image_plan(project: Project, rc_name: str, settings: Settings) -> ImagePlan:
     ca_lines = ("COPY ca-certificates.crt /etc/labwork/ca-certificates.crt\n"
                 "ENV PIP_CERT=/etc/labwork/ca-certificates.crt REQUESTS_CA_BUNDLE=/etc/labwork/ca-certificates.crt"
                 if ca else "")
-    h = hashlib.sha256()
-    h.update(f"{rc_name.lower()}\0{target.docker_host or ''}\0{target.image}".encode())
-    h.update(req.read_bytes() if req else b"")
-    h.update(_source_digest().encode())
-    h.update(CA_BUNDLE.read_bytes() if ca else b"")
     template = DOCKERFILE.format(base=target.image, ca=ca_lines, java=java, venv=VENV, kernel=kernel,
                                  lib=LIB, key="{key}")
-    h.update(template.encode())
-    key = h.hexdigest()[:16]
+    key = input_key(rc_name.lower(), target.docker_host or "", target.image, template,
+                    CA_BUNDLE.read_bytes() if ca else b"", requirements=req)
     return ImagePlan(runconfig=rc_name, base=target.image, tag=f"labwork-kernel/{rc_name.lower()}:{key}",
                      key=key, dockerfile=template.replace("{key}", key), requirements=req,
-                     marker=settings.home / "images" / f"{key}.json")
+                     marker=marker_path(settings.home, "images", key))
 
 
 def docker_client(docker_host: str | None, key_file: str | None = None, known_hosts: str | None = None) -> Any:
@@ -225,6 +196,4 @@ def _has_image(client: Any, ref: str) -> bool:
 
 
 def _mark(plan: ImagePlan, project: Project) -> None:
-    write_private(plan.marker, json.dumps({"tag": plan.tag, "base": plan.base, "project": str(project.root),
-                                           "runconfig": plan.runconfig, "built": time.time()}))
-
+    write_marker(plan.marker, tag=plan.tag, base=plan.base, project=str(project.root), runconfig=plan.runconfig)

@@ -36,6 +36,7 @@ from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import LocalProvisioner
 
 from labwork.errors import NotFound, Unavailable
+from labwork.kernels.provisioned_ends import end_reason, provisioned_end
 from labwork.kernels.remote_docker import PORTS, RemoteContainer, is_ssh
 
 KERNEL_LABEL = "labwork.kernel"
@@ -246,12 +247,10 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
         if st.get("Running"):
             return None
         code = int(st.get("ExitCode", -1))
-        if st.get("OOMKilled"):
-            self._note_end(code, f"out of memory: the container hit its memory limit ({self._cfg('memory')})")
-        elif code == 137:
-            self._note_end(code, "killed (SIGKILL)")
-        else:
-            self._note_end(code, f"exited with code {code}" + (f": {st.get('Error')}" if st.get("Error") else ""))
+        end = provisioned_end(self.kernel_id, exit_code=code, where=f"container {(self.container_id or '')[:12]}",
+                              run_config=self._cfg("runconfig"), oom=bool(st.get("OOMKilled")),
+                              memory=self._cfg("memory"))
+        self._note_end(code, end_reason(end) + (f" ({st['Error']})" if st.get("Error") else ""))
         return code
 
     async def shutdown_requested(self, restart: bool = False) -> None:

@@ -6,12 +6,10 @@ host over SSH (remote_envs). Each is keyed by a hash of its inputs and reused un
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
+from labwork.kernels.prepared import Progress
 from labwork.project.files import Project
 from labwork.settings import Settings
 
-Progress = Callable[[str], None]
 
 
 def prepare_runconfig(project: Project, rc_name: str, settings: Settings,

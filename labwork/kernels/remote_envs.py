@@ -11,22 +11,21 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import subprocess
 import tarfile
+import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from labwork.errors import ConfigError, LabworkError
-from labwork.kernels.docker_images import _source_digest
+from labwork.errors import LabworkError
 from labwork.kernels.environments import KERNEL_PACKAGES, _requirements_file
+from labwork.kernels.prepared import Progress, input_key, marker_path, read_marker, target_as, write_marker
 from labwork.kernels.ssh import Ssh, q
-from labwork.private import write_private
 from labwork.project.files import Project
 from labwork.project.models import RemoteTarget
 from labwork.settings import Settings
 
-Progress = Callable[[str], None]
 REMOTE_DIR = ".labwork-remote"
 
 
@@ -41,10 +40,7 @@ class RemotePlan:
     project_slug: str = ""
 
     def _info(self) -> dict:
-        try:
-            return json.loads(self.marker.read_text())
-        except (OSError, ValueError):
-            return {}
+        return read_marker(self.marker)
 
     @property
     def prepared(self) -> bool:
@@ -68,24 +64,15 @@ class RemotePlan:
 
 
 def remote_target(project: Project, rc_name: str) -> RemoteTarget:
-    target = project.target_of(project.runconfig(rc_name))
-    if not isinstance(target, RemoteTarget):
-        raise ConfigError(f"run configuration '{rc_name}' does not run on a remote target",
-                          where=str(project.config_dir / "runconfig" / f"{rc_name}.toml"))
-    return target
+    return target_as(project, rc_name, RemoteTarget, "remote")
 
 
 def remote_plan(project: Project, rc_name: str, settings: Settings) -> RemotePlan:
     target = remote_target(project, rc_name)
     req = _requirements_file(project, rc_name)
-    h = hashlib.sha256()
-    for part in (target.python, json.dumps(KERNEL_PACKAGES), _source_digest(), target.host,
-                 target.user or ""):
-        h.update(part.encode() + b"\0")
-    h.update(req.read_bytes() if req else b"")
-    key = h.hexdigest()[:16]
+    key = input_key(target.python, json.dumps(KERNEL_PACKAGES), target.host, target.user or "", requirements=req)
     return RemotePlan(runconfig=rc_name, ssh=Ssh.for_target(target), python=target.python, key=key,
-                      requirements=req, marker=settings.home / "remote-envs" / f"{key}.json",
+                      requirements=req, marker=marker_path(settings.home, "remote-envs", key),
                       project_slug=hashlib.sha1(str(project.root).encode()).hexdigest()[:12])
 
 
@@ -98,6 +85,32 @@ def _labwork_tar() -> bytes:
             if "__pycache__" not in f.parts:
                 tar.add(f, arcname=f"labwork/{f.relative_to(root).as_posix()}")
     return buf.getvalue()
+
+
+def streamed(ssh: Ssh, command: str, progress: Progress, timeout: float = 1800) -> None:
+    """Run `command` on the host, each line of its output (stdout and stderr) to `progress` as it
+    comes, as a local build shows pip's lines; a failure says the command, its exit and last lines."""
+    proc = subprocess.Popen(ssh.args(master=True) + [f"{command} 2>&1"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    killer = threading.Timer(timeout, proc.kill)
+    killer.start()
+    tail: list[str] = []
+    try:
+        for raw in proc.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            if line:
+                tail = (tail + [line])[-20:]
+                progress(line)
+        err = proc.stderr.read().decode(errors="replace")
+        code = proc.wait()
+    finally:
+        killer.cancel()
+    if code == 255:
+        raise ssh.failure(err)
+    if code != 0:
+        raise LabworkError(f"'{command[:80]}' failed on {ssh.where} (exit {code})", where=ssh.where,
+                           details={"output": "\n".join(tail)}, hint=tail[-1] if tail else None)
 
 
 def prepare_remote(project: Project, rc_name: str, settings: Settings,
@@ -115,22 +128,20 @@ def prepare_remote(project: Project, rc_name: str, settings: Settings,
         tmp = venv + ".building"
         progress(f"[1/4] creating a virtual environment on {ssh.host} with {plan.python}")
         ssh.run(f"rm -rf {q(tmp)} && mkdir -p {q(tmp)} && {q(plan.python)} -m venv {q(tmp)}")
-        pip = f"{q(tmp)}/bin/python -m pip install --disable-pip-version-check --progress-bar off -q"
+        pip = f"{q(tmp)}/bin/python -m pip install --disable-pip-version-check --progress-bar off"
         progress(f"[2/4] installing the kernel ({', '.join(KERNEL_PACKAGES)})")
-        ssh.run(f"{pip} {' '.join(q(p) for p in KERNEL_PACKAGES)}")
+        streamed(ssh, f"{pip} {' '.join(q(p) for p in KERNEL_PACKAGES)}", progress)
         if plan.requirements:
             progress(f"[3/4] installing {plan.requirements.relative_to(project.root)}")
-            ssh.run(f"cat > {q(tmp)}/requirements.txt && {pip} -r {q(tmp)}/requirements.txt",
-                    input=plan.requirements.read_bytes())
+            ssh.run(f"cat > {q(tmp)}/requirements.txt", input=plan.requirements.read_bytes())
+            streamed(ssh, f"{pip} -r {q(tmp)}/requirements.txt", progress)
         progress("[4/4] copying labwork's kernel extension")
         ssh.run(f"mkdir -p {q(tmp)}/labwork-lib && tar -xzf - -C {q(tmp)}/labwork-lib", input=_labwork_tar())
         ssh.run(f"touch {q(tmp)}/.ready && rm -rf {q(venv)} && mv {q(tmp)} {q(venv)}")
         progress(f"environment ready in {time.monotonic() - started:.0f}s: {ssh.host}:{venv}")
     slug = hashlib.sha1(str(project.root).encode()).hexdigest()[:12]
     kernel_home = f"{home}/{REMOTE_DIR}/homes/{slug}-{rc_name.lower()}"  # token copy, spool: per project
-    write_private(plan.marker, json.dumps({"venv": venv, "home": kernel_home,
-                                           "host": ssh.host, "runconfig": rc_name, "project": str(project.root),
-                                           "built": time.time()}))
+    write_marker(plan.marker, venv=venv, home=kernel_home, host=ssh.host, runconfig=rc_name, project=str(project.root))
     if not plan.prepared:
         raise LabworkError("the environment was built but its record could not be written", where=str(plan.marker))
     return plan

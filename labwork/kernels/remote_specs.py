@@ -35,45 +35,48 @@ def _unprepared(display: str, env: dict[str, str], what: str, rc_name: str, proj
             "env": env, "metadata": metadata}
 
 
+def _spec(project: Project, rc_name: str, display: str, env: dict[str, str], *, kind: str, what: str,
+          prepared: bool, python: str, provisioner: str, config: dict[str, Any],
+          **labels: Any) -> dict[str, Any]:
+    """kernel.json of a run configuration whose kernel starts through `provisioner` (the unprepared
+    kernel when its environment is not built)."""
+    rc = project.runconfig(rc_name)
+    metadata: dict[str, Any] = {"labwork": {"project": str(project.root), "runconfig": rc_name,
+                                            "framework": rc.framework, "target": rc.target, "kind": kind,
+                                            **labels, "prepared": True}}
+    if not prepared:
+        return _unprepared(display, env, what, rc_name, project, metadata)
+    metadata["kernel_provisioner"] = {"provisioner_name": provisioner, "config": {
+        **config, "project": str(project.root), "runconfig": rc_name}}
+    return {"argv": [python, "-m", "labwork.kernels.launch", "-f", "{connection_file}"],
+            "display_name": display, "language": "python", "interrupt_mode": "signal", "env": env,
+            "metadata": metadata}
+
+
 def docker_kernel_spec(project: Project, rc_name: str, settings: Settings, display: str,
                        env: dict[str, str]) -> dict[str, Any]:
     """kernel.json of a docker run configuration (labwork.kernels.docker_provisioner)."""
     from labwork.kernels.docker_images import PYTHON_IN_IMAGE, image_plan
-    rc = project.runconfig(rc_name)
-    target = project.target_of(rc)
+    target = project.target_of(project.runconfig(rc_name))
     assert isinstance(target, DockerTarget)
     plan = image_plan(project, rc_name, settings)
-    metadata: dict[str, Any] = {"labwork": {"project": str(project.root), "runconfig": rc_name,
-                                            "framework": rc.framework, "target": rc.target, "kind": "docker",
-                                            "image": plan.tag, "prepared": True}}
-    if not plan.prepared:
-        return _unprepared(display, env, "image", rc_name, project, metadata)
-    metadata["kernel_provisioner"] = {"provisioner_name": "labwork-docker", "config": {
-        "image": plan.tag, "docker_host": target.docker_host, "memory": target.memory, "cpus": target.cpus,
-        "user": target.user, "project": str(project.root), "runconfig": rc_name,
-        "home": kernel_home(project, rc_name, settings), "control_home": str(settings.home),
-        "key_file": target.key_file, "known_hosts": target.known_hosts, "project_files": target.project_files}}
-    return {"argv": [PYTHON_IN_IMAGE, "-m", "labwork.kernels.launch", "-f", "{connection_file}"],
-            "display_name": display, "language": "python", "interrupt_mode": "signal", "env": env,
-            "metadata": metadata}
+    return _spec(project, rc_name, display, env, kind="docker", what="image", prepared=plan.prepared,
+                 python=PYTHON_IN_IMAGE, provisioner="labwork-docker", image=plan.tag, config={
+                     "image": plan.tag, "docker_host": target.docker_host, "memory": target.memory,
+                     "cpus": target.cpus, "user": target.user, "home": kernel_home(project, rc_name, settings),
+                     "control_home": str(settings.home), "key_file": target.key_file,
+                     "known_hosts": target.known_hosts, "project_files": target.project_files})
 
 
 def remote_kernel_spec(project: Project, rc_name: str, settings: Settings, display: str,
                        env: dict[str, str]) -> dict[str, Any]:
     """kernel.json of a remote (SSH) run configuration (labwork.kernels.ssh_provisioner)."""
     from labwork.kernels.remote_envs import remote_plan
-    rc = project.runconfig(rc_name)
-    target = project.target_of(rc)
+    target = project.target_of(project.runconfig(rc_name))
     assert isinstance(target, RemoteTarget)
     plan = remote_plan(project, rc_name, settings)
-    metadata: dict[str, Any] = {"labwork": {"project": str(project.root), "runconfig": rc_name,
-                                            "framework": rc.framework, "target": rc.target, "kind": "remote",
-                                            "host": target.host, "prepared": True}}
-    if not plan.prepared:
-        return _unprepared(display, env, "environment on the host", rc_name, project, metadata)
-    metadata["kernel_provisioner"] = {"provisioner_name": "labwork-ssh", "config": {
-        **plan.connection(), "venv": plan.venv, "project": str(project.root), "runconfig": rc_name,
-        "home": plan.remote_home, "control_home": str(settings.home), "project_files": target.project_files}}
-    return {"argv": [f"{plan.venv}/bin/python", "-m", "labwork.kernels.launch", "-f", "{connection_file}"],
-            "display_name": display, "language": "python", "interrupt_mode": "signal", "env": env,
-            "metadata": metadata}
+    return _spec(project, rc_name, display, env, kind="remote", what="environment on the host",
+                 prepared=plan.prepared, python=f"{plan.venv}/bin/python", provisioner="labwork-ssh",
+                 host=target.host, config={
+                     **plan.connection(), "venv": plan.venv, "home": plan.remote_home,
+                     "control_home": str(settings.home), "project_files": target.project_files})

@@ -37,7 +37,9 @@ from jupyter_client.provisioning import KernelProvisionerBase
 from pathlib import Path
 
 from labwork.errors import LabworkError, Unavailable
+from labwork.kernels.provisioned_ends import end_reason, provisioned_end
 from labwork.kernels.remote_copy import bring_back_spools, place_project
+from labwork.kernels.remote_watch import watched
 from labwork.kernels.ssh import Ssh, q
 from labwork.kernels.tunnels import LOOPBACK, Tunnel, plane_port
 
@@ -110,10 +112,11 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         project = self.workdir or self._cfg("project")
         home = q(self._cfg("home"))
         return (f"umask 077 && mkdir -p {q(self.run_dir)} {home}/spool && IFS= read -r LABWORK_T && "
-                f"printf %s \"$LABWORK_T\" > {home}/token && unset LABWORK_T && cat > {q(conn)} && "
+                f"printf %s \"$LABWORK_T\" > {home}/token && unset LABWORK_T && IFS= read -r LABWORK_C && "
+                f"printf '%s\\n' \"$LABWORK_C\" > {q(conn)} && unset LABWORK_C && "
                 f"if [ ! -d {q(project)} ]; then echo 'labwork: the project folder {project} is not on this host' >&2; "
-                f"exit 3; fi && cd {q(project)} && echo LABWORK_PID=$$ && "
-                f"exec env -i {assigns} {' '.join(q(a) for a in cmd)}")
+                f"exit 3; fi && cd {q(project)} && "
+                f"exec env -i {assigns} {watched(cmd)}")
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         try:
@@ -141,8 +144,9 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.end_reason, self._exit, self.remote_pid = None, None, None
         assert self.proc.stdin is not None
-        self.proc.stdin.write((self._token() + "\n" + json.dumps(conn)).encode())
-        self.proc.stdin.close()
+        # two lines, then the pipe stays open and silent: its end is the host's signal to end the kernel
+        self.proc.stdin.write((self._token() + "\n" + json.dumps(conn) + "\n").encode())
+        self.proc.stdin.flush()
         self._stderr: list[str] = []
         pid_line = await asyncio.to_thread(self._read_pid)
         if pid_line is None:
@@ -245,7 +249,9 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             return self._exit if self._exit is not None else 0
         code = self.proc.poll()
         if code is not None and self.end_reason is None:
-            self.end_reason = f"the kernel on {self.ssh.host} exited with code {code}"
+            self.end_reason = (f"host {self.ssh.host}: the SSH connection was lost" if code == 255 else
+                               end_reason(provisioned_end(self.kernel_id, exit_code=code, where=f"host {self.ssh.host}",
+                                                          run_config=self._cfg("runconfig"))))
             self._exit = code
         return code
 
@@ -287,6 +293,8 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             proc.kill()
         if proc is not None:
             await asyncio.to_thread(proc.wait)
+            if proc.stdin is not None:
+                proc.stdin.close()
         if pid:  # the kernel has let go of its spool's lock: what it could not deliver comes back now
             await asyncio.to_thread(self._bring_back_spools)
         self.proc, self.remote_pid = None, None

@@ -61,17 +61,24 @@ def _params_notebook(root: Path) -> None:
 def dproject(cp: ControlPlane, docker_host: DockerHost, tmp_path_factory: pytest.TempPathFactory) -> dict:  # noqa: F811
     """A project with a prepared docker run configuration `docker` and an unprepared one `raw`."""
     from labwork.project import attach_target
-    root = tmp_path_factory.mktemp("rj-docker") / "boxproj"
-    project = cp.make_project(root, "boxProj")
+    project = _docker_project(cp, docker_host, tmp_path_factory.mktemp("rj-docker") / "boxproj", "boxProj")
+    root = Path(project["path"])
+    attach_target(root, "docker", "raw", {"image": BASE_IMAGE, "docker_host": docker_host.url})
+    _params_notebook(root)
+    return project
+
+
+def _docker_project(cp: ControlPlane, docker_host: DockerHost, root: Path, name: str) -> dict:  # noqa: F811
+    """A project on `cp` with the run configuration `docker` on the test daemon, prepared."""
+    from labwork.project import attach_target
+    project = cp.make_project(root, name)
     # the same requirements as tests/kernels/test_docker_kernels.py: the session's image layers serve both
     (root / "requirements.txt").write_text("# nothing beyond the kernel\n")
     attach_target(root, "docker", "docker", {"image": BASE_IMAGE, "docker_host": docker_host.url,
                                              "memory": "512m", "cpus": 1})
     rc = root / ".labwork" / "runconfig" / "docker.toml"
     rc.write_text(rc.read_text() + '\n[environment]\nrequirements = "requirements.txt"\n')
-    attach_target(root, "docker", "raw", {"image": BASE_IMAGE, "docker_host": docker_host.url})
     cp.cli("experiment", "prepare", "--runconfig", "docker", "--project", str(root), timeout=900)
-    _params_notebook(root)
     return project
 
 
@@ -88,6 +95,24 @@ def rproject(cp: ControlPlane, ssh_host: SshHost, tmp_path_factory: pytest.TempP
     cp.cli("experiment", "prepare", "--runconfig", "vm", "--project", str(root), timeout=900)
     _params_notebook(root)
     yield project
+
+
+def _sleeping_run(cp: ControlPlane, project: dict, name: str, runconfig: str) -> tuple[dict, str, Any]:
+    """A run of a notebook that sleeps in its second cell, once that cell runs: (run, kernel id, runner)."""
+    import psutil
+    root = Path(project["path"])
+    marker = root / f"{name}-started"
+    write_notebook(root / f"{name}.ipynb", code_cell(f"print('started', flush=True)\nopen({str(marker)!r}, 'w').write('1')"),
+                   code_cell("import time\ntime.sleep(600)"))
+    cp.request("POST", f"/api/projects/{project['id']}/jobs",
+               json={"name": name, "notebook": f"{name}.ipynb", "runconfig": runconfig})
+    run = _run(cp, project, name)
+    kid = wait_for(lambda: _get(cp, project, run["id"]).get("kernel_id"), timeout=60, what="the run's kernel id")
+    wait_for(marker.exists, timeout=180, what="the first cell to run")
+    run_dir = f"/jobs/{project['id']}/{run['job_id']}/{run['id']}"
+    [runner] = [p for p in psutil.process_iter(["cmdline"])
+                if "labwork.jobs.runner" in (p.info["cmdline"] or []) and run_dir in " ".join(p.info["cmdline"])]
+    return run, kid, runner
 
 
 def test_a_docker_job_runs_in_its_container_with_parameters_output_and_history(
@@ -115,17 +140,8 @@ def test_a_job_on_unprepared_run_configurations_fails_with_the_prepare_command(
 
 def test_a_container_killed_mid_run_fails_the_run_with_the_containers_reason(
         cp: ControlPlane, dproject: dict, docker_host: DockerHost) -> None:  # noqa: F811
-    root = Path(dproject["path"])
-    marker = root / "long-started"
-    write_notebook(root / "long.ipynb", code_cell(f"print('started', flush=True)\nopen({str(marker)!r}, 'w').write('1')"),
-                   code_cell("import time\ntime.sleep(600)"))
-    cp.request("POST", f"/api/projects/{dproject['id']}/jobs",
-               json={"name": "long", "notebook": "long.ipynb", "runconfig": "docker"})
-    run = _run(cp, dproject, "long")
-    kid = wait_for(lambda: _get(cp, dproject, run["id"]).get("kernel_id"), timeout=60, what="the run's kernel id")
-    [cid] = wait_for(lambda: docker_host.containers(f"labwork.kernel={kid}"), timeout=180,
-                     what="the run's container")
-    wait_for(marker.exists, timeout=180, what="the first cell to run")
+    run, kid, _runner = _sleeping_run(cp, dproject, "long", "docker")
+    [cid] = docker_host.containers(f"labwork.kernel={kid}")
     docker_host.docker("kill", cid)
     ended = _wait(cp, dproject, run["id"], timeout=120)
     assert ended["status"] == "failed" and "container" in ended["reason"] and "SIGKILL" in ended["reason"], ended
@@ -135,16 +151,8 @@ def test_a_container_killed_mid_run_fails_the_run_with_the_containers_reason(
 
 def test_cancelling_a_docker_run_ends_its_container(cp: ControlPlane, dproject: dict,
                                                     docker_host: DockerHost) -> None:  # noqa: F811
-    root = Path(dproject["path"])
-    marker = root / "sleepy-started"
-    write_notebook(root / "sleepy.ipynb", code_cell(f"open({str(marker)!r}, 'w').write('1')"),
-                   code_cell("import time\ntime.sleep(600)"))
-    cp.request("POST", f"/api/projects/{dproject['id']}/jobs",
-               json={"name": "sleepy", "notebook": "sleepy.ipynb", "runconfig": "docker"})
-    run = _run(cp, dproject, "sleepy")
-    kid = wait_for(lambda: _get(cp, dproject, run["id"]).get("kernel_id"), timeout=60, what="the run's kernel id")
-    wait_for(lambda: docker_host.containers(f"labwork.kernel={kid}"), timeout=180, what="the run's container")
-    wait_for(marker.exists, timeout=180, what="the first cell to run")
+    run, kid, _runner = _sleeping_run(cp, dproject, "sleepy", "docker")
+    assert docker_host.containers(f"labwork.kernel={kid}")
     cp.cli("job", "cancel", str(run["id"]), "--project", dproject["path"])
     ended = _wait(cp, dproject, run["id"], timeout=120)
     assert ended["status"] == "cancelled" and ended["reason"] == "cancelled by the user", ended
@@ -169,20 +177,7 @@ def test_a_runner_killed_mid_run_leaves_no_container(cp: ControlPlane, dproject:
                                                      docker_host: DockerHost) -> None:  # noqa: F811
     import os
     import signal
-
-    import psutil
-    root = Path(dproject["path"])
-    marker = root / "orphan-started"
-    write_notebook(root / "orphan.ipynb", code_cell(f"open({str(marker)!r}, 'w').write('1')"),
-                   code_cell("import time\ntime.sleep(600)"))
-    cp.request("POST", f"/api/projects/{dproject['id']}/jobs",
-               json={"name": "orphan", "notebook": "orphan.ipynb", "runconfig": "docker"})
-    run = _run(cp, dproject, "orphan")
-    kid = wait_for(lambda: _get(cp, dproject, run["id"]).get("kernel_id"), timeout=60, what="the run's kernel id")
-    wait_for(marker.exists, timeout=180, what="the first cell to run")
-    run_dir = f"/jobs/{dproject['id']}/{run['job_id']}/{run['id']}"
-    [runner] = [p for p in psutil.process_iter(["cmdline"])
-                if "labwork.jobs.runner" in (p.info["cmdline"] or []) and run_dir in " ".join(p.info["cmdline"])]
+    run, kid, runner = _sleeping_run(cp, dproject, "orphan", "docker")
     assert docker_host.containers(f"labwork.kernel={kid}")
     os.kill(runner.pid, signal.SIGKILL)  # no cleanup of its own: the control plane removes the container
     ended = _wait(cp, dproject, run["id"], timeout=120)
@@ -190,3 +185,39 @@ def test_a_runner_killed_mid_run_leaves_no_container(cp: ControlPlane, dproject:
     assert not docker_host.containers(f"labwork.kernel={kid}")
     assert "removed the kernel's container" in cp.cli("job", "logs", str(run["id"]), "--project",
                                                       dproject["path"]).stdout
+
+
+def test_a_runner_that_died_while_the_plane_was_down_leaves_no_container(
+        own_cp: ControlPlane, docker_host: DockerHost, tmp_path: Path) -> None:  # noqa: F811
+    import os
+    import signal
+    project = _docker_project(own_cp, docker_host, tmp_path / "downproj", "downProj")
+    run, kid, runner = _sleeping_run(own_cp, project, "unwatched", "docker")
+    own_cp.stop()  # runners outlive the control plane
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait(timeout=60)
+    assert docker_host.containers(f"labwork.kernel={kid}")  # nobody watching: the kernel's container runs on
+    own_cp.start()  # adopt(): the runner is gone, its container is found by its label and removed
+    ended = _get(own_cp, project, run["id"])
+    assert ended["status"] == "failed" and "gone when the control plane came back" in ended["reason"], ended
+    assert not docker_host.containers(f"labwork.kernel={kid}")
+    log = own_cp.cli("job", "logs", str(run["id"]), "--project", project["path"]).stdout
+    assert "the run ended while the control plane was not running" in log
+    assert "removed the kernel's container" in log
+
+
+def test_a_remote_runner_killed_mid_run_leaves_no_remote_kernel(cp: ControlPlane, rproject: dict,
+                                                                ssh_host: SshHost) -> None:  # noqa: F811
+    """The runner (holding the kernel's SSH session) killed with SIGKILL: the host's side sees the
+    session end and ends the kernel; the remote process table is clean within a bounded wait."""
+    import os
+    import signal
+    run, kid, runner = _sleeping_run(cp, rproject, "remote-orphan", "vm")
+
+    def remote_kernel() -> list[str]:  # `[j]ob-…` matches the kernel, not this search's own command line
+        return ssh_host.ssh(f"pgrep -f '[{kid[0]}]{kid[1:]}' || true").stdout.split()
+    assert remote_kernel()
+    os.kill(runner.pid, signal.SIGKILL)
+    ended = _wait(cp, rproject, run["id"], timeout=120)
+    assert ended["status"] == "failed" and "without a result" in ended["reason"], ended
+    wait_for(lambda: not remote_kernel(), timeout=30, what="the remote kernel to end with its session")

@@ -15,7 +15,7 @@ import pytest
 
 from tests.support import ControlPlane, wait_for
 from tests.support.docker_host import BASE_IMAGE, DockerHost, docker_host  # noqa: F401 - the fixture
-from tests.support.provisioned import ProvisionedKernel
+from tests.support.provisioned import ProvisionedKernel, prepared_project, started_kernel
 
 pytestmark = pytest.mark.slow
 
@@ -23,32 +23,22 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def dproject(docker_host: DockerHost, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:  # noqa: F811
     """A project with a docker target on the test daemon, prepared, and a control plane."""
-    from labwork.project import attach_target, init_project
-    home = tmp_path_factory.mktemp("dk-home")
-    root = tmp_path_factory.mktemp("dk") / "irisproj"
-    init_project(root, "myIris")
-    (root / "data.csv").write_text("sepal,petal\n5.1,1.4\n")
-    (root / "requirements.txt").write_text("# nothing beyond the kernel\n")
-    attach_target(root, "docker", "docker", {"image": BASE_IMAGE, "docker_host": docker_host.url,
-                                             "memory": "512m", "cpus": 1})
-    rc = root / ".labwork" / "runconfig" / "docker.toml"
-    rc.write_text(rc.read_text() + '\n[environment]\nrequirements = "requirements.txt"\n')
-    cp = ControlPlane(home).start()
-    env = {"LABWORK_HOME": str(home), "LABWORK_PROJECT_DIR": str(root), "LABWORK_URL": cp.url}
-    prep = cp.cli("experiment", "prepare", "--runconfig", "docker", "--project", str(root), timeout=900)
-    try:
-        yield {"root": root, "home": home, "cp": cp, "env": env, "prepare": prep.stdout}
-    finally:
-        cp.stop()
+    def requirements(root: Path) -> None:
+        (root / "requirements.txt").write_text("# nothing beyond the kernel\n")
+        rc = root / ".labwork" / "runconfig" / "docker.toml"
+        rc.write_text(rc.read_text() + '\n[environment]\nrequirements = "requirements.txt"\n')
+    with prepared_project(tmp_path_factory, "dk", "docker", "docker",
+                          {"image": BASE_IMAGE, "docker_host": docker_host.url, "memory": "512m", "cpus": 1},
+                          setup=requirements, config="target_state_s = 3600\n") as project:  # states: on demand
+        yield project
 
 
 @pytest.fixture(scope="module")
 def dkernel(dproject: dict) -> Iterator[ProvisionedKernel]:
-    env = dproject["env"] | {"JPY_SESSION_NAME": str(dproject["root"] / "analysis.ipynb"),
-                             "SERVER_SECRET_TOKEN": "must-not-leak", "LABWORK_TEST_SERVER_SECRET": "must-not-leak"}
-    k = ProvisionedKernel("labwork-docker", env)
-    yield k
-    k.shutdown()
+    with started_kernel("labwork-docker", dproject["env"] | {
+            "JPY_SESSION_NAME": str(dproject["root"] / "analysis.ipynb"), "SERVER_SECRET_TOKEN": "must-not-leak",
+            "LABWORK_TEST_SERVER_SECRET": "must-not-leak"}) as k:
+        yield k
 
 
 def test_prepare_builds_and_reuses_the_image(dproject: dict, docker_host: DockerHost) -> None:  # noqa: F811
@@ -121,30 +111,16 @@ def test_run_history_and_upload_reach_the_control_plane(dkernel: ProvisionedKern
 
 
 def test_interrupt_in_sleep(dkernel: ProvisionedKernel) -> None:
-    import threading
-    msg_id = dkernel.kc.execute("import time\nprint('sleeping', flush=True)\ntime.sleep(60)")
-    seen = threading.Event()
-
-    def watch() -> None:
-        while True:
-            msg = dkernel.kc.get_iopub_msg(timeout=60)
-            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
-                seen.set()
-                return
-    t = threading.Thread(target=watch, daemon=True)
-    t.start()
-    assert seen.wait(60)
-    dkernel.km.interrupt_kernel()
-    reply = dkernel.shell_reply(msg_id, timeout=120)  # an uninterrupted sleep would end "ok", not in KeyboardInterrupt
-    assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+    res = dkernel.run_and_interrupt("import time\nprint('sleeping', flush=True)\ntime.sleep(60)", "sleeping")
+    # an uninterrupted sleep would end "ok", not in KeyboardInterrupt
+    assert res.status == "error" and (res.error or {}).get("ename") == "KeyboardInterrupt", res.text
     assert dkernel.run("1+2").text.strip() == "3"
 
 
 def test_shutdown_leaves_no_container(dproject: dict, docker_host: DockerHost) -> None:  # noqa: F811
-    before = set(docker_host.containers())
     k = ProvisionedKernel("labwork-docker", dproject["env"])
     assert k.run("40+2").text.strip() == "42"
-    [cid] = set(docker_host.containers()) - before
+    [cid] = docker_host.containers(f"labwork.kernel={k.km.kernel_id}")  # the daemon is shared: this kernel's
     k.shutdown()
     assert cid not in set(docker_host.containers())
     assert docker_host.docker("ps", "-aq", "--filter", f"id={cid}").stdout.strip() == b""
@@ -160,7 +136,7 @@ def test_out_of_memory_is_reported(dproject: dict, docker_host: DockerHost, tmp_
         k.kc.execute("x = bytearray(400 * 1024 * 1024)\nx[::4096] = b'1' * len(x[::4096])")
         wait_for(lambda: not k.km.is_alive(), timeout=120, what="the kernel to die of OOM")
         reason = k.km.provisioner.end_reason
-        assert reason and "out of memory" in reason and "96m" in reason
+        assert reason and "out of memory (limit 96 MiB)" in reason and "container " in reason
     finally:
         k.shutdown(now=True)
     assert not docker_host.containers(label="labwork.runconfig=small")
@@ -211,14 +187,13 @@ def test_daemon_down_is_a_clear_error(dproject: dict, tmp_path: Path) -> None:
 
 
 def test_container_killed_mid_cell_reports_dead(dproject: dict, docker_host: DockerHost) -> None:  # noqa: F811
-    before = set(docker_host.containers())
     k = ProvisionedKernel("labwork-docker", dproject["env"])
     try:
-        [cid] = set(docker_host.containers()) - before
+        [cid] = docker_host.containers(f"labwork.kernel={k.km.kernel_id}")  # the daemon is shared: this kernel's
         k.kc.execute("import time\ntime.sleep(60)")
         docker_host.docker("kill", cid)
         wait_for(lambda: not k.km.is_alive(), timeout=60, what="the kernel to be seen dead")
-        assert "killed" in (k.km.provisioner.end_reason or "") or "137" in (k.km.provisioner.end_reason or "")
+        assert "killed by signal 9 (SIGKILL)" in (k.km.provisioner.end_reason or "")
     finally:
         k.shutdown(now=True)
     assert cid not in docker_host.containers()
@@ -240,20 +215,40 @@ def test_compute_page_shows_daemon_state_and_where_kernels_run(dkernel: Provisio
     cp = dproject["cp"]
     pid = cp.register(dproject["root"])["id"]
     with cp.client() as c:
+        def answered() -> dict | None:  # probed in the background: the page's script polls this too
+            states = c.get(f"/projects/{pid}/compute/states.json").json()
+            return states if not any(st["checking"] for st in states.values()) else None
+        first = wait_for(answered, timeout=60, what="the targets' states")
+        assert first["docker"]["ok"] and not first["gone"]["ok"]
         page = c.get(f"/projects/{pid}/compute")
-    assert page.status_code == 200
-    assert "daemon reachable" in page.text and "daemon not reachable" in page.text and cid[:12] in page.text
+        assert page.status_code == 200
+        assert "daemon reachable" in page.text and "daemon not reachable" in page.text and cid[:12] in page.text
+        # cached: the next renders do not ask the daemons again ...
+        c.get(f"/projects/{pid}/compute")
+        again = c.get(f"/projects/{pid}/compute/states.json").json()
+        assert {n: st["checked_at"] for n, st in again.items()} == {n: st["checked_at"] for n, st in first.items()}
+        assert not any(st["checking"] for st in again.values())
+        # ... until "Check again" asks at once
+        assert c.get(f"/projects/{pid}/compute?refresh=1").status_code == 200
+        fresh = wait_for(answered, timeout=60, what="the states checked again")
+        assert all(fresh[n]["checked_at"] > first[n]["checked_at"] for n in ("docker", "gone"))
 
 
-def test_pyspark_in_docker(dproject: dict, docker_host: DockerHost) -> None:  # noqa: F811
-    """framework = pyspark on a docker target: prepare adds Java and pyspark to the image, the
-    kernel has `spark` before the first cell and reports its Spark UI to the control plane."""
+@pytest.fixture(scope="module")
+def sparkbox(dproject: dict, docker_host: DockerHost) -> str:  # noqa: F811
+    """A pyspark run configuration on the docker target, prepared (Java and pyspark in its image)."""
     from labwork.project import attach_target
     root = dproject["root"]
     attach_target(root, "docker", "sparkbox", {"image": BASE_IMAGE, "docker_host": docker_host.url, "memory": "2g"},
                   framework="pyspark")
     dproject["cp"].cli("experiment", "prepare", "--runconfig", "sparkbox", "--project", str(root), timeout=1800)
-    k = ProvisionedKernel("labwork-sparkbox", dproject["env"])
+    return "sparkbox"
+
+
+def test_pyspark_in_docker(dproject: dict, docker_host: DockerHost, sparkbox: str) -> None:  # noqa: F811
+    """framework = pyspark on a docker target: prepare adds Java and pyspark to the image, the
+    kernel has `spark` before the first cell and reports its Spark UI to the control plane."""
+    k = ProvisionedKernel(f"labwork-{sparkbox}", dproject["env"])
     try:
         res = k.run("spark.range(10).count()", timeout=300)
         assert res.status == "ok" and res.text.strip() == "10", res.text
@@ -262,6 +257,41 @@ def test_pyspark_in_docker(dproject: dict, docker_host: DockerHost) -> None:  # 
     finally:
         k.shutdown()
     assert not docker_host.containers(label="labwork.runconfig=sparkbox")
+
+
+def test_spark_ui_of_a_docker_pyspark_kernel_is_linked_and_reachable(dproject: dict, docker_host: DockerHost,  # noqa: F811
+                                                                    sparkbox: str) -> None:
+    """The dashboard's running kernels (the project's Jupyter page) link a Docker PySpark kernel to
+    its Spark UI, and the link answers (the container shares the host's loopback)."""
+    import httpx
+
+    from tests.support.jupyter import jupyter
+    cp, root = dproject["cp"], dproject["root"]
+    pid = cp.register(root)["id"]
+    server = cp.request("POST", f"/api/projects/{pid}/server", json={"kind": "python", "ui": "lab"})
+    try:
+        with jupyter(server) as j:
+            r = j.post("/api/kernels", json={"name": f"labwork-{sparkbox}"}, timeout=300)
+            assert r.status_code == 201, r.text
+            kid = r.json()["id"]
+
+        def linked() -> str | None:
+            for k in cp.request("GET", f"/api/projects/{pid}/server")["kernels"]:
+                if k["id"] == kid and k.get("spark_ui_url"):
+                    return k["spark_ui_url"]
+            return None
+        url = wait_for(linked, timeout=300, what="the kernel's Spark UI reported to the control plane")
+        assert url.startswith("http://127.0.0.1:"), url  # on loopback, like a local kernel's
+        ui = httpx.get(url, follow_redirects=True, timeout=30)
+        assert ui.status_code == 200 and "Spark" in ui.text
+        with cp.client() as c:
+            page = c.get(f"/projects/{pid}/jupyter")
+        assert page.status_code == 200 and f'href="{url}"' in page.text and "Spark UI" in page.text
+        assert docker_host.containers(f"labwork.kernel={kid}")
+    finally:
+        cp.request("DELETE", f"/api/projects/{pid}/server")
+    wait_for(lambda: not docker_host.containers(f"labwork.kernel={kid}"), timeout=60,
+             what="the kernel's container removed with its server")
 
 
 def test_history_spooled_while_the_plane_is_away_is_replayed_once(docker_host: DockerHost, tmp_path: Path) -> None:  # noqa: F811

@@ -3,14 +3,13 @@
 provisioner. The prepared environment and one kernel are shared by the module."""
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support import ControlPlane, wait_for
-from tests.support.provisioned import ProvisionedKernel
+from tests.support.provisioned import ProvisionedKernel, prepared_project, started_kernel
 from tests.support.ssh_host import SshHost, ssh_host  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.slow
@@ -23,32 +22,21 @@ def _target(h: SshHost, **extra: object) -> dict:
 
 @pytest.fixture(scope="module")
 def rproject(ssh_host: SshHost, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:  # noqa: F811
-    from labwork.project import attach_target, init_project
-    home = tmp_path_factory.mktemp("rk-home")
-    root = tmp_path_factory.mktemp("rk") / "irisproj"
-    init_project(root, "myIris")
-    (root / "data.csv").write_text("sepal,petal\n5.1,1.4\n")
-    attach_target(root, "remote", "vm", _target(ssh_host))
-    cp = ControlPlane(home).start()
-    env = {"LABWORK_HOME": str(home), "LABWORK_PROJECT_DIR": str(root), "LABWORK_URL": cp.url}
-    prep = cp.cli("experiment", "prepare", "--runconfig", "vm", "--project", str(root), timeout=900)
-    try:
-        yield {"root": root, "home": home, "cp": cp, "env": env, "prepare": prep.stdout}
-    finally:
-        cp.stop()
+    with prepared_project(tmp_path_factory, "rk", "remote", "vm", _target(ssh_host)) as project:
+        yield project
 
 
 @pytest.fixture(scope="module")
 def rkernel(rproject: dict) -> Iterator[ProvisionedKernel]:
-    env = rproject["env"] | {"JPY_SESSION_NAME": str(rproject["root"] / "remote.ipynb"),
-                             "SERVER_SECRET_TOKEN": "must-not-leak"}
-    k = ProvisionedKernel("labwork-vm", env)
-    yield k
-    k.shutdown()
+    with started_kernel("labwork-vm", rproject["env"] | {"JPY_SESSION_NAME": str(rproject["root"] / "remote.ipynb"),
+                                                          "SERVER_SECRET_TOKEN": "must-not-leak"}) as k:
+        yield k
 
 
 def _remote_pids(h: SshHost, marker: str) -> list[str]:
-    out = h.ssh(f"pgrep -f {marker} || true").stdout
+    """Pids on the host whose command line holds `marker` (the pattern `[m]arker` matches it, not
+    the command lines of this search's own shell and ssh, which hold the pattern)."""
+    out = h.ssh(f"pgrep -f '[{marker[0]}]{marker[1:]}' || true").stdout
     return out.split()
 
 
@@ -99,20 +87,9 @@ def test_remote_run_history_reaches_the_control_plane(rkernel: ProvisionedKernel
 
 
 def test_remote_interrupt_in_sleep(rkernel: ProvisionedKernel) -> None:
-    msg_id = rkernel.kc.execute("import time\nprint('sleeping', flush=True)\ntime.sleep(60)")
-    seen = threading.Event()
-
-    def watch() -> None:
-        while True:
-            msg = rkernel.kc.get_iopub_msg(timeout=60)
-            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
-                seen.set()
-                return
-    threading.Thread(target=watch, daemon=True).start()
-    assert seen.wait(60)
-    rkernel.km.interrupt_kernel()
-    reply = rkernel.shell_reply(msg_id, timeout=120)  # an uninterrupted sleep would end "ok", not in KeyboardInterrupt
-    assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+    res = rkernel.run_and_interrupt("import time\nprint('sleeping', flush=True)\ntime.sleep(60)", "sleeping")
+    # an uninterrupted sleep would end "ok", not in KeyboardInterrupt
+    assert res.status == "error" and (res.error or {}).get("ename") == "KeyboardInterrupt", res.text
     assert rkernel.run("2+2").text.strip() == "4"
 
 
@@ -129,6 +106,27 @@ def test_remote_shutdown_leaves_no_process(rproject: dict, ssh_host: SshHost) ->
     # and the kernel's SSH connection with its reverse forward
     assert not tunnel.alive and not Path(f"/proc/{tpid}").exists()
     assert not Path(tunnel.ssh.control_path).exists()
+
+
+def test_a_killed_ssh_side_leaves_nothing_on_the_host(rproject: dict, ssh_host: SshHost) -> None:  # noqa: F811
+    """kill -9 of the provisioner's ssh process (as when the Jupyter server dies hard): the host's
+    side sees its session end and ends the kernel and what it started, within a bounded wait."""
+    import os
+    import signal
+    k = ProvisionedKernel("labwork-vm", rproject["env"])
+    try:
+        prov = k.km.provisioner
+        pid, kid = prov.remote_pid, k.km.kernel_id
+        child = k.run("import subprocess\nchild = subprocess.Popen(['sleep', '600'])\nprint(child.pid)").stdout.strip()
+        assert child.isdigit() and ssh_host.ssh(f"kill -0 {pid} && kill -0 {child}").returncode == 0
+        assert _remote_pids(ssh_host, kid)  # the kernel and its watcher, found by the kernel's id
+        os.kill(prov.proc.pid, signal.SIGKILL)
+        wait_for(lambda: not _remote_pids(ssh_host, kid), timeout=30, what="the remote kernel to end")
+        wait_for(lambda: ssh_host.ssh(f"kill -0 {child}").returncode != 0, timeout=30,
+                 what="the kernel's child process to end")
+        assert ssh_host.ssh(f"kill -0 {pid}").returncode != 0
+    finally:
+        k.shutdown(now=True)
 
 
 def test_unknown_host_key_is_refused_with_how_to_trust(rproject: dict, ssh_host: SshHost,  # noqa: F811
@@ -249,6 +247,63 @@ def test_copied_project_reads_files_skips_excluded_and_uploads(rproject: dict, c
     finally:
         k.shutdown()
         (root / "data.csv").write_text("sepal,petal\n5.1,1.4\n")
+
+
+def test_detect_uses_a_folder_the_host_shares_in_place(rproject: dict, ssh_host: SshHost) -> None:  # noqa: F811
+    """project_files = detect on a host that sees the project at the same path (same labwork.toml):
+    no copy, the kernel starts in the project folder itself."""
+    from labwork.project import attach_target
+    root = rproject["root"]
+    attach_target(root, "remote", "vmdetect", _target(ssh_host, project_files="detect"))
+    rproject["cp"].cli("experiment", "prepare", "--runconfig", "vmdetect", "--project", str(root), timeout=900)
+    with started_kernel("labwork-vmdetect", rproject["env"]) as k:
+        assert k.km.provisioner.workdir is None
+        res = k.run("import os\nprint(os.getcwd(), os.environ.get('LABWORK_PROJECT_COPY'))\n"
+                    "open('written-in-place.txt', 'w').write('here')")
+        assert res.stdout.split() == [str(root), "None"], res.text
+    assert (root / "written-in-place.txt").read_text() == "here"  # the very folder, not a copy
+    (root / "written-in-place.txt").unlink()
+
+
+@pytest.fixture(scope="module")
+def hiding_host(rproject: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshHost]:
+    """An sshd on 127.0.0.2 whose sessions do not see the project's folder (an empty tmpfs over it
+    in a mount namespace of its own): a host that does not share the path."""
+    from tests.support.ssh_host import start_sshd, stop_sshd
+    host = start_sshd(tmp_path_factory.mktemp("sshd-hiding"), hide=rproject["root"].parent)
+    try:
+        yield host
+    finally:
+        stop_sshd(host)
+
+
+def test_detect_copies_to_a_host_that_does_not_share_the_folder(rproject: dict, copy_rc: str,
+                                                               hiding_host: SshHost) -> None:
+    """project_files = detect on a host without the folder: an rsync copy (outputs/ and what
+    .gitignore excludes left out: copy_rc's files), brought up to date at the next start."""
+    from labwork.project import attach_target
+    root = rproject["root"]
+    assert hiding_host.ssh(f"test -e {root}/labwork.toml").returncode != 0  # the host does not see it
+    attach_target(root, "remote", "vmhidden", _target(hiding_host, project_files="detect"))
+    rproject["cp"].cli("experiment", "prepare", "--runconfig", "vmhidden", "--project", str(root), timeout=900)
+    (root / "stale.txt").write_text("deleted before the restart")
+    with started_kernel("labwork-vmhidden", rproject["env"]) as k:
+        where = k.km.provisioner.workdir
+        assert where and ".labwork-remote/projects/" in where and where != str(root)
+        res = k.run("import os\nprint(os.getcwd())\nprint(open('data.csv').read())\n"
+                    "print(sorted(p for p in ('notes.log', 'scratch', 'outputs/local-only.txt', 'stale.txt', "
+                    "'labwork.toml') if os.path.exists(p)))")
+        assert where in res.stdout and "sepal,petal\n5.1,1.4" in res.stdout, res.text
+        assert "['labwork.toml', 'stale.txt']" in res.stdout  # outputs/ and .gitignore'd files stay here
+        (root / "data.csv").write_text("sepal,petal\n7.7,7.7\n")
+        (root / "stale.txt").unlink()
+        try:
+            k.km.restart_kernel(now=False)
+            k.kc.wait_for_ready(timeout=120)
+            again = k.run("import os\nprint(open('data.csv').read(), os.path.exists('stale.txt'))")
+            assert "7.7,7.7" in again.stdout and "False" in again.stdout, again.text
+        finally:
+            (root / "data.csv").write_text("sepal,petal\n5.1,1.4\n")
 
 
 def test_spool_on_the_host_is_replayed_once(rproject: dict, ssh_host: SshHost) -> None:  # noqa: F811

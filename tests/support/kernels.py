@@ -48,20 +48,11 @@ class CellResult:
         return "\n".join(parts)
 
 
-class Kernel:
-    """A real ipykernel started with jupyter_client, as jupyter_server would (kernel-<id>.json)."""
+class CellRunner:
+    """Cells run on a started kernel: `km` its manager, `kc` its (started) blocking client."""
 
-    def __init__(self, env: dict[str, str], cwd: Path, runtime: Path, preload: bool = True) -> None:
-        from jupyter_client import KernelManager
-        self.kernel_id = str(uuid.uuid4())
-        runtime.mkdir(parents=True, exist_ok=True)
-        self.km = KernelManager(kernel_name="python3",
-                                connection_file=str(runtime / f"kernel-{self.kernel_id}.json"))
-        extra = ["--IPKernelApp.extensions=['labwork']"] if preload else []
-        self.km.start_kernel(env=env, cwd=str(cwd), extra_arguments=extra)
-        self.kc = self.km.client()
-        self.kc.start_channels()
-        self.kc.wait_for_ready(timeout=120)
+    km: Any
+    kc: Any
 
     def run(self, code: str, timeout: float = 120.0, on_output=None) -> CellResult:
         res = CellResult(status="?")
@@ -83,6 +74,13 @@ class Kernel:
         reply = self.kc.execute_interactive(code, timeout=timeout, output_hook=hook)
         res.status = reply["content"]["status"]
         return res
+
+    def shell_reply(self, msg_id: str, timeout: float = 60) -> dict:
+        """The shell reply to `msg_id` (stale kernel_info replies from wait_for_ready are skipped)."""
+        while True:
+            reply = self.kc.get_shell_msg(timeout=timeout)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply
 
     def run_and_interrupt(self, code: str, marker: str, timeout: float = 120.0) -> CellResult:
         """Run a cell, interrupt it once it printed `marker`, return its result."""
@@ -109,9 +107,25 @@ class Kernel:
             elif kind == "status" and msg["content"]["execution_state"] == "idle":
                 break
         del seen
-        reply = self.kc.get_shell_msg(timeout=timeout)
+        reply = self.shell_reply(msg_id, timeout=timeout)
         res.status = reply["content"]["status"]
         return res
+
+
+class Kernel(CellRunner):
+    """A real ipykernel started with jupyter_client, as jupyter_server would (kernel-<id>.json)."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, runtime: Path, preload: bool = True) -> None:
+        from jupyter_client import KernelManager
+        self.kernel_id = str(uuid.uuid4())
+        runtime.mkdir(parents=True, exist_ok=True)
+        self.km = KernelManager(kernel_name="python3",
+                                connection_file=str(runtime / f"kernel-{self.kernel_id}.json"))
+        extra = ["--IPKernelApp.extensions=['labwork']"] if preload else []
+        self.km.start_kernel(env=env, cwd=str(cwd), extra_arguments=extra)
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=120)
 
     def shutdown(self) -> None:
         try:

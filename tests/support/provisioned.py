@@ -3,11 +3,17 @@ labwork's kernel spec manager, so the spec's kernel provisioner (Docker, SSH) is
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
-from tests.support.kernels import CellResult
+import pytest
+
+from tests.support.control_plane import ControlPlane
+from tests.support.kernels import CellRunner
 
 
-class ProvisionedKernel:
+class ProvisionedKernel(CellRunner):
     """A kernel started the way jupyter_server starts it: KernelManager + labwork's spec manager."""
 
     def __init__(self, name: str, env: dict[str, str]) -> None:
@@ -26,28 +32,40 @@ class ProvisionedKernel:
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=120)
 
-    def run(self, code: str, timeout: float = 120) -> CellResult:
-        res = CellResult(status="?")
-
-        def hook(msg: dict) -> None:
-            kind = msg["msg_type"]
-            if kind == "stream":
-                res.stdout += msg["content"]["text"]
-            elif kind in ("execute_result", "display_data"):
-                res.outputs.append({"msg_type": kind, "content": msg["content"]})
-            elif kind == "error":
-                res.error = msg["content"]
-        reply = self.kc.execute_interactive(code, timeout=timeout, output_hook=hook)
-        res.status = reply["content"]["status"]
-        return res
-
-    def shell_reply(self, msg_id: str, timeout: float = 60) -> dict:
-        """The shell reply to `msg_id` (stale kernel_info replies from wait_for_ready are skipped)."""
-        while True:
-            reply = self.kc.get_shell_msg(timeout=timeout)
-            if reply["parent_header"].get("msg_id") == msg_id:
-                return reply
-
     def shutdown(self, now: bool = False) -> None:
         self.kc.stop_channels()
         self.km.shutdown_kernel(now=now)
+
+
+@contextmanager
+def prepared_project(tmp_path_factory: pytest.TempPathFactory, prefix: str, kind: str, rc: str,
+                     target: dict, setup: Callable[[Path], None] | None = None,
+                     config: str | None = None) -> Iterator[dict]:
+    """A project "myIris" (with data.csv) whose run configuration `rc` runs on a `kind` target,
+    `setup(root)` applied, a control plane of its own, and `rc` prepared: {root, home, cp, env,
+    prepare (the command's output)}. The plane (`config`: its config.toml) stops at the end."""
+    from labwork.project import attach_target, init_project
+    home = tmp_path_factory.mktemp(f"{prefix}-home")
+    root = tmp_path_factory.mktemp(prefix) / "irisproj"
+    init_project(root, "myIris")
+    (root / "data.csv").write_text("sepal,petal\n5.1,1.4\n")
+    attach_target(root, kind, rc, target)
+    if setup is not None:
+        setup(root)
+    cp = ControlPlane(home, config=config).start()
+    env = {"LABWORK_HOME": str(home), "LABWORK_PROJECT_DIR": str(root), "LABWORK_URL": cp.url}
+    try:
+        prep = cp.cli("experiment", "prepare", "--runconfig", rc, "--project", str(root), timeout=900)
+        yield {"root": root, "home": home, "cp": cp, "env": env, "prepare": prep.stdout}
+    finally:
+        cp.stop()
+
+
+@contextmanager
+def started_kernel(name: str, env: dict[str, str]) -> Iterator[ProvisionedKernel]:
+    """A provisioned kernel for a `with` block (a module's shared kernel fixture), shut down after."""
+    k = ProvisionedKernel(name, env)
+    try:
+        yield k
+    finally:
+        k.shutdown()

@@ -8,6 +8,7 @@ free port; `known_hosts` holds its host key so clients verify it. One per sessio
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -48,8 +49,11 @@ def _missing(what: str) -> None:
     pytest.skip(msg)
 
 
-def start_sshd(folder: Path, set_env: dict[str, str] | None = None) -> SshHost:
-    """An sshd on 127.0.0.2; `set_env` goes into its sessions' environment (sshd's SetEnv)."""
+def start_sshd(folder: Path, set_env: dict[str, str] | None = None, hide: Path | None = None) -> SshHost:
+    """An sshd on 127.0.0.2 (its keys and config in `folder`); `set_env` goes into its sessions'
+    environment (sshd's SetEnv). With `hide`, it runs in a mount namespace of its own with an empty
+    tmpfs over that folder: a "host" that does not share it (the project folder there is not the
+    one here), as a real remote machine would not."""
     if os.geteuid() != 0:
         _missing("root (an sshd is started for the session)")
     if not Path(SSHD).exists() or not shutil.which("ssh-keygen"):
@@ -70,7 +74,13 @@ def start_sshd(folder: Path, set_env: dict[str, str] | None = None) -> SshHost:
         *(f"SetEnv {k}={v}" for k, v in (set_env or {}).items()), ""]))
     Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation folder
     log = open(folder / "sshd.log", "ab")  # noqa: SIM115 - kept for the session
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    cmd = [SSHD, "-D", "-e", "-f", str(config)]
+    if hide is not None:
+        if not shutil.which("unshare"):
+            _missing("util-linux's unshare (a host that does not share a folder)")
+        cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+               f"mount -t tmpfs none {shlex.quote(str(hide))} && exec {shlex.join(cmd)}"]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
     def listening() -> bool:
         if proc.poll() is not None:

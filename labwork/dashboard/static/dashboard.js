@@ -120,6 +120,37 @@
     setTimeout(poll, 1500);
   }
 
+  // --- Compute page: docker/remote targets' states, probed in the background -------------------------
+  function watchTargets() {
+    var table = $("#targets[data-states-url]");
+    if (!table || !$("td.target-state[data-checking='true']", table)) return;
+    var url = table.getAttribute("data-states-url");
+    function poll() {
+      getJSON(url).then(function (res) {
+        var states = res.body || {}, checking = false;
+        Object.keys(states).forEach(function (name) {
+          var st = states[name], cell = $("tr[data-target='" + CSS.escape(name) + "'] td.target-state", table);
+          if (!cell) return;
+          checking = checking || st.checking;
+          cell.setAttribute("data-checking", st.checking ? "true" : "false");
+          var text = $(".state-text", cell);
+          if (text) { text.textContent = st.text; text.className = "state-text " + (st.ok === null ? "muted" : (st.ok ? "ok" : "error")); }
+          var ks = $(".state-kernels", cell);
+          if (ks) {
+            ks.textContent = "";
+            (st.kernels || []).forEach(function (k) {
+              var d = document.createElement("div"), c = document.createElement("code");
+              d.className = "muted"; d.textContent = k.runconfig + ": container "; c.textContent = k.container;
+              d.appendChild(c); ks.appendChild(d);
+            });
+          }
+        });
+        if (checking) setTimeout(poll, 1000);
+      }, function () { setTimeout(poll, 3000); });
+    }
+    setTimeout(poll, 500);
+  }
+
   // --- jobs (opening a notebook, preparing an environment) --------------------------------------------
   function watchJob(el, onDone) {
     var id = el.getAttribute("data-job");
@@ -255,5 +286,6 @@
     watchEnvAlert();
     watchOpening();
     watchPrepare();
+    watchTargets();
   });
 })();
