@@ -32,6 +32,8 @@ from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import LocalProvisioner
 
 from labwork.errors import NotFound, Unavailable
+from labwork.kernels.end_report import report_end
+from labwork.kernels.ends import KernelEnd
 
 KERNEL_LABEL = "labwork.kernel"
 PASSED_THROUGH = ("JPY_SESSION_NAME",)  # what jupyter_server adds that the kernel uses
@@ -43,6 +45,17 @@ def container_env(spec_env: dict[str, str], launch_env: dict[str, str], home: st
     env.update({k: launch_env[k] for k in PASSED_THROUGH if k in launch_env})
     env["LABWORK_HOME"] = home
     return env
+
+
+def container_end(kernel_id: str, state: dict[str, Any], *, run_config: str | None, memory_limit: int | None,
+                  container_id: str | None) -> KernelEnd:
+    """The `KernelEnd` of an exited container from its `State`: `OOMKilled`, and `ExitCode`
+    (128 + N is signal N, as docker-init reports a kernel killed by it)."""
+    code = int(state.get("ExitCode", -1))
+    sig = code - 128 if 128 < code < 160 else None
+    return KernelEnd(kernel_id=kernel_id, run_config=run_config, exit_code=None if sig else code, signal=sig,
+                     oom=bool(state.get("OOMKilled")), memory_limit=memory_limit,
+                     where=f"container {(container_id or '')[:12]}")
 
 
 def _owner(path: str) -> str:
@@ -190,6 +203,10 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
         if st.get("Running"):
             return None
         code = int(st.get("ExitCode", -1))
+        if self.end_reason is None and not self._stopping:
+            report_end(container_end(self.kernel_id or "", st, run_config=self._cfg("runconfig"),
+                                     memory_limit=self._cfg("memory_limit"), container_id=self.container_id),
+                       self.log)
         if st.get("OOMKilled"):
             self._note_end(code, f"out of memory: the container hit its memory limit ({self._cfg('memory')})")
         elif code == 137:

@@ -49,12 +49,26 @@ def docker_kernel_spec(project: Project, rc_name: str, settings: Settings, displ
     if not plan.prepared:
         return _unprepared(display, env, "image", rc_name, project, metadata)
     metadata["kernel_provisioner"] = {"provisioner_name": "labwork-docker", "config": {
-        "image": plan.tag, "docker_host": target.docker_host, "memory": target.memory, "cpus": target.cpus,
+        "image": plan.tag, "docker_host": target.docker_host,
+        "memory": rc.resources.memory_bytes or target.memory, "memory_limit": docker_memory(rc, target),
+        "cpus": target.cpus,
         "user": target.user, "project": str(project.root), "runconfig": rc_name,
         "home": kernel_home(project, rc_name, settings), "control_home": str(settings.home)}}
     return {"argv": [PYTHON_IN_IMAGE, "-m", "labwork.kernels.launch", "-f", "{connection_file}"],
             "display_name": display, "language": "python", "interrupt_mode": "signal", "env": env,
             "metadata": metadata}
+
+
+def docker_memory(rc: Any, target: DockerTarget) -> int | None:
+    """The container's memory limit in bytes: the run configuration's `[resources] memory`, else
+    the target's `memory` (docker's --memory)."""
+    if rc.resources.memory_bytes:
+        return rc.resources.memory_bytes
+    if not target.memory:
+        return None
+    units = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    text = target.memory.lower()
+    return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
 
 
 def remote_kernel_spec(project: Project, rc_name: str, settings: Settings, display: str,

@@ -32,7 +32,8 @@ from labwork.errors import ConfigError, Conflict, NotFound, Unavailable
 from labwork.notebooks.config import MAX_HOURS, ServerConfig, parse_config
 from labwork.notebooks.contracts import ProjectSessions
 from labwork.notebooks.jupyter_api import JupyterApi
-from labwork.notebooks.launch import jupyter_command, refuse_second, server_environment
+from labwork.notebooks.kernel_ends import with_ends
+from labwork.notebooks.launch import jupyter_command, kernel_ends_file, refuse_second, server_environment
 from labwork.notebooks.models import KernelInfo, LogChunk, OpenResult, ServerHistoryEntry, ServerStatus, ServerSummary
 from labwork.notebooks.preview import notebook_in_project
 from labwork.notebooks.recent import last_config, recent_notebooks
@@ -196,7 +197,8 @@ class ServerManager:
             self._note(log_path, f"starting {ui_name} for project '{loaded.name}' ({root}) on port {port}; "
                                  f"{cfg.kind} configuration; {limit}")
             env = server_environment(home=self.settings.home, url=self.url, root=root, name=loaded.name,
-                                     server_id=server_id, config=cfg, token=token)
+                                     server_id=server_id, config=cfg, token=token,
+                                     kernel_ends=kernel_ends_file(log_path))
             spec = LaunchSpec(command=lambda p: self._command(cfg.ui, p, root), cwd=root, env=env,
                               log_path=log_path, token=token, umask=user_umask(),  # the user's modes
                               timeout=self.settings.jupyter_start_timeout_s, on_spawn=self._spawned(server_id))
@@ -310,8 +312,8 @@ class ServerManager:
                                     ).model_dump(mode="json")
             fields = row_fields(row, brief(project))
             running = row.state == "running"
-        found = self._kernels(row) if kernels and running else []
-        return ServerStatus(**fields, kernels=found).model_dump(mode="json")
+        found, ends = with_ends(self._kernels(row) if kernels and running else [], row.log_path)
+        return ServerStatus(**fields, kernels=found, kernel_ends=ends).model_dump(mode="json")
 
     def _kernels(self, row: ServerRow) -> list[KernelInfo]:
         """The server's kernels with the notebook each serves (from /api/kernels and /api/sessions)."""
