@@ -9,6 +9,8 @@ from jupyter_client.manager import KernelManager
 
 from labwork.kernels import cgroups
 from labwork.kernels.ends import last_end, read_ends
+from labwork.kernels.local_provisioner import LIMITS
+from labwork.kernels.memory_display import mem_limit
 from labwork.kernels.specmanager import LabworkKernelSpecManager
 from labwork.project import init_project
 from tests.support.waiting import wait_for
@@ -76,11 +78,16 @@ def test_the_limit_is_the_kernels_own_cgroup(ends: Path) -> None:
         assert f"{cgroups.PREFIX}{km.kernel_id}" in cell_output(kc, "print(open('/proc/self/cgroup').read())")
         limit = folder / ("memory.max" if CGROUPS.kind == "cgroup2" else "memory.limit_in_bytes")
         assert int(limit.read_text()) == 256 << 20
+        # the status bar's limit: what the rest uses now plus the kernel's limit
+        assert LIMITS[km.kernel_id] == (km.provisioner.pid, 256 << 20)
+        shown = mem_limit(rss=10 << 30)
+        assert (10 << 30) - (1 << 30) + (256 << 20) < shown < (10 << 30) + (256 << 20)
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=False)
     assert read_ends(ends) == [], "a shutdown Jupyter asked for is no death"
     assert not folder.exists()
+    assert km.kernel_id not in LIMITS and mem_limit(rss=10 << 30) == 0
 
 
 def test_killed_by_a_signal_and_exit_codes_are_said(ends: Path) -> None:
