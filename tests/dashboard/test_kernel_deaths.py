@@ -34,7 +34,7 @@ def _kernel_client(server: dict[str, Any], kernel_id: str) -> BlockingKernelClie
     path = wait_for(conn_file, timeout=60, what="the kernel process")
     kc = BlockingKernelClient(connection_file=path)
     kc.load_connection_file()
-    kc.start_channels()
+    kc.start_channels(hb=False)  # no heartbeat: a kernel slow to start is not taken for dead
     kc.wait_for_ready(timeout=120)
     return kc
 
