@@ -7,18 +7,19 @@ from typing import Any
 
 from labwork.kernels.ends import read_ends
 from labwork.notebooks.models import KernelInfo
-from labwork.notebooks.rows import kernel_ends_file
+from labwork.notebooks.rows import kernel_ends_file  # noqa: F401 - the manager's way to it
 
 RECENT = 10
 
 
-def with_ends(kernels: list[KernelInfo], log_path: str | None) -> tuple[list[KernelInfo], list[dict[str, Any]]]:
-    """The kernels, each with its last end (a kernel restarted after dying keeps its id), and the
-    server's last `RECENT` ends, newest first (kernels gone from the list too)."""
-    if not log_path:
-        return kernels, []
-    ends = read_ends(kernel_ends_file(log_path))
-    last = {e.kernel_id: e for e in ends}
-    out = [k.model_copy(update={"end": last[k.id].to_dict(), "end_reason": last[k.id].describe()})
-           if k.id in last else k for k in kernels]
-    return out, [e.to_dict() for e in reversed(ends[-RECENT:])]
+def kernels_with_ends(kernels: list[KernelInfo], log_path: str | None) -> list[KernelInfo]:
+    """The kernels, each with its last end (a kernel restarted after dying keeps its id)."""
+    last = {e.kernel_id: e for e in read_ends(kernel_ends_file(log_path))} if log_path else {}
+    return [k.model_copy(update={"end": last[k.id].to_dict(), "end_reason": last[k.id].describe()})
+            if k.id in last else k for k in kernels]
+
+
+def recent_ends(log_path: str | None) -> list[dict[str, Any]]:
+    """The server's last `RECENT` kernel ends, newest first (kernels gone from the list too)."""
+    ends = read_ends(kernel_ends_file(log_path)) if log_path else []
+    return [e.to_dict() for e in reversed(ends[-RECENT:])]

@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 from labwork.errors import Conflict
-from labwork.kernels.memory_display import write_config
 from labwork.notebooks.config import ServerConfig, parse_config
-from labwork.notebooks.rows import iso, kernel_ends_file, server_url  # noqa: F401 - re-exported
+from labwork.notebooks.rows import iso, server_url
 from labwork.store.tables import ServerRow
+
+from labwork.kernels.memory_display import write_config  # noqa: E402,I001 - kept apart (merges)
 
 SPEC_MANAGER = "labwork.kernels.specmanager"
 

@@ -32,14 +32,14 @@ from labwork.errors import ConfigError, Conflict, NotFound, Unavailable
 from labwork.notebooks.config import MAX_HOURS, ServerConfig, parse_config
 from labwork.notebooks.contracts import ProjectSessions
 from labwork.notebooks.jupyter_api import JupyterApi
-from labwork.notebooks.kernel_ends import with_ends
-from labwork.notebooks.launch import jupyter_command, kernel_ends_file, refuse_second, server_environment
+from labwork.notebooks.launch import jupyter_command, refuse_second, server_environment
 from labwork.notebooks.models import KernelInfo, LogChunk, OpenResult, ServerHistoryEntry, ServerStatus, ServerSummary
 from labwork.notebooks.preview import notebook_in_project
 from labwork.notebooks.recent import last_config, recent_notebooks
 from labwork.notebooks.rows import (ACTIVE, START_HINTS, aware, brief, iso, last_meaningful_line, notebook_url,
                                     projects_by_id, prune_logs, read_chunk, row_fields, server_row)
 from labwork.notebooks.rows import now as _now
+from labwork.notebooks.kernel_ends import kernel_ends_file, kernels_with_ends, recent_ends
 from labwork.notebooks.spawner import UNKNOWN_EXIT, LaunchSpec, LocalProcess, StartFailed, write_note
 from labwork.private import user_umask
 from labwork.processes import port_free, tail
@@ -311,9 +311,10 @@ class ServerManager:
                 return ServerStatus(**none | {"project": brief(project), "state": "none"}
                                     ).model_dump(mode="json")
             fields = row_fields(row, brief(project))
+            fields["kernel_ends"] = recent_ends(row.log_path)  # why its kernels died
             running = row.state == "running"
-        found, ends = with_ends(self._kernels(row) if kernels and running else [], row.log_path)
-        return ServerStatus(**fields, kernels=found, kernel_ends=ends).model_dump(mode="json")
+        found = self._kernels(row) if kernels and running else []
+        return ServerStatus(**fields, kernels=found).model_dump(mode="json")
 
     def _kernels(self, row: ServerRow) -> list[KernelInfo]:
         """The server's kernels with the notebook each serves (from /api/kernels and /api/sessions)."""
@@ -337,7 +338,7 @@ class ServerManager:
                                   connections=k.get("connections"), notebook=sess.get("path"),
                                   session_id=sess.get("id"), session_type=sess.get("type"),
                                   spark_ui_url=ui.get(k.get("id"))))
-        return out
+        return kernels_with_ends(out, row.log_path)
 
     def list(self, *, include_stopped: bool = False, limit: int = 200) -> list[dict[str, Any]]:
         """Servers of every project: running ones, or the newest `limit` of all with `include_stopped`."""
