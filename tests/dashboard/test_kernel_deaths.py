@@ -47,7 +47,7 @@ def test_out_of_memory_and_sigkill_are_said_everywhere(cp, page, project: dict) 
     root = Path(project["path"])
     (root / ".labwork" / "runconfig" / "small.toml").write_text(
         'target = "local"\nhistory = true\n[resources]\nmemory = "256m"\n')
-    with httpx.Client(base_url=cp.url, headers=cp.headers(), timeout=120) as http:
+    with httpx.Client(base_url=cp.url, headers=cp.headers(), timeout=300) as http:  # a loaded machine
         server = http.post(f"/api/projects/{project['id']}/server", json={"hours": 1}).json()
         with httpx.Client(base_url=server["base_url"], headers={"Authorization": f"token {server['token']}"},
                           timeout=60) as jup:
