@@ -12,7 +12,7 @@ from labwork.notebooks.config import ServerConfig, parse_config
 from labwork.notebooks.rows import iso, server_url
 from labwork.store.tables import ServerRow
 
-from labwork.kernels.memory_display import write_config  # noqa: E402,I001 - kept apart (merges)
+from labwork.kernels.memory_display import write_config  # the status bar's memory limit (JUPYTER_CONFIG_PATH)
 
 SPEC_MANAGER = "labwork.kernels.specmanager"
 
