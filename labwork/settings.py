@@ -183,6 +183,10 @@ class Settings(Strict):
     default_hours: float = Field(6.0, gt=0, description="a Jupyter server's time limit, in hours")
     extend_hours: float = Field(6.0, gt=0, description="hours one Extend adds")
     logs_kept_per_project: int = Field(10, ge=1, description="Jupyter server logs kept per project")
+    kernel_memory_limits: Literal["auto", "cgroup", "rlimit", "off"] = Field("auto", description=(
+        "how a run configuration's [resources] memory is enforced for local kernels: 'auto' (the "
+        "kernel in its own cgroup, v2 or v1, where the machine allows it, else RLIMIT_AS), 'cgroup' "
+        "(a cgroup or no limit), 'rlimit' (RLIMIT_AS only), 'off' (never enforced)"))
     deadline_check_s: float = Field(2.0, gt=0, description="seconds between deadline and idle checks")
     jupyter_start_timeout_s: float = Field(120.0, gt=0, description="seconds a Jupyter server may take to start")
     session_hours: float = Field(24.0, gt=0, description=(

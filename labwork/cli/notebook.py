@@ -23,6 +23,16 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")
 
 
 # ---------------------------------------------------------------------------------- helpers
+def _print_kernel_ends(st: dict[str, Any], console: Any) -> None:
+    """The server's kernels that died (newest first): when, which, why."""
+    ends = st.get("kernel_ends") or []
+    if ends:
+        console.print("kernels that died:")
+        for e in ends:
+            rc = f" ({e['run_config']})" if e.get("run_config") else ""
+            console.print(f"  {e.get('at')}  kernel {e.get('kernel_id')}{rc}: {e.get('reason')}")
+
+
 def _print_status(st: dict[str, Any]) -> None:
     from labwork.cli.output import console
     project = st.get("project") or {}
@@ -44,11 +54,14 @@ def _print_status(st: dict[str, Any]) -> None:
             console.print(f"kernels:  {len(kernels)}")
             for k in kernels:
                 console.print(f"  {k.get('name')}  {k.get('state')}  {k.get('notebook') or ''}  (id {k.get('id')})")
+                if k.get("end_reason"):
+                    console.print(f"    last died: {k['end_reason']} at {k['end']['at']} (restarted)")
         else:
             console.print("kernels:  none")
     else:
         console.print(f"stopped:  {st.get('stopped')}")
         console.print(f"reason:   {st.get('stop_reason')}")
+    _print_kernel_ends(st, console)
     console.print(f"log:      {st.get('log_path')}")
 
 

@@ -4,6 +4,7 @@ statement and session-end hooks, the reaper) and the ingestion and query routes.
 Routes (all need the token; see docs/history.md for shapes):
 
     POST   /api/history/records                 records from kernels (exactly once by record id)
+    POST   /api/history/kernel-ended            a kernel died: its open runs end with the reason
     GET    /api/runs                            runs, newest first, paged and filtered
     GET    /api/runs/{run}                      one run with entries, values and artifacts
     DELETE /api/runs/{run}                      remove a run and its stored files
@@ -22,12 +23,13 @@ from typing import Any, Protocol
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from labwork.auth.identity import identity_of, require_token
 from labwork.auth.members import runs_filter
 from labwork.errors import ConfigError, LabworkError
 from labwork.history import artifacts, ingestion, queries, records
+from labwork.history.kernel_ends import end_kernel_runs
 from labwork.http_params import OffsetQuery
 from labwork.settings import Settings
 from labwork.store.db import Store
@@ -350,6 +352,23 @@ def post_records(body: RecordsBody, request: Request) -> dict[str, Any]:
                           hint="the refused records are kept in LABWORK_HOME/history/dead-letter.jsonl",
                           details={"refused": result["refused"]})
     return result
+
+
+class KernelEndedBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kernel_id: str = Field(min_length=1, max_length=100)
+    reason: str = Field(min_length=1, max_length=500)
+    pid: int | None = None
+    at: str | None = None
+
+
+@router.post("/api/history/kernel-ended")
+def kernel_ended(body: KernelEndedBody, request: Request) -> dict[str, Any]:
+    """A kernel's provisioner saw it die: its open runs end, failed, with the reason."""
+    closed = end_kernel_runs(history(request).store, body.kernel_id, body.reason, pid=body.pid, at=body.at)
+    for run_id in closed:
+        log.info("run %s closed: %s", run_id, body.reason)
+    return {"closed": closed}
 
 
 @router.get("/api/runs")

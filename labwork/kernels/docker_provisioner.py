@@ -36,6 +36,7 @@ from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import LocalProvisioner
 
 from labwork.errors import NotFound, Unavailable
+from labwork.kernels.end_report import report_end
 from labwork.kernels.provisioned_ends import end_reason, provisioned_end
 from labwork.kernels.remote_docker import PORTS, RemoteContainer, is_ssh
 
@@ -249,7 +250,9 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
         code = int(st.get("ExitCode", -1))
         end = provisioned_end(self.kernel_id, exit_code=code, where=f"container {(self.container_id or '')[:12]}",
                               run_config=self._cfg("runconfig"), oom=bool(st.get("OOMKilled")),
-                              memory=self._cfg("memory"))
+                              memory=self._cfg("memory_limit") or self._cfg("memory"))
+        if self.end_reason is None and not self._stopping:
+            report_end(end, self.log)
         self._note_end(code, end_reason(end) + (f" ({st['Error']})" if st.get("Error") else ""))
         return code
 

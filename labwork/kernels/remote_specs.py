@@ -11,6 +11,7 @@ import hashlib
 import sys
 from typing import Any
 
+from labwork.kernels.provisioned_ends import memory_bytes
 from labwork.project.files import Project
 from labwork.project.models import DockerTarget, RemoteTarget
 from labwork.settings import Settings
@@ -60,12 +61,23 @@ def docker_kernel_spec(project: Project, rc_name: str, settings: Settings, displ
     target = project.target_of(project.runconfig(rc_name))
     assert isinstance(target, DockerTarget)
     plan = image_plan(project, rc_name, settings)
+    rc = project.runconfig(rc_name)
     return _spec(project, rc_name, display, env, kind="docker", what="image", prepared=plan.prepared,
                  python=PYTHON_IN_IMAGE, provisioner="labwork-docker", image=plan.tag, config={
-                     "image": plan.tag, "docker_host": target.docker_host, "memory": target.memory,
-                     "cpus": target.cpus, "user": target.user, "home": kernel_home(project, rc_name, settings),
-                     "control_home": str(settings.home), "key_file": target.key_file,
-                     "known_hosts": target.known_hosts, "project_files": target.project_files})
+                     "image": plan.tag, "docker_host": target.docker_host,
+                     "memory": rc.resources.memory_bytes or target.memory,
+                     "memory_limit": docker_memory(rc, target), "cpus": target.cpus, "user": target.user,
+                     "home": kernel_home(project, rc_name, settings), "control_home": str(settings.home),
+                     "key_file": target.key_file, "known_hosts": target.known_hosts,
+                     "project_files": target.project_files})
+
+
+def docker_memory(rc: Any, target: DockerTarget) -> int | None:
+    """The container's memory limit in bytes: the run configuration's `[resources] memory`, else
+    the target's `memory` (docker's --memory)."""
+    if rc.resources.memory_bytes:
+        return rc.resources.memory_bytes
+    return memory_bytes(target.memory)
 
 
 def remote_kernel_spec(project: Project, rc_name: str, settings: Settings, display: str,

@@ -102,9 +102,17 @@ def kernel_spec(project: Project, rc_name: str, settings: Settings,
         "env": launch_env,
         "metadata": {"labwork": {"project": str(project.root), "runconfig": rc_name,
                                  "framework": rc.framework, "target": rc.target,
-                                 "prepared": env.prepared},
+                                 "prepared": env.prepared, "memory_limit": rc.resources.memory_bytes},
+                     "kernel_provisioner": local_provisioner(rc_name, rc, settings),
                      "debugger": True},
     }
+
+
+def local_provisioner(rc_name: str, rc: RunConfig, settings: Settings) -> dict[str, Any]:
+    """labwork.kernels.local_provisioner with the run configuration's memory limit."""
+    return {"provisioner_name": "labwork-local",
+            "config": {"runconfig": rc_name, "memory_limit": rc.resources.memory_bytes,
+                       "enforce": settings.kernel_memory_limits}}
 
 
 def _sparkmagic_spec(project: Project, rc_name: str, rc: RunConfig, settings: Settings,

@@ -38,6 +38,8 @@ from pathlib import Path
 
 from labwork.errors import LabworkError, Unavailable
 from labwork.kernels.provisioned_ends import end_reason, provisioned_end
+from labwork.kernels.end_report import report_end
+from labwork.kernels.ends import KernelEnd
 from labwork.kernels.remote_copy import bring_back_spools, place_project
 from labwork.kernels.remote_watch import watched
 from labwork.kernels.ssh import Ssh, q
@@ -53,6 +55,7 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     remote_pid: int | None = None
     end_reason: str | None = None
     _exit: int | None = None
+    _stopping = False
     _ssh: Ssh | None = None
     _ports: dict[str, int] | None = None
     workdir: str | None = None  # the host's copy of the project, when it does not share the folder
@@ -142,7 +145,7 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         args = self.ssh.args(master=True) + [script]
         self.proc = await asyncio.to_thread(subprocess.Popen, args, stdin=subprocess.PIPE,
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.end_reason, self._exit, self.remote_pid = None, None, None
+        self.end_reason, self._exit, self.remote_pid, self._stopping = None, None, None, False
         assert self.proc.stdin is not None
         # two lines, then the pipe stays open and silent: its end is the host's signal to end the kernel
         self.proc.stdin.write((self._token() + "\n" + json.dumps(conn) + "\n").encode())
@@ -253,7 +256,14 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
                                end_reason(provisioned_end(self.kernel_id, exit_code=code, where=f"host {self.ssh.host}",
                                                           run_config=self._cfg("runconfig"))))
             self._exit = code
+            if not self._stopping:  # ssh's status is the remote kernel's (255: killed, or the link lost)
+                report_end(KernelEnd(kernel_id=self.kernel_id or "", run_config=self._cfg("runconfig"),
+                                     exit_code=code, where=f"host {self.ssh.host}"), self.log)
         return code
+
+    async def shutdown_requested(self, restart: bool = False) -> None:
+        self._stopping = True
+        await super().shutdown_requested(restart=restart)
 
     async def wait(self) -> int | None:
         while True:
@@ -269,9 +279,13 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         await asyncio.to_thread(self.ssh.run, f"kill -{name} {self.remote_pid}", check=False, timeout=30)
 
     async def kill(self, restart: bool = False) -> None:
+        await self.poll()  # a kernel that died before Jupyter's kill is reported as such
+        self._stopping = True
         await self.send_signal(signal.SIGKILL)
 
     async def terminate(self, restart: bool = False) -> None:
+        await self.poll()
+        self._stopping = True
         await self.send_signal(signal.SIGTERM)
 
     def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:

@@ -12,6 +12,8 @@ from labwork.notebooks.config import ServerConfig, parse_config
 from labwork.notebooks.rows import iso, server_url
 from labwork.store.tables import ServerRow
 
+from labwork.kernels.memory_display import write_config  # the status bar's memory limit (JUPYTER_CONFIG_PATH)
+
 SPEC_MANAGER = "labwork.kernels.specmanager"
 
 
@@ -27,11 +29,13 @@ def jupyter_command(ui: str, port: int, root: Path) -> list[str]:
 
 
 def server_environment(*, home: Path, url: str, root: Path, name: str, server_id: int | None,
-                       config: ServerConfig, token: str | None) -> dict[str, str]:
+                       config: ServerConfig, token: str | None,
+                       kernel_ends: Path | None = None) -> dict[str, str]:
     """The environment of a process whose kernels are the project's `"<project> <runconfig>"` (a
     Jupyter server; a job's papermill runner, with no server id and no token): ours without
     Jupyter tokens of others, plus what its kernels need to find the control plane, the project,
-    the server and its configuration."""
+    the server and its configuration; `kernel_ends` is where its kernels' ends are recorded (made
+    here, empty and 0600)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_TOKEN", "JPY_"))}
     env.update({
         "LABWORK_HOME": str(home), "LABWORK_URL": url or "",
@@ -39,6 +43,13 @@ def server_environment(*, home: Path, url: str, root: Path, name: str, server_id
         "LABWORK_SERVER_ID": "" if server_id is None else str(server_id),
         "LABWORK_SERVER_CONFIG": config.model_dump_json(), "PYTHONUNBUFFERED": "1",
     })
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
+        p for p in (str(write_config(home / "jupyter-config")), os.environ.get("JUPYTER_CONFIG_PATH", "")) if p)
+    env.pop("LABWORK_KERNEL_ENDS", None)  # never another server's
+    if kernel_ends is not None:
+        os.close(os.open(kernel_ends, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        os.chmod(kernel_ends, 0o600)
+        env["LABWORK_KERNEL_ENDS"] = str(kernel_ends)
     if token:  # the token travels in the environment, not on the command line (which `ps` shows)
         env["JUPYTER_TOKEN"] = token
     return env

@@ -36,6 +36,7 @@ from labwork.notebooks.recent import last_config, recent_notebooks
 from labwork.notebooks.rows import (ACTIVE, START_HINTS, aware, brief, iso, last_meaningful_line, notebook_url,
                                     projects_by_id, prune_logs, read_chunk, row_fields, server_row)
 from labwork.notebooks.rows import now as _now
+from labwork.notebooks.kernel_ends import kernel_ends_file, kernels_with_ends, recent_ends
 from labwork.notebooks.spawner import UNKNOWN_EXIT, LaunchSpec, LocalProcess, StartFailed, write_note
 from labwork.notebooks.watch import ServerWatch
 from labwork.private import user_umask
@@ -192,7 +193,8 @@ class ServerManager(ServerWatch):
             self._note(log_path, f"starting {ui_name} for project '{loaded.name}' ({root}) on port {port}; "
                                  f"{cfg.kind} configuration; {limit}")
             env = server_environment(home=self.settings.home, url=self.url, root=root, name=loaded.name,
-                                     server_id=server_id, config=cfg, token=token)
+                                     server_id=server_id, config=cfg, token=token,
+                                     kernel_ends=kernel_ends_file(log_path))
             spec = LaunchSpec(command=lambda p: self._command(cfg.ui, p, root), cwd=root, env=env,
                               log_path=log_path, token=token, umask=user_umask(),  # the user's modes
                               timeout=self.settings.jupyter_start_timeout_s, on_spawn=self._spawned(server_id))
@@ -305,6 +307,7 @@ class ServerManager(ServerWatch):
                 return ServerStatus(**none | {"project": brief(project), "state": "none"}
                                     ).model_dump(mode="json")
             fields = row_fields(row, brief(project))
+            fields["kernel_ends"] = recent_ends(row.log_path)  # why its kernels died
             running = row.state == "running"
         found = self._kernels(row) if kernels and running else []
         return ServerStatus(**fields, kernels=found).model_dump(mode="json")
@@ -331,7 +334,7 @@ class ServerManager(ServerWatch):
                                   connections=k.get("connections"), notebook=sess.get("path"),
                                   session_id=sess.get("id"), session_type=sess.get("type"),
                                   spark_ui_url=ui.get(k.get("id"))))
-        return out
+        return kernels_with_ends(out, row.log_path)
 
     def list(self, *, include_stopped: bool = False, limit: int = 200) -> list[dict[str, Any]]:
         """Servers of every project: running ones, or the newest `limit` of all with `include_stopped`."""

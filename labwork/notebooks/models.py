@@ -28,6 +28,10 @@ class KernelInfo(BaseModel):
     session_id: str | None = None
     session_type: str | None = None
     spark_ui_url: str | None = Field(None, description="the kernel's Spark UI, once its `spark` is ready")
+    end: dict[str, Any] | None = Field(None, description=(
+        "how this kernel last ended (labwork.kernels.ends.KernelEnd: exit_code, signal, oom, "
+        "memory_limit, reason) when it died and Jupyter restarted it"))
+    end_reason: str | None = Field(None, description="that end in words: 'out of memory (limit 256 MiB)'")
 
 
 class ServerSummary(BaseModel):
@@ -56,6 +60,8 @@ class ServerSummary(BaseModel):
 class ServerStatus(ServerSummary):
     """`status`, `start`, `stop`, `extend`: the newest server with its kernels."""
     kernels: list[KernelInfo] = []
+    kernel_ends: list[dict[str, Any]] = Field(default_factory=list, description=(
+        "the server's last kernel ends, newest first: each a KernelEnd with its reason"))
 
 
 class ServerHistoryEntry(ServerSummary):

@@ -117,6 +117,12 @@ def server_row(s, project: dict[str, Any], server_id: int | None) -> ServerRow:
     return row
 
 
+def kernel_ends_file(log_path: Path | str) -> Path:
+    """The server's file of kernel ends (labwork.kernels.ends), next to its log."""
+    path = Path(log_path)
+    return path.with_name(path.stem + ".kernel-ends.jsonl")
+
+
 def prune_logs(store: Store, project_id: int, kept: int) -> None:
     """Delete the logs of the project's servers older than the newest `kept` (at least one)."""
     with store.session() as s:
@@ -126,5 +132,6 @@ def prune_logs(store: Store, project_id: int, kept: int) -> None:
     for p in paths:
         try:
             Path(p).unlink(missing_ok=True)
+            kernel_ends_file(p).unlink(missing_ok=True)
         except OSError:
             log.warning("cannot delete old log %s", p)

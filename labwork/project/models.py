@@ -194,10 +194,47 @@ class EnvironmentSection(Strict):
     python: str | None = None  # interpreter used to build the venv; default: the current one
 
 
+MEMORY_LIMIT_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(?:i?b)?$", re.IGNORECASE)
+MEMORY_LIMIT_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+MIN_KERNEL_MEMORY = 64 << 20  # a Python kernel needs about 60 MiB to start at all
+
+
+def memory_bytes(value: str) -> int:
+    """'4g' -> 4294967296, '256m', '1.5G', '512MiB' (binary units; a bare number is bytes)."""
+    m = MEMORY_LIMIT_RE.fullmatch(str(value).strip())
+    if not m:
+        raise ValueError("memory must be a size such as 256m, 4g or 1.5g (a number and one of k, m, g, t)")
+    n = int(float(m.group(1)) * MEMORY_LIMIT_UNITS[m.group(2).lower()])
+    if n < MIN_KERNEL_MEMORY:
+        raise ValueError("memory must be at least 64m (a kernel needs about 60 MiB to start)")
+    return n
+
+
+class ResourcesSection(Strict):
+    """`[resources]` of a run configuration: what its kernels may use (docs/projects.md)."""
+
+    memory: str | None = Field(default=None, description="memory limit of each kernel: 256m, 4g")
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory(cls, v: object) -> object:
+        if v is None:
+            return v
+        if not isinstance(v, str):
+            raise ValueError("memory must be a quoted size such as \"4g\"")
+        memory_bytes(v)
+        return v.strip().lower()
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return memory_bytes(self.memory) if self.memory else None
+
+
 class RunConfig(Strict):
     target: str
     framework: Literal["python", "pyspark", "spark"] = "python"
     environment: EnvironmentSection = Field(default_factory=EnvironmentSection)
+    resources: ResourcesSection = Field(default_factory=ResourcesSection)
     env: dict[str, str] = Field(default_factory=dict)
     spark: dict[str, str] = Field(default_factory=dict)
     history: bool = False  # run history on by default in this run configuration's kernels

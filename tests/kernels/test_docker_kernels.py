@@ -126,8 +126,12 @@ def test_shutdown_leaves_no_container(dproject: dict, docker_host: DockerHost) -
     assert docker_host.docker("ps", "-aq", "--filter", f"id={cid}").stdout.strip() == b""
 
 
-def test_out_of_memory_is_reported(dproject: dict, docker_host: DockerHost, tmp_path: Path) -> None:  # noqa: F811
+def test_out_of_memory_is_reported(dproject: dict, docker_host: DockerHost, tmp_path: Path,  # noqa: F811
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from labwork.kernels.ends import last_end
     from labwork.project import attach_target
+    ends = tmp_path / "server.kernel-ends.jsonl"
+    monkeypatch.setenv("LABWORK_KERNEL_ENDS", str(ends))  # as the server manager sets it
     root = dproject["root"]
     attach_target(root, "docker", "small", {"image": BASE_IMAGE, "docker_host": docker_host.url, "memory": "96m"})
     dproject["cp"].cli("experiment", "prepare", "--runconfig", "small", "--project", str(root), timeout=900)
@@ -137,6 +141,9 @@ def test_out_of_memory_is_reported(dproject: dict, docker_host: DockerHost, tmp_
         wait_for(lambda: not k.km.is_alive(), timeout=120, what="the kernel to die of OOM")
         reason = k.km.provisioner.end_reason
         assert reason and "out of memory (limit 96 MiB)" in reason and "container " in reason
+        end = last_end(k.km.kernel_id, ends)
+        assert end is not None and end.oom and end.where.startswith("container ")
+        assert end.describe() == "out of memory (limit 96 MiB)" and end.run_config == "small"
     finally:
         k.shutdown(now=True)
     assert not docker_host.containers(label="labwork.runconfig=small")
