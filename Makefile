@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 PORT ?=
 
-.PHONY: run test setup bench clean lock shell
+.PHONY: run test setup bench clean lock shell labextension
 
 setup:
 	@bash scripts/setup.sh run
@@ -31,3 +31,9 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) test-artifacts .pytest_cache
+
+# Rebuild the prebuilt JupyterLab extension (labwork/lab/labextensions/labwork-lab) from
+# labextension/ with JupyterLab's builder from npm; only here is node needed. Commit the result.
+labextension: setup
+	@cd labextension && npm ci --no-audit --no-fund && npm run build
+	@$(PY) -m labwork.lab.sources labextension
