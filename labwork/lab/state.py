@@ -38,12 +38,12 @@ def parse_time(value: Any, key: str) -> datetime | None:
 
 
 def _iso(when: datetime | None) -> str | None:
-    return when.isoformat(timespec="seconds") if when else None
+    return when.isoformat() if when else None
 
 
-def _text(value: Any, key: str, limit: int = 500) -> str:
+def _text(value: Any, key: str, limit: int = 500, section: str = "lifecycle") -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"'{key}' must be a non-empty string", where=f"lifecycle.{key}")
+        raise ConfigError(f"'{key}' must be a non-empty string", where=f"{section}.{key}")
     return value.strip()[:limit]
 
 
@@ -157,7 +157,8 @@ class Lifecycle:
         """A front end's report of a stop's saves (POST labwork/saved)."""
         if not isinstance(body, dict):
             raise ConfigError("the body must be a JSON object", where="saved")
-        ack = {"client": _text(body.get("client"), "client", 100), "id": _text(body.get("id"), "id", 100),
+        ack = {"client": _text(body.get("client"), "client", 100, "saved"),
+               "id": _text(body.get("id"), "id", 100, "saved"),
                "saved": _paths(body.get("saved"), "saved"), "failed": _paths(body.get("failed"), "failed")}
         self.saw(ack["client"])
         self.acks = [a for a in self.acks if (a["client"], a["id"]) != (ack["client"], ack["id"])][-MAX_ACKS:]
