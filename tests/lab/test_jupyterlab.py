@@ -134,7 +134,7 @@ def test_the_warning_offsets_come_from_the_settings(lab_cp, running) -> None:  #
 
 def test_the_classic_ui_loads_with_the_extension(page, lab_cp, make_project) -> None:  # noqa: ANN001
     project = make_project()
-    server = _start(lab_cp, project, hours=1, ui="notebook")
+    server = _start(lab_cp, project, hours=1, ui="classic")
     try:
         polled: list[str] = []
         page.on("request", lambda r: polled.append(r.url) if "/labwork/lifecycle" in r.url else None)
