@@ -1,4 +1,6 @@
-"""A small client of a Jupyter server's REST API: does it answer, its kernels, shut it down.
+"""A small client of a Jupyter server's REST API: does it answer, its kernels, shut it down, and
+labwork's extension on it (`push_lifecycle`, `lifecycle`: labwork/lab/, the `labwork/lifecycle`
+endpoint).
 
 The manager and `LocalProcess` talk to a server only through this, with the server's token in the
 `Authorization` header (never in a URL that could land in a log).
@@ -7,10 +9,14 @@ from __future__ import annotations
 
 import http.client
 import json
-from typing import Any
+import logging
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 Failed = (OSError, http.client.HTTPException, ValueError)  # refused, timed out, cut off, not JSON
+LIFECYCLE = "/labwork/lifecycle"
+
+log = logging.getLogger("labwork.notebooks")
 
 
 class JupyterApi:
@@ -38,7 +44,8 @@ class JupyterApi:
             self._conn.close()
             self._conn = None
 
-    def _request(self, method: str, path: str, timeout: float | None = None) -> tuple[int, bytes]:
+    def _request(self, method: str, path: str, timeout: float | None = None,
+                 body: Any = None) -> tuple[int, bytes]:
         """(status, body); raises one of `Failed` (the connection is then closed, and the next
         request opens a new one)."""
         wait = self.timeout if timeout is None else timeout
@@ -49,7 +56,11 @@ class JupyterApi:
         if conn.sock is not None:
             conn.sock.settimeout(wait)
         try:
-            conn.request(method, path, headers=self._headers)
+            if body is None:
+                conn.request(method, path, headers=self._headers)
+            else:
+                conn.request(method, path, body=json.dumps(body).encode(),
+                             headers={**self._headers, "Content-Type": "application/json"})
             r = conn.getresponse()
             return r.status, r.read()
         except BaseException:
@@ -93,3 +104,52 @@ class JupyterApi:
         except Failed as exc:
             return str(exc) or type(exc).__name__
         return None
+
+    def lifecycle(self, state: dict[str, Any] | None = None, timeout: float | None = None
+                  ) -> tuple[int, Any]:
+        """GET (or, with `state`, PUT) labwork/lifecycle: (status, JSON or None); (0, None) when
+        the server does not answer."""
+        try:
+            status, body = self._request("GET" if state is None else "PUT", LIFECYCLE, timeout, state)
+        except Failed:
+            return 0, None
+        try:
+            return status, json.loads(body)
+        except ValueError:
+            return status, None
+
+
+class ServerAddress(Protocol):
+    """What the lifecycle calls need of a server (a `ServerRow`)."""
+    id: int
+    url: str
+    token: str
+
+
+def _lifecycle(row: ServerAddress, state: dict[str, Any] | None, timeout: float) -> dict[str, Any] | None:
+    if not row.url or not row.token:
+        return None
+    with JupyterApi(row.url, row.token, timeout=timeout) as api:
+        status, data = api.lifecycle(state)
+    if status == 200 and isinstance(data, dict):
+        return data
+    what = "push to" if state is not None else "read"
+    if status == 404:
+        log.info("server %s has no labwork extension (404 on %s): nothing to %s", row.id, LIFECYCLE, what)
+    elif status:
+        log.warning("server %s answered %s to the lifecycle %s: %s", row.id, status, what,
+                    (data or {}).get("msg") if isinstance(data, dict) else data)
+    else:
+        log.info("server %s did not answer the lifecycle %s", row.id, what)
+    return None
+
+
+def push_lifecycle(row: ServerAddress, state: dict[str, Any], timeout: float = 5.0) -> dict[str, Any] | None:
+    """Merge `state` (deadline, warn_before_s, idle, notice, stopping) into the server's lifecycle;
+    its new state, or None (logged, never raised) when it lacks the extension or does not answer."""
+    return _lifecycle(row, state, timeout)
+
+
+def lifecycle(row: ServerAddress, timeout: float = 3.0) -> dict[str, Any] | None:
+    """The server's lifecycle state (acks, clients, kernels' ends), or None as `push_lifecycle`."""
+    return _lifecycle(row, None, timeout)

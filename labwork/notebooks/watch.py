@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from labwork.notebooks.lifecycle import push_deadline
 from labwork.notebooks.rows import ACTIVE, aware, iso, projects_by_id
 from labwork.notebooks.rows import now as _now
 from labwork.notebooks.spawner import LocalProcess
@@ -59,6 +60,7 @@ class ServerWatch:
                 self._note(row.log_path, f"re-adopted by the control plane (pid {os.getpid()})"
                            + ("" if answered else "; the server did not answer yet"))
                 out["adopted"].append(row.id)
+                push_deadline(self.store, row.id, self.settings)
             else:
                 when = None
                 try:
