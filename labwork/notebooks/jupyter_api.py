@@ -1,16 +1,24 @@
-"""A small client of a Jupyter server's REST API: does it answer, its kernels, shut it down.
+"""A small client of a Jupyter server's REST API: does it answer, its kernels, its activity, shut it
+down; and of labwork's server extension (`labwork/lifecycle`, issue 13's contract).
 
 The manager and `LocalProcess` talk to a server only through this, with the server's token in the
-`Authorization` header (never in a URL that could land in a log).
+`Authorization` header (never in a URL that could land in a log). What the control plane reads to
+watch a server carries `no_track_activity`, Jupyter's own flag for requests that are not a
+person's activity, so watching a server never keeps it from being idle.
 """
 from __future__ import annotations
 
 import http.client
 import json
-from typing import Any
+import logging
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+log = logging.getLogger("labwork.notebooks")
+
 Failed = (OSError, http.client.HTTPException, ValueError)  # refused, timed out, cut off, not JSON
+UNTRACKED = "no_track_activity=1"
+LIFECYCLE = f"/labwork/lifecycle?{UNTRACKED}"
 
 
 class JupyterApi:
@@ -38,9 +46,10 @@ class JupyterApi:
             self._conn.close()
             self._conn = None
 
-    def _request(self, method: str, path: str, timeout: float | None = None) -> tuple[int, bytes]:
-        """(status, body); raises one of `Failed` (the connection is then closed, and the next
-        request opens a new one)."""
+    def _request(self, method: str, path: str, timeout: float | None = None,
+                 body: Any = None) -> tuple[int, bytes]:
+        """(status, body); `body` is sent as JSON; raises one of `Failed` (the connection is then
+        closed, and the next request opens a new one)."""
         wait = self.timeout if timeout is None else timeout
         if self._conn is None:
             self._conn = http.client.HTTPConnection(self._host, self._port, timeout=wait)
@@ -49,7 +58,11 @@ class JupyterApi:
         if conn.sock is not None:
             conn.sock.settimeout(wait)
         try:
-            conn.request(method, path, headers=self._headers)
+            if body is None:
+                conn.request(method, path, headers=self._headers)
+            else:
+                conn.request(method, path, body=json.dumps(body).encode(),
+                             headers=self._headers | {"Content-Type": "application/json"})
             r = conn.getresponse()
             return r.status, r.read()
         except BaseException:
@@ -80,6 +93,38 @@ class JupyterApi:
         out = self._json("/api/sessions")
         return [s for s in out if isinstance(s, dict)] if isinstance(out, list) else []
 
+    def status(self) -> dict[str, Any] | None:
+        """/api/status (started, last_activity, connections, kernels); None when it does not answer."""
+        out = self._json(f"/api/status?{UNTRACKED}")
+        return out if isinstance(out, dict) else None
+
+    def watched_kernels(self) -> list[dict[str, Any]] | None:
+        """/api/kernels read without counting as activity; None (not []) when it does not answer."""
+        out = self._json(f"/api/kernels?{UNTRACKED}")
+        return [k for k in out if isinstance(k, dict)] if isinstance(out, list) else None
+
+    def terminals(self) -> list[dict[str, Any]]:
+        """/api/terminals (each with its last_activity) read without counting as activity; [] when
+        the server has no terminals or does not answer."""
+        out = self._json(f"/api/terminals?{UNTRACKED}")
+        return [t for t in out if isinstance(t, dict)] if isinstance(out, list) else []
+
+    def put_lifecycle(self, state: dict[str, Any]) -> tuple[int, Any]:
+        """PUT labwork/lifecycle (the extension merges `state`); (status, JSON answer or None)."""
+        status, body = self._request("PUT", LIFECYCLE, body=state)
+        try:
+            return status, json.loads(body) if body else None
+        except ValueError:
+            return status, None
+
+    def get_lifecycle(self) -> tuple[int, Any]:
+        """GET labwork/lifecycle; (status, JSON answer or None)."""
+        status, body = self._request("GET", LIFECYCLE)
+        try:
+            return status, json.loads(body) if body else None
+        except ValueError:
+            return status, None
+
     def kernelspecs(self) -> dict[str, Any]:
         """/api/kernelspecs' `kernelspecs` map (name → spec record)."""
         out = self._json("/api/kernelspecs")
@@ -93,3 +138,43 @@ class JupyterApi:
         except Failed as exc:
             return str(exc) or type(exc).__name__
         return None
+
+
+class ServerAddress(Protocol):
+    """What the lifecycle client needs of a server (a `ServerRow` has it)."""
+    url: str
+    token: str
+
+
+def push_lifecycle(row: ServerAddress, state: dict[str, Any], *, timeout: float = 3.0) -> dict[str, Any] | None:
+    """PUT `state` (any of deadline, warn_before_s, idle, notice, stopping) to the server's labwork
+    extension; its new state, or None when the server has no extension (404) or does not answer
+    (both logged, never raised: a server without the extension still runs and stops as before)."""
+    try:
+        with JupyterApi(row.url, row.token, timeout=timeout) as api:
+            status, out = api.put_lifecycle(state)
+    except Failed as exc:
+        log.info("lifecycle push to %s failed: %s", row.url, exc or type(exc).__name__)
+        return None
+    return _answer(row, "push", status, out)
+
+
+def lifecycle(row: ServerAddress, *, timeout: float = 3.0) -> dict[str, Any] | None:
+    """The server extension's lifecycle state (GET labwork/lifecycle); None as `push_lifecycle`."""
+    try:
+        with JupyterApi(row.url, row.token, timeout=timeout) as api:
+            status, out = api.get_lifecycle()
+    except Failed as exc:
+        log.info("lifecycle read from %s failed: %s", row.url, exc or type(exc).__name__)
+        return None
+    return _answer(row, "read", status, out)
+
+
+def _answer(row: ServerAddress, what: str, status: int, out: Any) -> dict[str, Any] | None:
+    if status == 404:
+        log.debug("lifecycle %s: %s has no labwork extension (404)", what, row.url)
+        return None
+    if status != 200 or not isinstance(out, dict):
+        log.info("lifecycle %s: %s answered %s", what, row.url, status)
+        return None
+    return out
