@@ -83,15 +83,18 @@ class JupyterApi:
         except Failed:
             return None
 
+    def _list(self, path: str) -> list[dict[str, Any]] | None:
+        """A listing read without counting as activity; None when the server does not answer."""
+        out = self._json(f"{path}?{UNTRACKED}")
+        return [x for x in out if isinstance(x, dict)] if isinstance(out, list) else None
+
     def kernels(self) -> list[dict[str, Any]]:
         """/api/kernels: [] when the server does not answer."""
-        out = self._json("/api/kernels")
-        return [k for k in out if isinstance(k, dict)] if isinstance(out, list) else []
+        return self._list("/api/kernels") or []
 
     def sessions(self) -> list[dict[str, Any]]:
         """/api/sessions (which notebook each kernel serves): [] when the server does not answer."""
-        out = self._json("/api/sessions")
-        return [s for s in out if isinstance(s, dict)] if isinstance(out, list) else []
+        return self._list("/api/sessions") or []
 
     def status(self) -> dict[str, Any] | None:
         """/api/status (started, last_activity, connections, kernels); None when it does not answer."""
@@ -99,15 +102,13 @@ class JupyterApi:
         return out if isinstance(out, dict) else None
 
     def watched_kernels(self) -> list[dict[str, Any]] | None:
-        """/api/kernels read without counting as activity; None (not []) when it does not answer."""
-        out = self._json(f"/api/kernels?{UNTRACKED}")
-        return [k for k in out if isinstance(k, dict)] if isinstance(out, list) else None
+        """/api/kernels, None (not []) when the server does not answer."""
+        return self._list("/api/kernels")
 
     def terminals(self) -> list[dict[str, Any]]:
-        """/api/terminals (each with its last_activity) read without counting as activity; [] when
-        the server has no terminals or does not answer."""
-        out = self._json(f"/api/terminals?{UNTRACKED}")
-        return [t for t in out if isinstance(t, dict)] if isinstance(out, list) else []
+        """/api/terminals (each with its last_activity): [] when the server has no terminals (or
+        they are disabled) or does not answer."""
+        return self._list("/api/terminals") or []
 
     def put_lifecycle(self, state: dict[str, Any]) -> tuple[int, Any]:
         """PUT labwork/lifecycle (the extension merges `state`); (status, JSON answer or None)."""
@@ -127,7 +128,7 @@ class JupyterApi:
 
     def kernelspecs(self) -> dict[str, Any]:
         """/api/kernelspecs' `kernelspecs` map (name → spec record)."""
-        out = self._json("/api/kernelspecs")
+        out = self._json(f"/api/kernelspecs?{UNTRACKED}")
         specs = out.get("kernelspecs") if isinstance(out, dict) else None
         return specs if isinstance(specs, dict) else {}
 

@@ -29,8 +29,10 @@ from typing import Any
 from sqlalchemy import select
 
 from labwork.errors import ConfigError, Conflict, NotFound, Unavailable
+from labwork.units import format_seconds
 from labwork.notebooks.config import MAX_HOURS, ServerConfig, parse_config
 from labwork.notebooks.contracts import ProjectSessions
+from labwork.notebooks.idle import IdleWatch, culling_options
 from labwork.notebooks.jupyter_api import JupyterApi
 from labwork.notebooks.launch import jupyter_command, refuse_second, server_environment
 from labwork.notebooks.models import KernelInfo, LogChunk, OpenResult, ServerHistoryEntry, ServerStatus, ServerSummary
@@ -73,6 +75,7 @@ class ServerManager:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the app's loop, for async hooks
+        self.idle = IdleWatch(settings.idle, self._note)  # idle stops and busy kernels (notebooks/idle.py)
 
     # ------------------------------------------------------------------ helpers
     def _lock(self, project_id: int) -> threading.RLock:
@@ -155,7 +158,7 @@ class ServerManager:
         return record
 
     def _command(self, ui: str, port: int, root: Path) -> list[str]:
-        return jupyter_command(ui, port, root)
+        return jupyter_command(ui, port, root) + culling_options(self.settings.idle)
 
     def new_process(self, server_id: int, first_port: int) -> LocalProcess:
         """The process a new server runs as (the seam where another kind would be chosen)."""
@@ -193,6 +196,7 @@ class ServerManager:
             ui_name = "JupyterLab" if cfg.ui == "lab" else "Jupyter Notebook (classic UI)"
             limit = f"deadline {iso(now + timedelta(hours=cfg.hours))} ({cfg.hours:g} h)" if cfg.hours \
                 else "no time limit"
+            limit += f"; stops when idle for {format_seconds(cfg.idle)}" if cfg.idle else ""
             self._note(log_path, f"starting {ui_name} for project '{loaded.name}' ({root}) on port {port}; "
                                  f"{cfg.kind} configuration; {limit}")
             env = server_environment(home=self.settings.home, url=self.url, root=root, name=loaded.name,
@@ -236,6 +240,7 @@ class ServerManager:
             path = row.log_path
         self._note(path, f"server {state}: {reason}" + (f" ({how})" if how else ""))
         self._procs.pop(server_id, None)
+        self.idle.forget(server_id)
 
     def _mark_dead(self, server_id: int, why: str, *, when: datetime | None = None) -> None:
         with self.store.session() as s:
@@ -311,7 +316,8 @@ class ServerManager:
             fields = row_fields(row, brief(project))
             running = row.state == "running"
         found = self._kernels(row) if kernels and running else []
-        return ServerStatus(**fields, kernels=found).model_dump(mode="json")
+        idle = self.idle.snapshot(row.id) if running else None
+        return ServerStatus(**fields, kernels=found, idle=idle).model_dump(mode="json")
 
     def _kernels(self, row: ServerRow) -> list[KernelInfo]:
         """The server's kernels with the notebook each serves (from /api/kernels and /api/sessions)."""
@@ -488,7 +494,7 @@ class ServerManager:
         return out
 
     def check(self) -> None:
-        """One pass of the loop: stop servers past their deadline, record ones that died."""
+        """One pass of the loop: stop servers past their deadline or idle timeout, record ones that died."""
         for sid, proc in list(self._procs.items()):
             proc.poll()  # reap exited children
         with self.store.session() as s:
@@ -510,6 +516,8 @@ class ServerManager:
                 elif deadline is not None and now >= deadline:
                     path = (projects.get(fresh.project_id) or {}).get("path", "")
                     self._stop_server(fresh.id, f"deadline reached ({iso(deadline)})", path)
+                elif idle := self.idle.check(fresh, now):  # "idle for 1 h": the same stop path
+                    self._stop_server(fresh.id, idle, (projects.get(fresh.project_id) or {}).get("path", ""))
             except Exception:
                 log.exception("checking server %s", row.id)
             finally:
