@@ -37,7 +37,10 @@ from labwork.store.tables import ServerRow
 
 # The deadline's warning offsets (seconds before the stop), which the idle stop shares.
 WARN_BEFORE_S = (900.0, 120.0)
-WORKING = ("busy", "starting", "restarting")  # execution states that are work, whatever the clients
+# The execution state that is work, whatever the clients. Not "starting": Jupyter keeps a kernel
+# started over REST "starting" until a client first talks to it, which may be never.
+WORKING = ("busy",)
+BLIPS = 2  # a busy spell ends when the kernel is seen not busy this many checks in a row
 
 
 def culling_options(settings: IdleSettings) -> list[str]:
@@ -64,6 +67,7 @@ def _time(value: Any) -> datetime | None:
 class _Watched:
     """What the watch remembers of one server between checks."""
     busy_since: dict[str, datetime] = field(default_factory=dict)  # kernel id -> first seen busy
+    not_busy: dict[str, int] = field(default_factory=dict)  # kernel id -> checks seen not busy since
     reported: set[str] = field(default_factory=set)  # kernels reported busy past the ceiling
     warned: set[float] = field(default_factory=set)  # warning offsets already sent this idle spell
     pushed_stop_at: datetime | None = None
@@ -110,7 +114,7 @@ class IdleWatch:
                  *(_time(t.get("last_activity")) for t in terminals)]
         last = max((t for t in times if t is not None), default=now)
         working = [k for k in kernels if k.get("execution_state") in WORKING]
-        long_busy = self._busy(row, watched, working, now)
+        long_busy = self._busy(row, watched, kernels, working, now)
         stop_at = None if working or not timeout else last + timedelta(seconds=float(timeout))
         watched.snapshot = IdleStatus(
             timeout_s=timeout, last_activity=iso(last), idle_s=0.0 if working else max(0.0, (now - last).total_seconds()),
@@ -126,15 +130,22 @@ class IdleWatch:
         return None
 
     # ---------------------------------------------------------------------- busy kernels
-    def _busy(self, row: ServerRow, watched: _Watched, working: list[dict[str, Any]],
-              now: datetime) -> list[BusyKernel]:
+    def _busy(self, row: ServerRow, watched: _Watched, kernels: list[dict[str, Any]],
+              working: list[dict[str, Any]], now: datetime) -> list[BusyKernel]:
         """The kernels busy past the ceiling, each reported once per busy spell (log and notice).
         A kernel is busy at least since it was first seen busy, and since its last message (a busy
-        kernel's last message came after its turn to busy)."""
-        ids = {str(k.get("id")) for k in working}
-        for gone in set(watched.busy_since) - ids:
-            watched.busy_since.pop(gone, None)
-        watched.reported &= ids
+        kernel's last message came after its turn to busy). A spell ends when the kernel is gone
+        or seen not busy `BLIPS` checks in a row (one odd reading does not restart the count)."""
+        busy = {str(k.get("id")) for k in working}
+        listed = {str(k.get("id")) for k in kernels}
+        for kid in set(watched.busy_since) - busy:
+            watched.not_busy[kid] = watched.not_busy.get(kid, 0) + 1
+            if kid not in listed or watched.not_busy[kid] >= BLIPS:
+                watched.busy_since.pop(kid, None)
+                watched.not_busy.pop(kid, None)
+                watched.reported.discard(kid)
+        for kid in busy:
+            watched.not_busy.pop(kid, None)
         out = []
         for k in working:
             kid = str(k.get("id"))
