@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 PORT ?=
 
-.PHONY: run test setup bench clean lock shell
+.PHONY: run test setup bench clean lock shell labextension
 
 setup:
 	@bash scripts/setup.sh run
@@ -31,3 +31,11 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) test-artifacts .pytest_cache
+
+# Rebuild the prebuilt JupyterLab extension (labwork/lab/labextensions/labwork-lab) from
+# labextension/ with JupyterLab's builder from npm; only here is node needed. Commit the result.
+labextension: setup
+	@cd labextension && npm ci --no-audit --no-fund && rm -rf lib tsconfig.tsbuildinfo ../labwork/lab/labextensions/labwork-lab \
+	  && npx tsc && node node_modules/@jupyterlab/builder/lib/build-labextension.js \
+	  --core-path "$$(../$(PY) -c 'import jupyterlab, pathlib; print(pathlib.Path(jupyterlab.__file__).parent / "staging")')" .
+	@$(PY) -m labwork.lab.sources labextension

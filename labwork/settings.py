@@ -177,6 +177,11 @@ class Settings(Strict):
     logs_kept_per_project: int = Field(10, ge=1, description="Jupyter server logs kept per project")
     deadline_check_s: float = Field(2.0, gt=0, description="seconds between deadline and idle checks")
     jupyter_start_timeout_s: float = Field(120.0, gt=0, description="seconds a Jupyter server may take to start")
+    save_before_stop_s: float = Field(20.0, ge=0, description=(
+        "before labwork stops a Jupyter server (deadline, idle, Stop), seconds its open JupyterLab tabs get "
+        "to save every modified notebook (the stop goes on when all have said so; 0 = do not wait)"))
+    warn_before_s: list[Annotated[float, Field(gt=0)]] = Field([900.0, 120.0], min_length=1, max_length=10, description=(
+        "seconds before a server's deadline at which JupyterLab warns (with Extend and Save all)"))
     session_hours: float = Field(24.0, gt=0, description=(
         "how long a dashboard log-in lasts, in hours; after it the browser is asked for the token "
         "again (log-out ends it at once)"))

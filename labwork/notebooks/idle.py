@@ -35,8 +35,6 @@ from labwork.notebooks.rows import aware, iso
 from labwork.settings import IdleSettings
 from labwork.store.tables import ServerRow
 
-# The deadline's warning offsets (seconds before the stop), which the idle stop shares.
-WARN_BEFORE_S = (900.0, 120.0)
 # The execution state that is work, whatever the clients. Not "starting": Jupyter keeps a kernel
 # started over REST "starting" until a client first talks to it, which may be never.
 WORKING = ("busy",)
@@ -80,7 +78,9 @@ class IdleWatch:
     writes labwork's line into a server's log."""
 
     def __init__(self, settings: IdleSettings, note: Callable[[str, str], None], *,
-                 warn_before_s: tuple[float, ...] = WARN_BEFORE_S) -> None:
+                 warn_before_s: tuple[float, ...]) -> None:
+        """`warn_before_s`: the deadline's warning offsets (`settings.warn_before_s`), which the
+        idle stop shares."""
         self.ceiling_s = units.parse_duration(settings.busy_ceiling) or 24 * 3600.0
         self.warn_before_s = tuple(sorted((float(o) for o in warn_before_s), reverse=True))
         self._note = note

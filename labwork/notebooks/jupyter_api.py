@@ -1,5 +1,6 @@
 """A small client of a Jupyter server's REST API: does it answer, its kernels, its activity, shut it
-down; and of labwork's server extension (`labwork/lifecycle`, issue 13's contract).
+down; and labwork's extension on it (`push_lifecycle`, `lifecycle`: labwork/lab/, the
+`labwork/lifecycle` endpoint, issue 13's contract).
 
 The manager and `LocalProcess` talk to a server only through this, with the server's token in the
 `Authorization` header (never in a URL that could land in a log). What the control plane reads to
@@ -110,22 +111,6 @@ class JupyterApi:
         they are disabled) or does not answer."""
         return self._list("/api/terminals") or []
 
-    def put_lifecycle(self, state: dict[str, Any]) -> tuple[int, Any]:
-        """PUT labwork/lifecycle (the extension merges `state`); (status, JSON answer or None)."""
-        status, body = self._request("PUT", LIFECYCLE, body=state)
-        try:
-            return status, json.loads(body) if body else None
-        except ValueError:
-            return status, None
-
-    def get_lifecycle(self) -> tuple[int, Any]:
-        """GET labwork/lifecycle; (status, JSON answer or None)."""
-        status, body = self._request("GET", LIFECYCLE)
-        try:
-            return status, json.loads(body) if body else None
-        except ValueError:
-            return status, None
-
     def kernelspecs(self) -> dict[str, Any]:
         """/api/kernelspecs' `kernelspecs` map (name → spec record)."""
         out = self._json(f"/api/kernelspecs?{UNTRACKED}")
@@ -140,42 +125,51 @@ class JupyterApi:
             return str(exc) or type(exc).__name__
         return None
 
+    def lifecycle(self, state: dict[str, Any] | None = None, timeout: float | None = None
+                  ) -> tuple[int, Any]:
+        """GET (or, with `state`, PUT) labwork/lifecycle: (status, JSON or None); (0, None) when
+        the server does not answer."""
+        try:
+            status, body = self._request("GET" if state is None else "PUT", LIFECYCLE, timeout, state)
+        except Failed:
+            return 0, None
+        try:
+            return status, json.loads(body)
+        except ValueError:
+            return status, None
+
 
 class ServerAddress(Protocol):
-    """What the lifecycle client needs of a server (a `ServerRow` has it)."""
+    """What the lifecycle calls need of a server (a `ServerRow`)."""
+    id: int
     url: str
     token: str
 
 
-def push_lifecycle(row: ServerAddress, state: dict[str, Any], *, timeout: float = 3.0) -> dict[str, Any] | None:
-    """PUT `state` (any of deadline, warn_before_s, idle, notice, stopping) to the server's labwork
-    extension; its new state, or None when the server has no extension (404) or does not answer
-    (both logged, never raised: a server without the extension still runs and stops as before)."""
-    try:
-        with JupyterApi(row.url, row.token, timeout=timeout) as api:
-            status, out = api.put_lifecycle(state)
-    except Failed as exc:
-        log.info("lifecycle push to %s failed: %s", row.url, exc or type(exc).__name__)
+def _lifecycle(row: ServerAddress, state: dict[str, Any] | None, timeout: float) -> dict[str, Any] | None:
+    if not row.url or not row.token:
         return None
-    return _answer(row, "push", status, out)
-
-
-def lifecycle(row: ServerAddress, *, timeout: float = 3.0) -> dict[str, Any] | None:
-    """The server extension's lifecycle state (GET labwork/lifecycle); None as `push_lifecycle`."""
-    try:
-        with JupyterApi(row.url, row.token, timeout=timeout) as api:
-            status, out = api.get_lifecycle()
-    except Failed as exc:
-        log.info("lifecycle read from %s failed: %s", row.url, exc or type(exc).__name__)
-        return None
-    return _answer(row, "read", status, out)
-
-
-def _answer(row: ServerAddress, what: str, status: int, out: Any) -> dict[str, Any] | None:
+    with JupyterApi(row.url, row.token, timeout=timeout) as api:
+        status, data = api.lifecycle(state)
+    if status == 200 and isinstance(data, dict):
+        return data
+    what = "push to" if state is not None else "read"
     if status == 404:
-        log.debug("lifecycle %s: %s has no labwork extension (404)", what, row.url)
-        return None
-    if status != 200 or not isinstance(out, dict):
-        log.info("lifecycle %s: %s answered %s", what, row.url, status)
-        return None
-    return out
+        log.info("server %s has no labwork extension (404 on %s): nothing to %s", row.id, LIFECYCLE, what)
+    elif status:
+        log.warning("server %s answered %s to the lifecycle %s: %s", row.id, status, what,
+                    (data or {}).get("msg") if isinstance(data, dict) else data)
+    else:
+        log.info("server %s did not answer the lifecycle %s", row.id, what)
+    return None
+
+
+def push_lifecycle(row: ServerAddress, state: dict[str, Any], timeout: float = 5.0) -> dict[str, Any] | None:
+    """Merge `state` (deadline, warn_before_s, idle, notice, stopping) into the server's lifecycle;
+    its new state, or None (logged, never raised) when it lacks the extension or does not answer."""
+    return _lifecycle(row, state, timeout)
+
+
+def lifecycle(row: ServerAddress, timeout: float = 3.0) -> dict[str, Any] | None:
+    """The server's lifecycle state (acks, clients, kernels' ends), or None as `push_lifecycle`."""
+    return _lifecycle(row, None, timeout)

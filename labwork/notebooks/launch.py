@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 from labwork.errors import Conflict
+from labwork.lab import LABEXTENSIONS
 from labwork.notebooks.config import LIFETIME_FIELDS, ServerConfig, parse_config
 from labwork.notebooks.rows import iso, server_url
 from labwork.store.tables import ServerRow
 
 SPEC_MANAGER = "labwork.kernels.specmanager"
+LAB_EXTENSION = "labwork.lab"  # the server extension and the prebuilt front end (labwork/lab/)
 
 
 def jupyter_command(ui: str, port: int, root: Path) -> list[str]:
@@ -23,7 +25,14 @@ def jupyter_command(ui: str, port: int, root: Path) -> list[str]:
            "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={root}"]
     if importlib.util.find_spec(SPEC_MANAGER) is not None:
         cmd.append(f"--ServerApp.kernel_spec_manager_class={SPEC_MANAGER}.LabworkKernelSpecManager")
-    return cmd
+    return cmd + lab_extension_args()
+
+
+def lab_extension_args() -> list[str]:
+    """labwork's Jupyter server extension, and its prebuilt front end for JupyterLab and Notebook 7
+    (both are `LabServerApp`s)."""
+    return [f"--ServerApp.jpserver_extensions={LAB_EXTENSION}=True",
+            f"--LabServerApp.extra_labextensions_path={LABEXTENSIONS}"]
 
 
 def server_environment(*, home: Path, url: str, root: Path, name: str, server_id: int | None,

@@ -35,6 +35,7 @@ from labwork.notebooks.contracts import ProjectSessions
 from labwork.notebooks.idle import IdleWatch, culling_options
 from labwork.notebooks.jupyter_api import JupyterApi
 from labwork.notebooks.launch import jupyter_command, refuse_second, server_environment
+from labwork.notebooks.lifecycle import push_deadline, save_before_stop
 from labwork.notebooks.models import KernelInfo, LogChunk, OpenResult, ServerHistoryEntry, ServerStatus, ServerSummary
 from labwork.notebooks.preview import notebook_in_project
 from labwork.notebooks.recent import last_config, recent_notebooks
@@ -75,7 +76,8 @@ class ServerManager:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the app's loop, for async hooks
-        self.idle = IdleWatch(settings.idle, self._note)  # idle stops and busy kernels (notebooks/idle.py)
+        self.idle = IdleWatch(settings.idle, self._note,  # idle stops and busy kernels (notebooks/idle.py)
+                              warn_before_s=tuple(settings.warn_before_s))
 
     # ------------------------------------------------------------------ helpers
     def _lock(self, project_id: int) -> threading.RLock:
@@ -215,6 +217,7 @@ class ServerManager:
                 row.pid, row.port, row.url = state.pid, state.port, state.url
                 row.state = "running"
             self._note(log_path, f"server running at {state.url} (pid {state.pid})")
+            push_deadline(self.store, server_id, self.settings)  # JupyterLab shows the time left
             prune_logs(self.store, project["id"], self.settings.logs_kept_per_project)
         return self.status(project["id"], kernels=False)  # a server just started has no kernels yet
 
@@ -272,6 +275,7 @@ class ServerManager:
             row.state = "stopping"
             proc, base, token, log_path = self._process(row), row.url, row.token, row.log_path
         self._note(log_path, f"stopping the server: {reason}")
+        save_before_stop(self.store, server_id, reason, self.settings, lambda text: self._note(log_path, text))
         self._gateway_cleanup(project_path, log_path)
 
         def ask() -> None:  # Jupyter's clean shutdown: its kernels are shut down too
@@ -396,8 +400,9 @@ class ServerManager:
                                           where="extend", hint="use --no-limit instead", hints=NO_LIMIT_HINTS)
                     row.deadline = new
                     text = f"deadline extended by {hours:g} h to {iso(new)}"
-                path = row.log_path
+                path, server_id = row.log_path, row.id
             self._note(path, text)
+            push_deadline(self.store, server_id, self.settings)
         return self.status(project["id"])
 
     # ------------------------------------------------------------------ logs
@@ -481,6 +486,7 @@ class ServerManager:
                 self._note(row.log_path, f"re-adopted by the control plane (pid {os.getpid()})"
                            + ("" if answered else "; the server did not answer yet"))
                 out["adopted"].append(row.id)
+                push_deadline(self.store, row.id, self.settings)
             else:
                 when = None
                 try:

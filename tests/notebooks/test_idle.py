@@ -111,6 +111,10 @@ def test_a_busy_kernel_with_no_client_is_work_an_idle_server_stops(idle_cp: Cont
     assert f"kernel {sleeper} (python3) has been busy for more than 3 s" in Path(busy["log_path"]).read_text()
     out = idle_cp.cli("notebook", "status", busy_project["path"]).stdout
     assert "not idle: 1 kernel(s) busy" in out and f"kernel {sleeper} (python3) busy for" in out
+    with jupyter(busy) as jup:  # JupyterLab hears it from labwork's extension: the idle state, the notice
+        state = jup.get("/labwork/lifecycle", params=UNTRACKED).json()
+    assert state["idle"] == {"timeout_s": 15.0, "stop_at": None}
+    assert state["notice"]["kind"] == "busy" and sleeper in state["notice"]["text"]
     login(page, idle_cp, f"/projects/{busy_project['id']}/jupyter")  # the dashboard's Jupyter page
     expect(page.locator("#idle-state")).to_contain_text("not idle (1 kernel(s) busy)")
     expect(page.locator(f".long-busy[data-kernel='{sleeper}']")).to_contain_text("labwork does not stop a busy kernel")
