@@ -175,6 +175,23 @@ class AuthSettings(Strict):
     login_window_s: float = Field(300.0, gt=0, description="the window of login_attempts, in seconds")
 
 
+class IdleSettings(Strict):
+    """Idle servers and kernels (labwork.notebooks.idle; a server's own idle timeout is in its
+    configuration, `--idle 1h`)."""
+
+    busy_ceiling: Duration = Field("24h", description=(
+        "a kernel busy longer than this is reported (server log, status, the dashboard, a notice in "
+        "JupyterLab), never stopped; e.g. '24h'"))
+    cull_kernels_after: Duration = Field("3h", description=(
+        "Jupyter culls a kernel idle this long inside a running server (jupyter_server's "
+        "cull_idle_timeout; busy kernels never); '0s' turns kernel culling off"))
+    cull_connected: bool = Field(False, description=(
+        "cull idle kernels that a notebook is still connected to as well (jupyter_server's "
+        "cull_connected)"))
+    cull_interval: Duration = Field("5m", description=(
+        "how often Jupyter looks for kernels to cull (jupyter_server's cull_interval), e.g. '5m'"))
+
+
 class Settings(Strict):
     home: Path = Field(default_factory=default_home, description="state folder (LABWORK_HOME)")
     host: Host = Field("127.0.0.1", description="address the control plane binds")
@@ -204,6 +221,7 @@ class Settings(Strict):
     history: HistorySettings = Field(default_factory=HistorySettings, description="the [history] section")
     jobs: JobsSettings = Field(default_factory=JobsSettings, description="the [jobs] section")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="the [auth] section")
+    idle: IdleSettings = Field(default_factory=IdleSettings, description="the [idle] section")
 
     # Derived locations -------------------------------------------------------------------
     @property
@@ -236,7 +254,8 @@ class Settings(Strict):
         return self.home / "control.json"
 
 
-_SECTIONS = {"gateway": GatewaySettings, "history": HistorySettings}
+_SECTIONS = {"gateway": GatewaySettings, "history": HistorySettings, "jobs": JobsSettings,
+             "idle": IdleSettings, "auth": AuthSettings}
 ENV_SOURCE = "environment (LABWORK_*)"
 
 

@@ -34,3 +34,38 @@ def parse_duration(value: Any) -> float | None:
         raise ValueError(f"expected {DURATION_EXPECTED}, got {value!r}")
     number, unit = float(m.group(1)), (m.group(2) or "ms").lower()
     return number * _TIME_UNITS[unit]
+
+
+TIMEOUT_EXPECTED = "a duration with its unit like '90s', '30m' or '1h', or 'off'"
+_OFF = ("off", "none", "never", "no")
+
+
+def parse_timeout(value: Any) -> float | None:
+    """A timeout in seconds, for fields a person types: '1h' -> 3600.0; a number is seconds (what
+    the stored configuration holds); None, '' or 'off' -> None (no timeout). A string needs its unit
+    ('60' alone is refused: seconds or minutes?); 0 or less is refused."""
+    if value is None or (isinstance(value, str) and (not value.strip() or value.strip().lower() in _OFF)):
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"expected {TIMEOUT_EXPECTED}, got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        m = _TIME.match(str(value))
+        if not m or not m.group(2):
+            raise ValueError(f"expected {TIMEOUT_EXPECTED}, got {value!r}")
+        seconds = float(m.group(1)) * _TIME_UNITS[m.group(2).lower()]
+    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+        raise ValueError(f"expected {TIMEOUT_EXPECTED} (more than 0), got {value!r}")
+    return seconds
+
+
+def format_seconds(seconds: float) -> str:
+    """3600 -> '1 h', 5400 -> '90 min', 45 -> '45 s', 1.5 -> '1.5 s' (how a timeout is said in
+    reasons and notices, e.g. 'idle for 1 h')."""
+    s = float(seconds)
+    if s >= 3600 and s % 3600 == 0:
+        return f"{s / 3600:g} h"
+    if s >= 60 and s % 60 == 0:
+        return f"{s / 60:g} min"
+    return f"{round(s, 1):g} s"

@@ -49,6 +49,8 @@ def _print_status(st: dict[str, Any]) -> None:
             console.print(f"deadline: {st['deadline']} ({_duration(st.get('seconds_left'))} left)")
         else:
             console.print("deadline: none (no time limit)")
+        for line in _idle_lines(st):
+            console.print(line)
         kernels = st.get("kernels") or []
         if kernels:
             console.print(f"kernels:  {len(kernels)}")
@@ -63,6 +65,38 @@ def _print_status(st: dict[str, Any]) -> None:
         console.print(f"reason:   {st.get('stop_reason')}")
     _print_kernel_ends(st, console)
     console.print(f"log:      {st.get('log_path')}")
+
+
+def idle_seconds(text: str) -> float | None:
+    """`--idle`'s value in seconds (None for 'off'); a ConfigError naming `--idle` when bad."""
+    from labwork.errors import ConfigError
+    from labwork.units import parse_timeout
+    try:
+        return parse_timeout(text)
+    except ValueError as exc:
+        raise ConfigError(str(exc), where="--idle") from None
+
+
+def _idle_lines(st: dict[str, Any]) -> list[str]:
+    """`status`'s idle lines: the timeout and when the server stops, kernels busy past the ceiling."""
+    idle = st.get("idle") or {}
+    timeout = (st.get("config") or {}).get("idle")
+    lines = []
+    if not timeout:
+        lines.append("idle:     never stops when idle (start with --idle 1h for that)")
+    elif idle.get("busy_kernels"):
+        lines.append(f"idle:     stops when idle for {_duration(timeout)}; not idle: "
+                     f"{idle['busy_kernels']} kernel(s) busy")
+    elif idle.get("stop_at"):
+        lines.append(f"idle:     stops when idle for {_duration(timeout)}; idle for "
+                     f"{_duration(idle.get('idle_s'))}, stops at {idle['stop_at']} unless something runs")
+    else:
+        lines.append(f"idle:     stops when idle for {_duration(timeout)}")
+    for k in idle.get("long_busy") or []:
+        lines.append(f"  [yellow]kernel {k['id']} ({k.get('name')}) busy for {_duration(k['busy_s'])}[/] "
+                     f"(since {k.get('busy_since')}; more than {_duration(idle.get('busy_ceiling_s'))}: "
+                     "interrupt it if it is stuck)")
+    return lines
 
 
 def _spark_options(values: dict[str, Any]) -> dict[str, Any]:
@@ -126,6 +160,9 @@ def start(
     classic: Annotated[bool, typer.Option("--classic", help="the classic Notebook UI (Notebook 7's /tree)")] = False,
     hours: Annotated[Optional[float], typer.Option("--hours", help="time limit in hours (default 6)")] = None,
     no_limit: Annotated[bool, typer.Option("--no-limit", help="no time limit")] = False,
+    idle: Annotated[Optional[str], typer.Option(
+        "--idle", help="stop the server once idle this long (no kernel busy, no cell run, terminal or "
+                       "client activity), e.g. 1h or 30m; default: never")] = None,
     no_browser: Annotated[bool, typer.Option("--no-browser", help="do not open a browser")] = False,
     driver_memory: DriverMemoryOpt = None,
     driver_cores: DriverCoresOpt = None,
@@ -141,6 +178,8 @@ def start(
 ) -> None:
     """Start the project's Jupyter server and print its URL with the token."""
     body = start_body(config, classic, hours, no_limit)
+    if idle is not None:
+        body["idle"] = idle_seconds(idle)
     spark = spark_settings(config, driver_memory=driver_memory, driver_cores=driver_cores,
                            executor_memory=executor_memory, executor_cores=executor_cores,
                            executors=executors, dynamic_allocation=dynamic_allocation,

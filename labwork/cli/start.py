@@ -116,6 +116,8 @@ def start_server(folder: Path | None, body: dict[str, Any], *, no_browser: bool,
     console.print(f"  {st['url']}", soft_wrap=True)
     console.print("  deadline: " + (f"{st['deadline']} ({_duration(st['seconds_left'])})" if st["deadline"]
                                     else "none (no time limit)"))
+    if (st.get("config") or {}).get("idle"):
+        console.print(f"  idle:     stops when idle for {_duration(st['config']['idle'])}")
     _open(st["url"], no_browser)
 
 

@@ -46,11 +46,13 @@ def _manager(request: Request) -> ServerManager:
 def form_fields(cfg: dict[str, Any] | None, default_hours: float) -> dict[str, Any]:
     """The form's values (strings) for a ServerConfig dict (or the defaults)."""
     from labwork.notebooks.config import ServerConfig, format_properties
+    from labwork.units import format_seconds
     cfg = cfg or ServerConfig(hours=default_hours).model_dump(mode="json")
     sp = cfg.get("spark") or {}
     hours = cfg.get("hours", default_hours)
     fields = {"kind": cfg.get("kind", "python"), "ui": cfg.get("ui", "lab"),
               "hours": "" if hours is None else f"{hours:g}", "no_limit": hours is None,
+              "idle": format_seconds(cfg["idle"]) if cfg.get("idle") else "",
               "dynamic_allocation": bool(sp.get("dynamic_allocation")),
               "properties": format_properties(sp.get("properties") or {})}
     for key in SPARK_FIELDS:
@@ -64,6 +66,17 @@ def _int(form: dict[str, Any], key: str, label: str) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{label} must be a whole number, got {raw!r}", where="Spark") from None
+
+
+def idle_from_form(form: dict[str, Any]) -> float | None:
+    """The 'Stop when idle for' field in seconds (blank: never); ConfigError naming the field."""
+    from labwork.units import parse_timeout
+    raw = str(form.get("idle") or "").strip()
+    try:
+        return parse_timeout(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{exc}; leave it blank for a server that never stops when idle",
+                          where="stop when idle for") from None
 
 
 def config_from_form(form: dict[str, Any]) -> dict[str, Any]:
@@ -85,7 +98,7 @@ def config_from_form(form: dict[str, Any]) -> dict[str, Any]:
         if not hours > 0 or hours > MAX_HOURS:
             raise ConfigError(f"hours must be more than 0 and at most {MAX_HOURS} (30 days), got {raw}; "
                               "tick 'no limit' for a server that never stops", where="hours")
-    data: dict[str, Any] = {"kind": kind, "ui": ui, "hours": hours}
+    data: dict[str, Any] = {"kind": kind, "ui": ui, "hours": hours, "idle": idle_from_form(form)}
     if kind == "spark":
         spark: dict[str, Any] = {
             "driver_memory": str(form.get("driver_memory") or "").strip(),
@@ -219,6 +232,9 @@ async def start(request: Request, project_id: int, form: dict = Depends(form_aut
                                         "the configuration, stop it first.")
     ui = "JupyterLab" if config["ui"] == "lab" else "Jupyter Notebook (classic UI)"
     limit = "no time limit" if config["hours"] is None else f"{config['hours']:g} h"
+    if config.get("idle"):
+        from labwork.units import format_seconds
+        limit += f", stops when idle for {format_seconds(config['idle'])}"
 
     def work(job: Job) -> dict[str, Any]:
         job.progress(f"starting {ui} for {project['name']}: {config['kind']} configuration, {limit}")

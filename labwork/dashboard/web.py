@@ -11,7 +11,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from labwork import __version__
+from labwork import __version__, units
 from labwork.auth.identity import identity_of
 from labwork.errors import ConfigError, Conflict, LabworkError, NotFound
 
@@ -157,7 +157,7 @@ def _env() -> Environment:
                       auto_reload=False, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(time=fmt_time, duration=fmt_duration, left=fmt_left, size=fmt_size,
                        value=fmt_value, config=config_summary, server_config=server_summary,
-                       limit=time_limit, urlq=urlq)
+                       limit=time_limit, urlq=urlq, timeout=units.format_seconds)
     env.globals.update(version=__version__, urlencode=urlencode)
     return env
 

@@ -1,4 +1,5 @@
-"""A Jupyter server's configuration: Python or Spark, UI, time limit, Spark resources and properties.
+"""A Jupyter server's configuration: Python or Spark, UI, time limit, idle timeout, Spark resources
+and properties.
 
 The configuration is recorded with each server (`ServerRow.config`) and with each kernel launch, and
 passed to the server's kernels as JSON in `LABWORK_SERVER_CONFIG`. Kernels turn it into Spark
@@ -11,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from labwork import units
 from labwork.errors import ConfigError
 from labwork.spark_properties import check_jvm_size, default_properties
 
@@ -85,13 +87,27 @@ class SparkConfig(_Strict):
         return self
 
 
+# Fields of a server's lifetime, not of what it runs: a server differing only in them is the same runtime.
+LIFETIME_FIELDS = {"hours", "idle"}
+
+
 class ServerConfig(_Strict):
-    """What a project's Jupyter server runs with. `hours=None` means no time limit."""
+    """What a project's Jupyter server runs with. `hours=None` means no time limit; `idle` is the
+    idle timeout in seconds (given as '1h', '30m' or seconds; None, the default, means never)."""
 
     kind: Literal["python", "spark"] = "python"
     ui: Literal["lab", "classic"] = "lab"
     hours: float | None = 6.0
+    idle: float | None = None
     spark: SparkConfig = Field(default_factory=SparkConfig)
+
+    @field_validator("idle", mode="before")
+    @classmethod
+    def _idle(cls, v: Any) -> float | None:
+        seconds = units.parse_timeout(v)
+        if seconds is not None and seconds > MAX_HOURS * 3600:
+            raise ValueError(f"expected at most {MAX_HOURS} h (30 days), got {v!r}")
+        return seconds
 
     @field_validator("hours")
     @classmethod
@@ -104,8 +120,9 @@ class ServerConfig(_Strict):
         return float(v)
 
     def same_runtime(self, other: "ServerConfig") -> bool:
-        """Equal apart from the time limit (which `extend` changes without a restart)."""
-        return self.model_dump(exclude={"hours"}) == other.model_dump(exclude={"hours"})
+        """Equal apart from the time limit and the idle timeout (`extend` changes the first without
+        a restart; neither changes what the server runs)."""
+        return self.model_dump(exclude=LIFETIME_FIELDS) == other.model_dump(exclude=LIFETIME_FIELDS)
 
 
 def describe_error(exc: ValidationError, where: str = "server configuration") -> ConfigError:

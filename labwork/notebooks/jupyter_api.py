@@ -1,9 +1,11 @@
-"""A small client of a Jupyter server's REST API: does it answer, its kernels, shut it down, and
-labwork's extension on it (`push_lifecycle`, `lifecycle`: labwork/lab/, the `labwork/lifecycle`
-endpoint).
+"""A small client of a Jupyter server's REST API: does it answer, its kernels, its activity, shut it
+down; and labwork's extension on it (`push_lifecycle`, `lifecycle`: labwork/lab/, the
+`labwork/lifecycle` endpoint, issue 13's contract).
 
 The manager and `LocalProcess` talk to a server only through this, with the server's token in the
-`Authorization` header (never in a URL that could land in a log).
+`Authorization` header (never in a URL that could land in a log). What the control plane reads to
+watch a server carries `no_track_activity`, Jupyter's own flag for requests that are not a
+person's activity, so watching a server never keeps it from being idle.
 """
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ import logging
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-Failed = (OSError, http.client.HTTPException, ValueError)  # refused, timed out, cut off, not JSON
-LIFECYCLE = "/labwork/lifecycle"
-
 log = logging.getLogger("labwork.notebooks")
+
+Failed = (OSError, http.client.HTTPException, ValueError)  # refused, timed out, cut off, not JSON
+UNTRACKED = "no_track_activity=1"
+LIFECYCLE = f"/labwork/lifecycle?{UNTRACKED}"
 
 
 class JupyterApi:
@@ -46,8 +49,8 @@ class JupyterApi:
 
     def _request(self, method: str, path: str, timeout: float | None = None,
                  body: Any = None) -> tuple[int, bytes]:
-        """(status, body); raises one of `Failed` (the connection is then closed, and the next
-        request opens a new one)."""
+        """(status, body); `body` is sent as JSON; raises one of `Failed` (the connection is then
+        closed, and the next request opens a new one)."""
         wait = self.timeout if timeout is None else timeout
         if self._conn is None:
             self._conn = http.client.HTTPConnection(self._host, self._port, timeout=wait)
@@ -60,7 +63,7 @@ class JupyterApi:
                 conn.request(method, path, headers=self._headers)
             else:
                 conn.request(method, path, body=json.dumps(body).encode(),
-                             headers={**self._headers, "Content-Type": "application/json"})
+                             headers=self._headers | {"Content-Type": "application/json"})
             r = conn.getresponse()
             return r.status, r.read()
         except BaseException:
@@ -81,19 +84,36 @@ class JupyterApi:
         except Failed:
             return None
 
+    def _list(self, path: str) -> list[dict[str, Any]] | None:
+        """A listing read without counting as activity; None when the server does not answer."""
+        out = self._json(f"{path}?{UNTRACKED}")
+        return [x for x in out if isinstance(x, dict)] if isinstance(out, list) else None
+
     def kernels(self) -> list[dict[str, Any]]:
         """/api/kernels: [] when the server does not answer."""
-        out = self._json("/api/kernels")
-        return [k for k in out if isinstance(k, dict)] if isinstance(out, list) else []
+        return self._list("/api/kernels") or []
 
     def sessions(self) -> list[dict[str, Any]]:
         """/api/sessions (which notebook each kernel serves): [] when the server does not answer."""
-        out = self._json("/api/sessions")
-        return [s for s in out if isinstance(s, dict)] if isinstance(out, list) else []
+        return self._list("/api/sessions") or []
+
+    def status(self) -> dict[str, Any] | None:
+        """/api/status (started, last_activity, connections, kernels); None when it does not answer."""
+        out = self._json(f"/api/status?{UNTRACKED}")
+        return out if isinstance(out, dict) else None
+
+    def watched_kernels(self) -> list[dict[str, Any]] | None:
+        """/api/kernels, None (not []) when the server does not answer."""
+        return self._list("/api/kernels")
+
+    def terminals(self) -> list[dict[str, Any]]:
+        """/api/terminals (each with its last_activity): [] when the server has no terminals (or
+        they are disabled) or does not answer."""
+        return self._list("/api/terminals") or []
 
     def kernelspecs(self) -> dict[str, Any]:
         """/api/kernelspecs' `kernelspecs` map (name → spec record)."""
-        out = self._json("/api/kernelspecs")
+        out = self._json(f"/api/kernelspecs?{UNTRACKED}")
         specs = out.get("kernelspecs") if isinstance(out, dict) else None
         return specs if isinstance(specs, dict) else {}
 

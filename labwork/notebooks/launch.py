@@ -9,7 +9,7 @@ from pathlib import Path
 
 from labwork.errors import Conflict
 from labwork.lab import LABEXTENSIONS
-from labwork.notebooks.config import ServerConfig, parse_config
+from labwork.notebooks.config import LIFETIME_FIELDS, ServerConfig, parse_config
 from labwork.notebooks.rows import iso, server_url
 from labwork.store.tables import ServerRow
 
@@ -74,8 +74,8 @@ def refuse_second(active: ServerRow, cfg: ServerConfig, name: str) -> None:
                        hint=f"open {server_url(active)} or stop it first with 'labwork notebook stop'",
                        hints={"dashboard": "open it with Open Jupyter, or press Stop first"},
                        details=details)
-    changed = sorted(k for k, v in cfg.model_dump(exclude={"hours"}).items()
-                     if running_cfg.model_dump(exclude={"hours"})[k] != v)
+    changed = sorted(k for k, v in cfg.model_dump(exclude=LIFETIME_FIELDS).items()
+                     if running_cfg.model_dump(exclude=LIFETIME_FIELDS)[k] != v)
     raise Conflict(f"a Jupyter server already runs for project '{name}' at {where} with another "
                    f"configuration (differs in: {', '.join(changed)}); changing the configuration "
                    "needs a stop first", hint="stop it with 'labwork notebook stop', then start it again",

@@ -26,8 +26,10 @@ from typing import Any
 from sqlalchemy import select
 
 from labwork.errors import ConfigError, Conflict, NotFound, Unavailable
+from labwork.units import format_seconds
 from labwork.notebooks.config import MAX_HOURS, ServerConfig, parse_config
 from labwork.notebooks.contracts import ProjectSessions
+from labwork.notebooks.idle import IdleWatch, culling_options
 from labwork.notebooks.jupyter_api import JupyterApi
 from labwork.notebooks.launch import jupyter_command, refuse_second, server_environment
 from labwork.notebooks.lifecycle import push_deadline, save_before_stop
@@ -71,6 +73,8 @@ class ServerManager(ServerWatch):
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # the app's loop, for async hooks
+        self.idle = IdleWatch(settings.idle, self._note,  # idle stops and busy kernels (notebooks/idle.py)
+                              warn_before_s=tuple(settings.warn_before_s))
 
     # ------------------------------------------------------------------ helpers
     def _lock(self, project_id: int) -> threading.RLock:
@@ -153,7 +157,7 @@ class ServerManager(ServerWatch):
         return record
 
     def _command(self, ui: str, port: int, root: Path) -> list[str]:
-        return jupyter_command(ui, port, root)
+        return jupyter_command(ui, port, root) + culling_options(self.settings.idle)
 
     def new_process(self, server_id: int, first_port: int) -> LocalProcess:
         """The process a new server runs as (the seam where another kind would be chosen)."""
@@ -191,6 +195,7 @@ class ServerManager(ServerWatch):
             ui_name = "JupyterLab" if cfg.ui == "lab" else "Jupyter Notebook (classic UI)"
             limit = f"deadline {iso(now + timedelta(hours=cfg.hours))} ({cfg.hours:g} h)" if cfg.hours \
                 else "no time limit"
+            limit += f"; stops when idle for {format_seconds(cfg.idle)}" if cfg.idle else ""
             self._note(log_path, f"starting {ui_name} for project '{loaded.name}' ({root}) on port {port}; "
                                  f"{cfg.kind} configuration; {limit}")
             env = server_environment(home=self.settings.home, url=self.url, root=root, name=loaded.name,
@@ -236,6 +241,7 @@ class ServerManager(ServerWatch):
             path = row.log_path
         self._note(path, f"server {state}: {reason}" + (f" ({how})" if how else ""))
         self._procs.pop(server_id, None)
+        self.idle.forget(server_id)
 
     def _mark_dead(self, server_id: int, why: str, *, when: datetime | None = None) -> None:
         with self.store.session() as s:
@@ -313,7 +319,8 @@ class ServerManager(ServerWatch):
             fields["kernel_ends"] = recent_ends(row.log_path)  # why its kernels died
             running = row.state == "running"
         found = self._kernels(row) if kernels and running else []
-        return ServerStatus(**fields, kernels=found).model_dump(mode="json")
+        idle = self.idle.snapshot(row.id) if running else None
+        return ServerStatus(**fields, kernels=found, idle=idle).model_dump(mode="json")
 
     def _kernels(self, row: ServerRow) -> list[KernelInfo]:
         """The server's kernels with the notebook each serves (from /api/kernels and /api/sessions)."""

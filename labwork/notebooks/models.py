@@ -57,11 +57,34 @@ class ServerSummary(BaseModel):
     log_path: str | None
 
 
+class BusyKernel(BaseModel):
+    """A kernel busy for longer than `idle.busy_ceiling` (reported, never stopped)."""
+    id: str
+    name: str | None = None
+    busy_since: str | None = Field(None, description="busy at least since then")
+    busy_s: float
+
+
+class IdleStatus(BaseModel):
+    """What the control plane's last look at a running server saw (labwork.notebooks.idle)."""
+    timeout_s: float | None = Field(None, description="the server's idle timeout; null = never stops when idle")
+    last_activity: str | None = Field(None, description="the last cell run, kernel output, terminal or client request")
+    idle_s: float | None = Field(None, description="seconds since then; 0 while a kernel is busy")
+    stop_at: str | None = Field(None, description="when it stops if nothing happens; null while a kernel is busy "
+                                                   "or without an idle timeout")
+    busy_kernels: int = 0
+    long_busy: list[BusyKernel] = Field(default_factory=list,
+                                        description="kernels busy for longer than busy_ceiling_s")
+    busy_ceiling_s: float | None = None
+    checked: str | None = None
+
+
 class ServerStatus(ServerSummary):
-    """`status`, `start`, `stop`, `extend`: the newest server with its kernels."""
+    """`status`, `start`, `stop`, `extend`: the newest server with its kernels, and (running) its idle state."""
     kernels: list[KernelInfo] = []
     kernel_ends: list[dict[str, Any]] = Field(default_factory=list, description=(
         "the server's last kernel ends, newest first: each a KernelEnd with its reason"))
+    idle: IdleStatus | None = None
 
 
 class ServerHistoryEntry(ServerSummary):

@@ -74,7 +74,7 @@ class ServerWatch:
         return out
 
     def check(self) -> None:
-        """One pass of the loop: stop servers past their deadline, record ones that died."""
+        """One pass of the loop: stop servers past their deadline or idle timeout, record ones that died."""
         for sid, proc in list(self._procs.items()):
             proc.poll()  # reap exited children
         with self.store.session() as s:
@@ -96,6 +96,8 @@ class ServerWatch:
                 elif deadline is not None and now >= deadline:
                     path = (projects.get(fresh.project_id) or {}).get("path", "")
                     self._stop_server(fresh.id, f"deadline reached ({iso(deadline)})", path)
+                elif idle := self.idle.check(fresh, now):  # "idle for 1 h": the same stop path
+                    self._stop_server(fresh.id, idle, (projects.get(fresh.project_id) or {}).get("path", ""))
             except Exception:
                 log.exception("checking server %s", row.id)
             finally:

@@ -15,15 +15,17 @@ from tests.support import ControlPlane
 
 def test_start_status_extend_logs_stop(nb_cp: ControlPlane, tmp_path: Path) -> None:
     root = init_project(tmp_path / "cliproj", "cliProj").root
-    out = nb_cp.cli("notebook", "start", "--no-browser", "--hours", "2", cwd=root)
+    out = nb_cp.cli("notebook", "start", "--no-browser", "--hours", "2", "--idle", "2h", cwd=root)
     url = re.search(r"(http://127\.0\.0\.1:\d+/lab\?token=\S+)", out.stdout).group(1)
     assert httpx.get(url, timeout=30).status_code == 200
     assert "cliProj" in out.stdout and "python, JupyterLab" in out.stdout
+    assert "stops when idle for 2h 00m" in out.stdout
 
     status = json.loads(nb_cp.cli("notebook", "status", str(root), "--json").stdout)
     assert status["state"] == "running" and status["url"] == url and status["project"]["name"] == "cliProj"
+    assert status["config"]["idle"] == 7200.0
     human = nb_cp.cli("notebook", "status", cwd=root / "outputs").stdout  # found from a subfolder
-    assert "running" in human and url in human and "left" in human
+    assert "running" in human and url in human and "left" in human and "stops when idle for 2h 00m" in human
 
     second = nb_cp.cli("notebook", "start", str(root), "--no-browser", check=False)
     assert second.returncode == 4 and "already runs" in second.stderr and str(status["port"]) in second.stderr

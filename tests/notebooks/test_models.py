@@ -22,6 +22,7 @@ def test_openapi_shows_the_server_schemas(api: httpx.Client) -> None:
     schemas = spec["components"]["schemas"]
     kernels = schemas["ServerStatus"]["properties"]["kernels"]
     assert kernels["items"]["$ref"].endswith("/KernelInfo")
+    assert schemas["ServerStatus"]["properties"]["idle"]["anyOf"][0]["$ref"].endswith("/IdleStatus")
     assert {"seconds_left", "deadline", "url", "token", "stop_reason"} <= set(schemas["ServerStatus"]["properties"])
 
 
@@ -31,4 +32,5 @@ def test_a_project_without_a_server_keeps_the_documented_shape(make_project, api
     assert set(status) == set(ServerStatus.model_fields)
     assert status["state"] == "none" and status["kernels"] == [] and status["id"] is None
     assert status["project"] == {"id": project["id"], "name": project["name"], "path": project["path"]}
-    assert set(ServerSummary.model_fields) == set(ServerStatus.model_fields) - {"kernels"}
+    assert set(ServerSummary.model_fields) == set(ServerStatus.model_fields) - {"kernels", "kernel_ends", "idle"}
+    assert status["idle"] is None  # only a running server has an idle state
