@@ -123,13 +123,19 @@ def configure_polling(session: Any) -> None:
         session._policy = ConfigurableRetryPolicy(POLL_SECONDS, policy.max_retries)
 
 
-def fetch(session: Any, request: dict) -> tuple[Any, dict]:
-    """(pandas DataFrame, summary) of a SQL query or a named DataFrame, as Arrow."""
+def fetch(session: Any, request: dict, timings: dict | None = None) -> tuple[Any, dict]:
+    """(pandas DataFrame, summary) of a SQL query or a named DataFrame, as Arrow; `timings`, if
+    given, gets the seconds of each step (driver: the statement; stream: the bytes through the
+    gateway; decode: Arrow to pandas in the kernel)."""
+    import time
+
     import pyarrow as pa
     from sparkmagic.livyclientlib.exceptions import BadUserDataException, HttpClientException
 
     from labwork.gateway.arrow_frames import read_stream, to_pandas
+    started = time.perf_counter()
     sid, summary = _statement(session, "arrow", request)
+    fetched = time.perf_counter()
     rc = _http(session)
     url = rc.compose_url(f"/sessions/{session.id}/statements/{sid}/arrow")
     try:
@@ -140,7 +146,12 @@ def fetch(session: Any, request: dict) -> tuple[Any, dict]:
                                           f"with error payload: {r.text}")
             r.raw.decode_content = True
             table = read_stream(r.raw)  # batch by batch as the bytes arrive
-        return to_pandas(table), summary
+        streamed = time.perf_counter()
+        frame = to_pandas(table)
+        if timings is not None:
+            timings.update(driver=fetched - started, stream=streamed - fetched,
+                           decode=time.perf_counter() - streamed)
+        return frame, summary
     except (pa.ArrowException, OSError) as exc:
         raise BadUserDataException(f"the result's Arrow stream broke off ({exc}); run the cell "
                                    "again") from exc
