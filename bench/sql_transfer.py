@@ -3,7 +3,8 @@ stock sparkmagic's JSON path (the same kernel, session and driver: sparkmagic's 
 called from the kernel), and against `toPandas()` inside the driver (Spark's Arrow path) as the
 floor, for 10^4, 10^5 and 10^6 rows × 3 and 30 mixed-type columns. Prints ratios, the Arrow
 bytes moved, loopback throughput measured in the same run, and the peak RSS of gateway (this
-process), driver (Python + JVM) and kernel. Goal: >= 10x stock at 10^6 rows; <= 2x of the floor
+process), driver (Python + JVM) and kernel, and where the Arrow path's time goes (driver, the
+stream through the gateway, the kernel's decode). Goal: >= 10x stock at 10^6 rows; <= 2x of the floor
 plus the bytes' loopback transfer time.
 
     .venv/bin/python bench/sql_transfer.py [--reps 1] [--rows 10000,100000,1000000] [--no-stock-above 1000000]
@@ -52,6 +53,19 @@ def timed_in_kernel(kernel: SparkmagicKernel, q: str, stock: bool) -> float:
                   f"print({marker!r}, _took, len(df))", timeout=3600)
     assert cell.ok and marker in cell.text, cell.text
     return float(cell.text.split(marker, 1)[1].split()[0])
+
+
+def profile_in_kernel(kernel: SparkmagicKernel, q: str) -> dict:
+    """Seconds of each step of the Arrow path (driver, stream through the gateway, kernel
+    decode), from arrow_magics.fetch's own timings."""
+    marker = f"P-{uuid.uuid4().hex}:"
+    cell = kernel("%%local\nimport json as _j\nfrom labwork.gateway import arrow_magics as _am\n"
+                  "_km = get_ipython().magics_manager.registry['KernelMagics']\n"
+                  "_s = _km.spark_controller.get_session_by_name_or_default(None)\n_tm = {}\n"
+                  f"_am.fetch(_s, {{'source': 'sql', 'code': {q!r}, 'maxrows': -1}}, _tm)\n"
+                  f"print({marker!r}, _j.dumps(_tm))", timeout=3600)
+    assert cell.ok and marker in cell.text, cell.text
+    return json.loads(cell.text.split(marker, 1)[1].strip().splitlines()[0])
 
 
 def floor_in_driver(kernel: SparkmagicKernel, q: str) -> tuple[float, int]:
@@ -133,7 +147,7 @@ def main() -> None:
                 loop = loopback_bytes_per_s()
                 print(f"loopback: {loop / 1e9:.2f} GB/s")
                 print(f"{'case':>18} {'ours s':>8} {'stock s':>8} {'floor s':>8} {'MiB':>7} "
-                      f"{'stock/ours':>10} {'ours/(floor+xfer)':>17}")
+                      f"{'stock/ours':>10} {'ours/(floor+xfer)':>17}   ours' steps")
                 results = []
                 for wide in [c == "30" for c in args.columns.split(",")]:
                     for rows in sizes:
@@ -145,16 +159,19 @@ def main() -> None:
                         stock = None if skip else min(timed_in_kernel(kernel, q, True)
                                                       for _ in range(args.reps))
                         xfer = size / loop
+                        steps = profile_in_kernel(kernel, q)
                         row = {"rows": rows, "columns": 30 if wide else 3, "ours_s": ours,
                                "stock_s": stock, "floor_s": floor, "bytes": size,
                                "stock_over_ours": stock / ours if stock else None,
-                               "ours_over_floor_plus_transfer": ours / (floor + xfer)}
+                               "ours_over_floor_plus_transfer": ours / (floor + xfer),
+                               "steps_s": steps}
                         results.append(row)
                         name = f"{rows:>8,} x {row['columns']:>2}"
                         print(f"{name:>18} {ours:8.2f} {stock if stock else float('nan'):8.2f} "
                               f"{floor:8.2f} {size / 2**20:7.1f} "
                               f"{(stock / ours) if stock else float('nan'):10.1f}x "
-                              f"{row['ours_over_floor_plus_transfer']:16.2f}x", flush=True)
+                              f"{row['ours_over_floor_plus_transfer']:16.2f}x   "
+                              + " ".join(f"{k} {v:.2f}s" for k, v in steps.items()), flush=True)
                 driver = next(iter(gw.gateway.sessions.values())).driver
                 rss = {"gateway (this process, also the benchmark)": peak_rss_mib(os.getpid(), children=False),
                        "driver (Python + JVM)": peak_rss_mib(driver.pid),

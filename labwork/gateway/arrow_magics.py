@@ -4,19 +4,22 @@ sparkmagic moves results as one JSON text per row and guesses dtypes on arrival;
 `-n` rows without saying so and pastes `%%send_to_spark` frames into a quoted literal. Against
 labwork's gateway (it answers `"labwork": {"arrow": 1}` in `GET /version`), this module registers
 magics of the same names in the kernel's IPython (its magic registry is the seam; sparkmagic is not
-forked) that keep sparkmagic's flags, parsers, session handling, progress bar, cancel and
+forked) that keep sparkmagic's flags, parsers, session handling, poller, progress bar, cancel and
 auto-visualization, but move the rows as an Arrow IPC stream through the gateway's
-`/sessions/{id}/arrow` endpoints: the frame is the driver's `toPandas()` (Spark's Arrow path),
-dtypes included, and a cut result says "showing 2,500 of 1,234,567 rows (-n to change)".
-Against any other Livy nothing is registered (or, if the endpoint changes later, the stock magic
-runs), so sparkmagic's own path is unchanged.
+`/sessions/{id}/arrow` endpoints: Spark's own record batches, made into the frame `toPandas()`
+makes by pyspark's own converters (`arrow_frames.py`), and a cut result says "showing 2,500 of
+1,234,567 rows (-n to change)". Against any other Livy nothing is registered (or, if the endpoint
+changes later, the stock magic runs), so sparkmagic's own path is unchanged. Sessions of labwork's
+gateway poll their statements on sparkmagic's schedule started shorter (`POLL_SECONDS`).
 
-What it relies on in sparkmagic 0.23 (pinned in tests/kernels/test_sparkmagic_arrow.py):
+What it relies on in sparkmagic 0.23 (pinned in tests/gateway/test_gateway_arrow.py):
 `KernelMagics` in the shell's magics registry with `sql`/`spark`/`send_to_spark` (their argument
 parsers), `_do_not_call_start_session`, `execute_spark`, `spark_controller.
-get_session_by_name_or_default`, `ipython_display`, `logger`; `FINAL_STATEMENT_STATUS`;
-`LivySession.http_client._http_client` (a `ReliableHttpClient`: `post`, `compose_url`,
-`_session`, `_headers`, `_auth`, `verify_ssl`); `SQLQuery`/`SparkStoreCommand` argument checks.
+get_session_by_name_or_default`, `ipython_display`, `logger`; `Command._get_statement_output`
+(polls with `session.sleep(retries)`, i.e. `LivySession._policy`, a `ConfigurableRetryPolicy`);
+`SparkController._livy_session`; `LivySession.http_client._http_client` (a `ReliableHttpClient`:
+`post`, `compose_url`, `_session`, `_headers`, `_auth`, `verify_ssl`); `SQLQuery`/
+`SparkStoreCommand` argument checks.
 """
 from __future__ import annotations
 
@@ -73,8 +76,10 @@ def rows_message(summary: dict) -> str | None:
 
 
 def _statement(session: Any, path: str, body: Any = None, *, raw: bytes | None = None) -> Any:
-    """POST an arrow request, then wait for its statement as sparkmagic waits for any (progress
-    bar, cancel on interrupt); returns the statement's JSON output (or raises with its error)."""
+    """POST an arrow request, then wait for its statement with sparkmagic's own poller (its
+    progress bar, its session's sleep schedule: `configure_polling`), cancelling it on interrupt;
+    returns (statement id, its JSON output), or raises with its error."""
+    from sparkmagic.livyclientlib.command import Command
     from sparkmagic.livyclientlib.exceptions import (BadUserDataException, HttpClientException,
                                                      SparkStatementCancelledException)
     from sparkmagic.utils.constants import COMMAND_INTERRUPTED_MSG
@@ -92,53 +97,45 @@ def _statement(session: Any, path: str, body: Any = None, *, raw: bytes | None =
         statement = r.json()
     sid = statement["id"]
     try:
-        output = _wait(session, sid)
+        ok, output, _mime = Command("")._get_statement_output(session, sid)
     except KeyboardInterrupt:
         session.http_client.cancel_statement(session.id, sid)
         session.wait_for_idle()
         raise SparkStatementCancelledException(COMMAND_INTERRUPTED_MSG) from None
-    if output is None:
+    if not ok:
+        raise BadUserDataException(str(output).rstrip())
+    if not isinstance(output, dict):  # cancelled: no output
         raise SparkStatementCancelledException(COMMAND_INTERRUPTED_MSG)
-    if output.get("status") != "ok":
-        raise BadUserDataException(f"{output.get('ename')}: {output.get('evalue')}")
-    return sid, (output.get("data") or {}).get("application/json") or {}
+    return sid, output
 
 
-def _wait(session: Any, sid: int) -> dict | None:
-    """The statement's output once it is final, polled as sparkmagic polls (its HTTP client,
-    its progress bar) but on a short schedule: these statements take well under a second when
-    small, and sparkmagic's own 0.2 s -> 0.5 s -> 1 s steps would dominate them."""
+# sparkmagic's session poll schedule (LivySession._policy: 0.2, 0.5, 0.5, 1, 1, 2 s), started
+# shorter against labwork's gateway: a small result is ready in milliseconds, and 0.2 s would be
+# most of its time. The tail is sparkmagic's own, so long statements are polled as before.
+POLL_SECONDS = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 0.5, 1, 1, 2]
+
+
+def configure_polling(session: Any) -> None:
+    """Give a LivySession of labwork's gateway the shorter start of `POLL_SECONDS` (once)."""
+    from sparkmagic.livyclientlib.configurableretrypolicy import ConfigurableRetryPolicy
+    policy = session._policy
+    if policy.retry_seconds_to_sleep_list != POLL_SECONDS and session_is_labwork(session):
+        session._policy = ConfigurableRetryPolicy(POLL_SECONDS, policy.max_retries)
+
+
+def fetch(session: Any, request: dict, timings: dict | None = None) -> tuple[Any, dict]:
+    """(pandas DataFrame, summary) of a SQL query or a named DataFrame, as Arrow; `timings`, if
+    given, gets the seconds of each step (driver: the statement; stream: the bytes through the
+    gateway; decode: Arrow to pandas in the kernel)."""
     import time
 
-    from ipywidgets.widgets import FloatProgress, Layout
-    from sparkmagic.utils.constants import FINAL_STATEMENT_STATUS
-    progress = None
-    started, delay = time.monotonic(), 0.005
-    try:
-        while True:
-            statement = session.http_client.get_statement(session.id, sid)
-            if statement["state"].lower() in FINAL_STATEMENT_STATUS:
-                return statement.get("output")
-            if progress is None and time.monotonic() - started > 1.0:
-                progress = FloatProgress(value=0.0, min=0, max=1.0, step=0.01,
-                                         description="Progress:", bar_style="info",
-                                         orientation="horizontal",
-                                         layout=Layout(width="50%", height="25px"))
-                session.ipython_display.display(progress)
-            if progress is not None:
-                progress.value = statement.get("progress", 0.0)
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
-    finally:
-        if progress is not None:
-            progress.close()
-
-
-def fetch(session: Any, request: dict) -> tuple[Any, dict]:
-    """(pandas DataFrame, summary) of a SQL query or a named DataFrame, as Arrow."""
     import pyarrow as pa
     from sparkmagic.livyclientlib.exceptions import BadUserDataException, HttpClientException
+
+    from labwork.gateway.arrow_frames import read_stream, to_pandas
+    started = time.perf_counter()
     sid, summary = _statement(session, "arrow", request)
+    fetched = time.perf_counter()
     rc = _http(session)
     url = rc.compose_url(f"/sessions/{session.id}/statements/{sid}/arrow")
     try:
@@ -148,21 +145,16 @@ def fetch(session: Any, request: dict) -> tuple[Any, dict]:
                 raise HttpClientException(f"Invalid status code '{r.status_code}' from {url} "
                                           f"with error payload: {r.text}")
             r.raw.decode_content = True
-            # read in large chunks into one buffer the table's columns then point into (no copy)
-            sink = pa.BufferOutputStream()
-            for chunk in r.iter_content(chunk_size=1 << 20):
-                sink.write(chunk)
-            table = pa.ipc.open_stream(sink.getvalue()).read_all()
-        return to_pandas(table), summary
+            table = read_stream(r.raw)  # batch by batch as the bytes arrive
+        streamed = time.perf_counter()
+        frame = to_pandas(table)
+        if timings is not None:
+            timings.update(driver=fetched - started, stream=streamed - fetched,
+                           decode=time.perf_counter() - streamed)
+        return frame, summary
     except (pa.ArrowException, OSError) as exc:
         raise BadUserDataException(f"the result's Arrow stream broke off ({exc}); run the cell "
                                    "again") from exc
-
-
-def to_pandas(table: Any) -> Any:
-    """The frame the driver's `toPandas()` made, from its Arrow table (pandas' metadata keeps
-    the dtypes)."""
-    return table.to_pandas()
 
 
 def send(session: Any, frame: Any, name: str, max_rows: int) -> dict:
@@ -198,32 +190,40 @@ def _arrow_magics_class():  # noqa: ANN202 - built late: sparkmagic/IPython impo
             # what sparkmagic's error decorators use
             self.ipython_display, self.logger = kernel_magics.ipython_display, kernel_magics.logger
 
-        def _session(self) -> Any:
-            return self.km.spark_controller.get_session_by_name_or_default(None)
+        def _labwork_session(self, stock: Any, line: str, cell: str, local_ns: Any) -> tuple:
+            """(the session, None) when it is labwork's gateway's; else (None, what the stock
+            magic answers, or None where sparkmagic would not start a session)."""
+            if not self.km._do_not_call_start_session(""):
+                return None, None
+            session = self.km.spark_controller.get_session_by_name_or_default(None)
+            if not session_is_labwork(session):
+                return None, stock(line, cell, local_ns)
+            return session, None
 
-        def _show(self, summary: dict) -> None:
+        def _pull(self, session: Any, request: dict, limits: Any, output: str | None) -> Any:
+            """Fetch `request` under sparkmagic's checked `limits` (-n/-m/-r), say what was cut,
+            bind it to `output`; the frame."""
+            df, summary = fetch(session, {**request, "maxrows": limits.maxrows,
+                                          "samplemethod": limits.samplemethod,
+                                          "samplefraction": limits.samplefraction})
             message = rows_message(summary)
             if message:
                 self.ipython_display.write(message + "\n")
+            if output is not None:
+                self.shell.user_ns[output] = df
+            return df
 
         @cell_magic
         @needs_local_scope
         @wrap_unexpected_exceptions
         @handle_expected_exceptions
         def sql(self, line: str, cell: str = "", local_ns: Any = None) -> Any:
-            if not self.km._do_not_call_start_session(""):
-                return None
-            session = self._session()
-            if not session_is_labwork(session):
-                return self.km.sql(line, cell, local_ns)
             args = parse_argstring_or_throw(self.km.sql, line)
-            q = SQLQuery(cell, args.samplemethod, args.maxrows, args.samplefraction)  # its checks
-            df, summary = fetch(session, {"source": "sql", "code": q.query, "maxrows": q.maxrows,
-                                          "samplemethod": q.samplemethod,
-                                          "samplefraction": q.samplefraction})
-            self._show(summary)
-            if args.output is not None:
-                self.shell.user_ns[args.output] = df
+            query = SQLQuery(cell, args.samplemethod, args.maxrows, args.samplefraction)
+            session, stock = self._labwork_session(self.km.sql, line, cell, local_ns)
+            if session is None:
+                return stock
+            df = self._pull(session, {"source": "sql", "code": query.query}, query, args.output)
             return None if args.quiet else df
 
         @cell_magic
@@ -234,21 +234,15 @@ def _arrow_magics_class():  # noqa: ANN202 - built late: sparkmagic/IPython impo
             args = parse_argstring_or_throw(self.km.spark, line)
             if args.output is None:
                 return self.km.spark(line, cell, local_ns)
-            if not self.km._do_not_call_start_session(""):
-                return None
-            session = self._session()
-            if not session_is_labwork(session):
-                return self.km.spark(line, cell, local_ns)
             store = SparkStoreCommand(args.output, args.samplemethod, args.maxrows,
-                                      args.samplefraction)  # sparkmagic's own checks
+                                      args.samplefraction)
+            session, stock = self._labwork_session(self.km.spark, line, cell, local_ns)
+            if session is None:
+                return stock
             self.km.execute_spark(cell, None, None, None, None, None, None)
-            df, summary = fetch(session, {
-                "source": "variable", "code": args.output,
-                "kind": "spark" if session.kind == "spark" else "pyspark",
-                "maxrows": store.maxrows, "samplemethod": store.samplemethod,
-                "samplefraction": store.samplefraction})
-            self._show(summary)
-            self.shell.user_ns[args.output] = df
+            kind = "spark" if session.kind == "spark" else "pyspark"
+            self._pull(session, {"source": "variable", "code": args.output, "kind": kind}, store,
+                       args.output)
             return None
 
         @cell_magic
@@ -264,11 +258,9 @@ def _arrow_magics_class():  # noqa: ANN202 - built late: sparkmagic/IPython impo
                                            f"got '{cell.strip()}' instead")
             if not args.input:
                 raise BadUserDataException("-i param not provided.")
-            if not self.km._do_not_call_start_session(""):
-                return None
-            session = self._session()
-            if not session_is_labwork(session):
-                return self.km.send_to_spark(line, cell, local_ns)
+            session, stock = self._labwork_session(self.km.send_to_spark, line, cell, local_ns)
+            if session is None:
+                return stock
             import pandas as pd
             value = self.shell.user_ns.get(args.input)
             if value is None:
@@ -312,6 +304,19 @@ def install() -> None:
             log.exception("registering labwork's Arrow magics failed")
 
     SparkKernelBase._load_magics_extension = load_magics_extension
+
+    from sparkmagic.livyclientlib.sparkcontroller import SparkController
+    make_session = SparkController._livy_session
+
+    def livy_session(*args: Any, **kwargs: Any) -> Any:
+        session = make_session(*args, **kwargs)
+        try:
+            configure_polling(session)  # one poller, sparkmagic's, started shorter for ours
+        except Exception:  # noqa: BLE001 - sparkmagic's own schedule still works
+            log.exception("configuring the statement poll schedule failed")
+        return session
+
+    SparkController._livy_session = staticmethod(livy_session)
 
 
 def _configured_endpoint(language: str) -> tuple[str, Any, dict]:

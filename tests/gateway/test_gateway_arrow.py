@@ -129,6 +129,39 @@ def test_size_guard_refuses_with_the_size_and_how_to_sample(gateway: GatewayServ
     assert "showing 10 of 200,000 rows" in again.text, again.text
 
 
+def test_a_filtered_query_over_a_large_range_is_not_refused(gateway: GatewayServer,
+                                                            kernel: SparkmagicKernel) -> None:
+    """Spark estimates a filter at its input's size: only the measured size may refuse it."""
+    settings_of(gateway).max_result_bytes = 100_000
+    try:
+        few = kernel("%%sql -o few -n -1 -q\nSELECT id FROM range(200000) WHERE id < 10")
+        assert few.ok and "ResultTooLarge" not in few.text and "limit of" not in few.text, few.text
+        shown = kernel("%%local\nprint('few', few.shape, int(few['id'].sum()))")
+        assert "few (10, 1) 45" in shown.text, shown.text
+        grouped = kernel("%%sql -o grouped -n -1 -q\n"
+                         "SELECT id % 3 AS k, COUNT(*) AS n FROM range(200000) GROUP BY 1")
+        assert grouped.ok and "limit of" not in grouped.text, grouped.text
+        # a filter that keeps half the rows is over the bound: measured while collecting
+        half = kernel("%%sql -o half -n -1\nSELECT id FROM range(200000) WHERE id % 2 = 0")
+        assert "collecting stopped at" in half.text and "-m sample" in half.text, half.text
+        assert "gateway.max_result_bytes" in half.text and "Traceback" not in half.text
+        assert "False" in kernel("%%local\nprint('half' in dir())").text
+    finally:
+        settings_of(gateway).max_result_bytes = 2 * 1024 ** 3
+    after = kernel("%%sql -o after -n -1 -q\nSELECT id FROM range(5)")  # the driver is fine
+    assert after.ok and "after (5, 1)" in kernel("%%local\nprint('after', after.shape)").text
+
+
+POLICY = ("%%local\nprint('policy', get_ipython().magics_manager.registry['KernelMagics']"
+          ".spark_controller.get_session_by_name_or_default(None)._policy.retry_seconds_to_sleep_list)")
+
+
+def test_statements_poll_on_sparkmagics_schedule_started_shorter(kernel: SparkmagicKernel) -> None:
+    from labwork.gateway.arrow_magics import POLL_SECONDS
+    cell = kernel(POLICY)
+    assert f"policy {POLL_SECONDS}" in cell.text, cell.text
+
+
 def test_a_million_rows(kernel: SparkmagicKernel) -> None:
     cell = kernel("%%sql -o million -n -1 -q\nSELECT id, CAST(id AS DOUBLE) / 2 AS half FROM range(1000000)")
     assert cell.ok, cell.text
@@ -187,6 +220,7 @@ def test_capability_off_gives_sparkmagics_usual_result(gateway: GatewayServer,
         assert "(-n to change)" not in cell.text  # sparkmagic cuts silently
         out = plain("%%local\nprint('p', df.shape, list(df['label'])[:2], str(df['id'].dtype))")
         assert "p (10, 2) ['r0', 'r1'] int64" in out.text, out.text
+        assert "policy [0.2, 0.5, 0.5, 1, 1, 2]" in plain(POLICY).text  # sparkmagic's own
         with gateway.client() as c:
             sessions = c.get("/sessions").json()["sessions"]
             codes = [st["code"] for s in sessions
@@ -234,11 +268,38 @@ def test_pinned_sparkmagic_internals() -> None:
     assert "self.logger = " in base and "self.ipython_display = " in base
     assert "self._endpoint = endpoint" in inspect.getsource(ReliableHttpClient.__init__)
     assert callable(SparkKernelBase._load_magics_extension)
+    from sparkmagic.livyclientlib.command import Command
+    from sparkmagic.livyclientlib.configurableretrypolicy import ConfigurableRetryPolicy
+    from sparkmagic.livyclientlib.sparkcontroller import SparkController
+    assert "session.sleep(retries)" in inspect.getsource(Command._get_statement_output)
+    assert "self._policy = ConfigurableRetryPolicy(" in inspect.getsource(LivySession.__init__)
+    assert "self._policy.seconds_to_sleep(retries)" in inspect.getsource(LivySession.sleep)
+    assert isinstance(SparkController.__dict__["_livy_session"], staticmethod)
+    assert ConfigurableRetryPolicy([0.5, 1], 3).seconds_to_sleep(9) == 1
     rc = ReliableHttpClient(Endpoint("http://127.0.0.1:1", None), {"X-Requested-By": "t"},
                             LinearRetryPolicy(0, 0))
     assert rc.compose_url("/sessions/1/arrow") == "http://127.0.0.1:1/sessions/1/arrow"
     assert rc._headers == {"X-Requested-By": "t"} and rc._auth is None
     assert hasattr(rc._session, "post") and isinstance(rc.verify_ssl, bool)
+
+
+def test_pinned_pyspark_internals() -> None:
+    """What arrow_collect (driver) and arrow_frames (kernel) rely on in pyspark."""
+    import inspect
+
+    from pyspark.sql.classic.dataframe import DataFrame
+    from pyspark.sql.pandas import conversion
+    from pyspark.util import _load_from_socket
+
+    params = inspect.signature(conversion._convert_arrow_table_to_pandas).parameters
+    assert {"arrow_table", "schema", "timezone", "struct_handling_mode", "date_as_object"} <= set(params)
+    to_pandas = inspect.getsource(conversion.PandasConversionMixin._to_pandas)
+    assert "_convert_arrow_table_to_pandas(" in to_pandas and "date_as_object=True" in to_pandas
+    for conf in ("spark.sql.session.timeZone", "spark.sql.execution.pandas.structHandlingMode"):
+        assert conf in to_pandas
+    collect = inspect.getsource(conversion.PandasConversionMixin._collect_as_arrow)
+    assert "collectAsArrowToPython()" in collect and "ArrowCollectSerializer()" in collect
+    assert callable(_load_from_socket) and issubclass(DataFrame, conversion.PandasConversionMixin)
 
 
 def test_scala_kernel_sql_spark_o_and_send_to_spark(gateway: GatewayServer, tmp_path: Path) -> None:

@@ -1,14 +1,15 @@
 """Results as Arrow, inside the driver: `%%sql -o` / `%%spark -o` out, `%%send_to_spark` in.
 
 A statement of the gateway's own kind `arrow` (its code a JSON request, queued like any other
-statement so order, cancel and progress hold) stages one result: the frame is made by Spark's own
-Arrow path (`toPandas()` with `spark.sql.execution.arrow.pyspark.enabled`), so its dtypes are
-exactly `toPandas()`'s, and kept as an Arrow table carrying pandas' metadata. The gateway then
-streams it out through the side channel (`stream_out`), once; staging another result drops it.
-Uploads come the other way (`stream_in`) and are bound to a name by a later `arrow` statement.
-Bounded: a result larger than the session's `max_result_bytes` is refused before it is kept (and,
-where Spark's optimizer already estimates it larger — or larger than half the driver's heap, which
-would take the driver down — before it is collected).
+statement so order, cancel and progress hold) stages one result: Spark's own Arrow record batches
+(what `toArrow()` / `toPandas()` collect, no pandas made in the driver), with Spark's schema and
+the session's time zone and struct mode in the Arrow schema's metadata so the kernel converts them
+exactly as `toPandas()` would (`arrow_convert.py`). The gateway then streams it out through the
+side channel (`stream_out`), once; staging another result drops it. Uploads come the other way
+(`stream_in`) and are bound to a name by a later `arrow` statement.
+Bounded: the bytes are counted as the batches arrive and collecting stops past the session's
+`max_result_bytes`; where Spark's size estimate is reliable (`arrow_collect.reliable_estimate`)
+and already larger — or larger than half the driver's heap — it is refused before collecting.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import threading
 from contextlib import contextmanager
 from typing import Any
 
+from labwork.gateway.in_driver import arrow_collect
 from labwork.gateway.in_driver.state import STATE, user_ns
 
 ARROW_CONF = "spark.sql.execution.arrow.pyspark.enabled"
@@ -108,14 +110,6 @@ def _frame(req: dict):  # noqa: ANN202 - a pyspark DataFrame
     return value
 
 
-def _estimate(df) -> int | None:  # noqa: ANN001
-    """Spark's optimizer's size estimate of the result in bytes, if it has one."""
-    try:
-        return int(str(df._jdf.queryExecution().optimizedPlan().stats().sizeInBytes()))
-    except Exception:  # noqa: BLE001 - an estimate is optional
-        return None
-
-
 def _heap_cap() -> int | None:
     """Half the driver JVM's heap: a collect larger than that would take the driver down."""
     try:
@@ -124,16 +118,37 @@ def _heap_cap() -> int | None:
         return None
 
 
+_HOW_TO_SAMPLE = ("bring back fewer rows with -n N, or a sample with -m sample -r 0.1, or "
+                  "aggregate in Spark first")
+
+
 def _too_large(size: int, cap: int, how: str) -> ArrowRequestError:
     return ArrowRequestError(
         "ResultTooLarge",
         f"the result is {how}{_size(size)}, more than this session's limit of {_size(cap)} "
-        "(gateway.max_result_bytes); bring back fewer rows with -n N, or a sample with "
-        "-m sample -r 0.1, or aggregate in Spark first")
+        f"(gateway.max_result_bytes); {_HOW_TO_SAMPLE}")
+
+
+def _refuse_on_estimate(df, cap: int) -> None:  # noqa: ANN001 - a pyspark DataFrame
+    """Refuse before collecting where Spark's estimate is reliable and already too large."""
+    estimate = arrow_collect.reliable_estimate(df)
+    if estimate is None:
+        return
+    if estimate > cap:
+        raise _too_large(estimate, cap, "estimated by Spark at ")
+    heap = _heap_cap()
+    if heap is not None and estimate > heap:
+        raise ArrowRequestError(
+            "ResultTooLarge",
+            f"the result is estimated by Spark at {_size(estimate)}, more than half this driver's "
+            f"memory ({_size(heap)} of {_size(2 * heap)}: collecting it would run the driver out "
+            "of memory); bring back fewer rows with -n N, or a sample with -m sample -r 0.1, or "
+            "start the session with more driverMemory (%%configure -f)")
 
 
 def collect(statement_id: str, req: dict) -> dict:
-    """Stage `req`'s result for streaming; the summary says how many rows of how many."""
+    """Stage `req`'s result (Spark's own Arrow batches, no pandas) for streaming; the summary
+    says how many rows of how many."""
     import pyarrow as pa
     df = _frame(req)
     maxrows = int(req.get("maxrows", 2500))
@@ -144,35 +159,31 @@ def collect(statement_id: str, req: dict) -> dict:
         raise ArrowRequestError("ValueError", f"samplemethod: expected take or sample, got {method!r}")
     picked = df.sample(False, fraction) if method == "sample" else df
     limited = picked.limit(maxrows + 1) if maxrows >= 0 else picked
-    estimate = _estimate(limited)
-    if estimate is not None and estimate > cap:
-        raise _too_large(estimate, cap, "estimated by Spark at ")
-    heap = _heap_cap()
-    if estimate is not None and heap is not None and estimate > heap:
-        raise ArrowRequestError(
-            "ResultTooLarge",
-            f"the result is estimated by Spark at {_size(estimate)}, more than half this driver's "
-            f"memory ({_size(heap)} of {_size(2 * heap)}: collecting it would run the driver out "
-            "of memory); bring back fewer rows with -n N, or a sample with -m sample -r 0.1, or "
-            "start the session with more driverMemory (%%configure -f)")
+    _refuse_on_estimate(limited, cap)
     with _lock:
         _staged.clear()  # one staged result per session: the last one not fetched goes
-    with _arrow_on(STATE.spark):
-        pdf = limited.toPandas()
-    truncated = maxrows >= 0 and len(pdf) > maxrows
+    meta = arrow_collect.spark_meta(limited)
+    try:
+        batches = arrow_collect.collect_batches(limited, cap, statement_id)
+    except arrow_collect.TooLarge as exc:
+        raise ArrowRequestError(
+            "ResultTooLarge",
+            f"the result is more than this session's limit of {_size(cap)} "
+            f"(gateway.max_result_bytes): collecting stopped at {_size(exc.seen)} after "
+            f"{exc.rows:,} rows; {_HOW_TO_SAMPLE}") from None
+    schema = batches[0].schema if batches else arrow_collect.empty_schema(limited, meta)
+    table = pa.Table.from_batches(batches, schema=schema)
+    table = table.replace_schema_metadata({arrow_collect.META_KEY: json.dumps(meta)})
+    truncated = maxrows >= 0 and table.num_rows > maxrows
     if truncated:
-        pdf = pdf.iloc[:maxrows]
-    total = None
-    if truncated or method == "sample":
-        total = df.count()
-    table = pa.Table.from_pandas(pdf, preserve_index=False)
-    if table.nbytes > cap:
-        raise _too_large(table.nbytes, cap, "")
+        table = table.slice(0, maxrows)
+    total = df.count() if truncated or method == "sample" else None
     with _lock:
         _staged[statement_id] = table
-    return {"rows": len(pdf), "total": total if total is not None else len(pdf),
+    rows = table.num_rows
+    return {"rows": rows, "total": total if total is not None else rows,
             "truncated": bool(truncated), "sampled": method == "sample",
-            "columns": [str(c) for c in pdf.columns], "bytes": table.nbytes,
+            "columns": [str(f["name"]) for f in meta["schema"]["fields"]], "bytes": table.nbytes,
             "statement": int(statement_id)}
 
 
