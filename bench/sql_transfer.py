@@ -152,7 +152,9 @@ def main() -> None:
                 for wide in [c == "30" for c in args.columns.split(",")]:
                     for rows in sizes:
                         q = query(rows, wide)
-                        timed_in_kernel(kernel, query(1000, wide), stock=False)  # warm up
+                        # warm up at the same size: the first pull of a size pays the JVM's and
+                        # Arrow's warm-up, which stock (timed after ours and the floor) would not
+                        timed_in_kernel(kernel, q, stock=False)
                         ours = min(timed_in_kernel(kernel, q, False) for _ in range(args.reps))
                         floor, size = min(floor_in_driver(kernel, q) for _ in range(args.reps))
                         skip = wide and rows > args.no_stock_above
