@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from labwork.kernels.containers import KERNEL_LABEL, Daemon, remove_labelled
+
 log = logging.getLogger("labwork.jobs")
 
 
@@ -27,12 +29,12 @@ def _read(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _daemons(run_dir: Path, spec: dict[str, Any]) -> list[str | None]:
-    """The Docker daemons the run's kernel may be on (None: the default one)."""
-    out: list[str | None] = []
+def _daemons(run_dir: Path, spec: dict[str, Any]) -> list[Daemon]:
+    """The Docker daemons the run's kernel may be on (host None: the default one)."""
+    out: list[Daemon] = []
     written = _read(run_dir / "kernel.container")
     if written.get("id"):
-        out.append(written.get("docker_host"))
+        out.append(Daemon(written.get("docker_host")))
     try:  # the daemon of the run configuration whose kernel the run asked for, if it is a docker one
         from labwork.kernels.specs import kernel_name
         from labwork.project.files import load_project
@@ -41,7 +43,7 @@ def _daemons(run_dir: Path, spec: dict[str, Any]) -> list[str | None]:
         for name, rc in project.runconfigs.items():
             target = project.targets.get(rc.target)
             if kernel_name(name) == spec.get("kernel_name") and isinstance(target, DockerTarget):
-                out.append(target.docker_host)
+                out.append(Daemon(target.docker_host))
     except Exception:  # noqa: BLE001 - the project moved or broke: the written daemon is all we know
         pass
     return list(dict.fromkeys(out))
@@ -53,31 +55,8 @@ def remove_left_containers(run_dir: Path, note: Callable[[Path, str], None]) -> 
     kernel_id = spec.get("kernel_id")
     if not kernel_id:
         return []
-    try:
-        import docker  # noqa: F401 - the optional part: without it no docker kernel ran
-    except ImportError:
-        return []
-    from labwork.kernels.docker_images import docker_client
-    from labwork.kernels.docker_provisioner import KERNEL_LABEL
-    removed: list[str] = []
-    for host in _daemons(run_dir, spec):
-        try:
-            client = docker_client(host)
-        except Exception:  # noqa: BLE001 - that daemon is down: nothing this side can remove there
-            continue
-        try:
-            for c in client.containers.list(all=True, filters={"label": f"{KERNEL_LABEL}={kernel_id}"}):
-                try:
-                    c.remove(force=True)
-                except Exception as exc:  # noqa: BLE001 - the daemon's words go to the run's log
-                    note(run_dir / "log.txt", f"could not remove the kernel's container {c.short_id}: {exc}")
-                    continue
-                removed.append(c.short_id)
-                note(run_dir / "log.txt", f"removed the kernel's container {c.short_id} the runner left")
-                log.info("job run %s: removed the kernel's container %s its runner left", run_dir.name,
-                         c.short_id)
-        except Exception as exc:  # noqa: BLE001 - listing failed: said, never raised into the plane
-            note(run_dir / "log.txt", f"could not look for the kernel's containers on {host or 'the default daemon'}: {exc}")
-        finally:
-            client.close()
+    removed = remove_labelled(_daemons(run_dir, spec), {KERNEL_LABEL: kernel_id},
+                              lambda text: note(run_dir / "log.txt", text), "the runner left")
+    if removed:
+        log.info("job run %s: removed the kernel's container(s) %s its runner left", run_dir.name, removed)
     return removed

@@ -90,19 +90,25 @@ def image_plan(project: Project, rc_name: str, settings: Settings) -> ImagePlan:
                      marker=marker_path(settings.home, "images", key))
 
 
-def docker_client(docker_host: str | None, key_file: str | None = None, known_hosts: str | None = None) -> Any:
-    """A docker SDK client for the target's daemon, or a clear error when it does not answer."""
+def docker_client(docker_host: str | None, key_file: str | None = None, known_hosts: str | None = None,
+                  timeout: float | None = None) -> Any:
+    """A docker SDK client for the target's daemon, or a clear error when it does not answer
+    (`timeout`: seconds for each call, the SDK's 60 by default)."""
     if docker_host and docker_host.startswith("ssh://"):  # over labwork's own SSH connection
         from labwork.kernels.remote_docker import ssh_docker_client
-        return ssh_docker_client(docker_host, key_file, known_hosts)
+        client = ssh_docker_client(docker_host, key_file, known_hosts, **({"timeout": timeout} if timeout else {}))
+        if timeout:
+            client.api.timeout = timeout
+        return client
     try:
         import docker
     except ImportError as exc:
         raise MissingExtra("remote", "a docker compute target") from exc
     where = docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     try:
-        client = (docker.DockerClient(base_url=docker_host, use_ssh_client=docker_host.startswith("ssh://"))
-                  if docker_host else docker.from_env())
+        bound = {"timeout": timeout} if timeout else {}
+        client = (docker.DockerClient(base_url=docker_host, use_ssh_client=docker_host.startswith("ssh://"), **bound)
+                  if docker_host else docker.from_env(**bound))
         client.ping()
     except Exception as exc:  # noqa: BLE001 - docker raises several kinds for "not there"
         raise Unavailable(f"the Docker daemon at {where} is not reachable: {_short(exc)}", where=where,

@@ -35,12 +35,13 @@ from typing import Any
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import LocalProvisioner
 
+from labwork import envvars
 from labwork.errors import NotFound, Unavailable
+from labwork.kernels.containers import KERNEL_LABEL, PROJECT_LABEL, SERVER_LABEL
 from labwork.kernels.end_report import report_end
 from labwork.kernels.provisioned_ends import end_reason, provisioned_end
 from labwork.kernels.remote_docker import PORTS, RemoteContainer, is_ssh
 
-KERNEL_LABEL = "labwork.kernel"
 PASSED_THROUGH = ("JPY_SESSION_NAME",)  # what jupyter_server adds that the kernel uses
 
 
@@ -149,8 +150,9 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
         options: dict[str, Any] = {
             "command": cmd, "environment": env, "volumes": volumes, "working_dir": project,
             "user": user, "network_mode": "host", "init": True, "detach": True,
-            "labels": {KERNEL_LABEL: self.kernel_id or "", "labwork.project": project,
-                       "labwork.runconfig": self._cfg("runconfig", "")},
+            "labels": {KERNEL_LABEL: self.kernel_id or "", PROJECT_LABEL: project,
+                       "labwork.runconfig": self._cfg("runconfig", ""),
+                       **({SERVER_LABEL: server} if (server := envvars.get(envvars.SERVER_ID)) else {})},
             "name": f"labwork-kernel-{(self.kernel_id or os.urandom(6).hex())[:13]}",
             "pids_limit": 4096,
         }

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import select
 
 from labwork.errors import ConfigError, Conflict, NotFound, Unavailable
+from labwork.kernels.containers import PROJECT_LABEL, SERVER_LABEL, project_daemons, remove_labelled
 from labwork.units import format_seconds
 from labwork.notebooks.config import MAX_HOURS, ServerConfig, parse_config
 from labwork.notebooks.contracts import ProjectSessions
@@ -247,6 +248,10 @@ class ServerManager(ServerWatch):
         with self.store.session() as s:
             row = s.get(ServerRow, server_id)
             path = row.log_path
+            project_path = (projects_by_id(s, {row.project_id}).get(row.project_id) or {}).get("path")
+        if project_path:  # its docker kernels' containers outlive a server killed hard
+            remove_labelled(project_daemons(project_path), {SERVER_LABEL: str(server_id), PROJECT_LABEL: project_path},
+                            lambda text: self._note(path, text), "the dead server left")
         code = self._exit_code(server_id, wait=5.0)
         exit_text = f"exit code {code}" if code is not None else "exit code unknown"
         last = last_meaningful_line(path)
