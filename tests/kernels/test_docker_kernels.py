@@ -7,6 +7,7 @@ One daemon, one prepared image and one kernel are shared by the module where iso
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from tests.support import ControlPlane, wait_for
 from tests.support.docker_host import BASE_IMAGE, DockerHost, docker_host  # noqa: F401 - the fixture
+from tests.support.jupyter import jupyter, kill_servers
 from tests.support.provisioned import ProvisionedKernel, prepared_project, started_kernel
 
 pytestmark = pytest.mark.slow
@@ -124,6 +126,36 @@ def test_shutdown_leaves_no_container(dproject: dict, docker_host: DockerHost) -
     k.shutdown()
     assert cid not in set(docker_host.containers())
     assert docker_host.docker("ps", "-aq", "--filter", f"id={cid}").stdout.strip() == b""
+
+
+def test_a_killed_jupyter_server_leaves_no_container(dproject: dict, docker_host: DockerHost) -> None:  # noqa: F811
+    """kill -9 of a project's Jupyter server: the plane's loop marks it dead and removes its docker kernel."""
+    cp, root = dproject["cp"], str(dproject["root"])
+    project = cp.register(dproject["root"])
+    with cp.client() as api:
+        server = api.post(f"/api/projects/{project['id']}/server", json={"hours": 1}, timeout=120).json()
+        assert server["state"] == "running", server
+
+        def ours() -> list[str]:  # every state: a container that merely exited would still be left
+            return docker_host.docker("ps", "-aq", "--filter", f"label=labwork.server={server['id']}",
+                                      "--filter", f"label=labwork.project={root}").stdout.decode().split()
+        try:
+            with jupyter(server) as j:
+                kernel = j.post("/api/kernels", json={"name": "labwork-docker"}, timeout=120)
+                assert kernel.status_code == 201, kernel.text
+            [cid] = wait_for(ours, timeout=60, what="the docker kernel's container, labelled with its server")
+            os.kill(server["pid"], signal.SIGKILL)  # the server only: the container is no child of it
+            status = wait_for(lambda: (s := api.get(f"/api/projects/{project['id']}/server").json())["state"]
+                              == "stopped" and s, timeout=90, what="the loop to mark the server dead")
+            assert "exited unexpectedly" in status["stop_reason"]
+            assert ours() == []
+            assert docker_host.docker("ps", "-aq", "--filter", f"id={cid}").stdout.strip() == b""
+            log = Path(status["log_path"]).read_text()
+            assert f"removed the kernel's container {cid[:10]}" in log and "the dead server left" in log
+        finally:
+            for left in ours():
+                docker_host.docker("rm", "-f", left, check=False)
+            kill_servers(cp.home)  # a failure before the kill leaves no server running either
 
 
 def test_out_of_memory_is_reported(dproject: dict, docker_host: DockerHost, tmp_path: Path,  # noqa: F811
