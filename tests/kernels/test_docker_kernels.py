@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from labwork.processes import pid_alive
 from tests.support import ControlPlane, wait_for
 from tests.support.docker_host import BASE_IMAGE, DockerHost, docker_host  # noqa: F401 - the fixture
 from tests.support.jupyter import jupyter, kill_servers
@@ -156,6 +157,42 @@ def test_a_killed_jupyter_server_leaves_no_container(dproject: dict, docker_host
             for left in ours():
                 docker_host.docker("rm", "-f", left, check=False)
             kill_servers(cp.home)  # a failure before the kill leaves no server running either
+
+
+def test_a_jupyter_server_that_died_while_the_plane_was_down_leaves_no_container(
+        dproject: dict, docker_host: DockerHost, tmp_path: Path) -> None:  # noqa: F811
+    """The plane killed, then its server with a docker kernel: adopt() at the restart removes the container."""
+    root = str(dproject["root"])
+    server: dict = {}
+
+    def ours() -> list[str]:
+        return docker_host.docker("ps", "-aq", "--filter", f"label=labwork.server={server['id']}",
+                                  "--filter", f"label=labwork.project={root}").stdout.decode().split()
+    cp = ControlPlane(tmp_path / "home").start()  # its own plane: this test kills and restarts it
+    try:
+        cp.cli("experiment", "prepare", "--runconfig", "docker", "--project", root, timeout=900)  # the image is there
+        project = cp.register(dproject["root"])
+        with cp.client() as api:
+            server.update(api.post(f"/api/projects/{project['id']}/server", json={"hours": 1}, timeout=120).json())
+        assert server["state"] == "running", server
+        with jupyter(server) as j:
+            kernel = j.post("/api/kernels", json={"name": "labwork-docker"}, timeout=120)
+            assert kernel.status_code == 201, kernel.text
+        [cid] = wait_for(ours, timeout=60, what="the docker kernel's container, labelled with its server")
+        cp.stop(signal.SIGKILL)
+        os.kill(server["pid"], signal.SIGKILL)
+        wait_for(lambda: not pid_alive(server["pid"]), timeout=30, what="the server to exit")
+        assert ours() == [cid]  # nobody removed it while the plane was down
+        cp.start()
+        status = cp.request("GET", f"/api/projects/{project['id']}/server")
+        assert status["state"] == "stopped" and "while the control plane was not running" in status["stop_reason"]
+        assert ours() == []
+        assert f"removed the kernel's container {cid[:10]}" in Path(status["log_path"]).read_text()
+    finally:
+        for left in ours() if server else []:
+            docker_host.docker("rm", "-f", left, check=False)
+        cp.stop()
+        kill_servers(cp.home)
 
 
 def test_out_of_memory_is_reported(dproject: dict, docker_host: DockerHost, tmp_path: Path,  # noqa: F811
