@@ -77,6 +77,22 @@ def test_a_server_that_dies_under_a_running_control_plane_is_recorded(own_cp: Co
         assert again["state"] == "running" and again["id"] != server["id"]
 
 
+def test_a_dead_server_whose_docker_daemon_is_down_is_recorded_and_logged(own_cp: ControlPlane,
+                                                                          tmp_path: Path) -> None:
+    from labwork.project import attach_target
+    root = init_project(tmp_path / "d", "d").root
+    attach_target(root, "docker", "gone", {"docker_host": f"unix://{tmp_path}/no-daemon.sock"})
+    project = own_cp.register(root)
+    with own_cp.client() as api:
+        server = api.post(f"/api/projects/{project['id']}/server", json={"hours": 5}).json()
+        os.kill(server["pid"], signal.SIGKILL)
+        status = wait_for(lambda: (s := api.get(f"/api/projects/{project['id']}/server").json())["state"]
+                          == "stopped" and s, timeout=60)
+    assert "exited unexpectedly" in status["stop_reason"]
+    assert f"could not look for the kernels' containers on unix://{tmp_path}/no-daemon.sock" \
+        in Path(status["log_path"]).read_text()
+
+
 def test_control_plane_shutdown_leaves_servers_running(own_cp: ControlPlane, tmp_path: Path) -> None:
     project = own_cp.register(init_project(tmp_path / "q", "q").root)
     with own_cp.client() as api:
