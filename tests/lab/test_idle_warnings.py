@@ -19,7 +19,7 @@ from tests.lab.conftest import lab_settings
 from tests.support import ControlPlane, wait_for
 from tests.support.browser import shot
 from tests.support.jupyter import NOTEBOOK_ENV, jupyter, run_and_leave, stop_everything
-from tests.support.jupyterlab import open_notebook, toast_with
+from tests.support.jupyterlab import EDITOR, open_notebook, toast_with
 
 IDLE = "30s"
 CONFIG = "warn_before_s = [20, 8]\nsave_before_stop_s = 5\n"
@@ -100,3 +100,42 @@ def test_idle_warning_before_the_stop_withdrawn_by_a_cell_and_the_stop_saves_fir
     log = Path(server["log_path"]).read_text()
     stopping = log.index("stopping the server: idle for 30 s")
     assert log.index("idle since") < stopping < log.index("save before stop: no JupyterLab tab was open")
+
+
+# A tab the user left in the background: the browser says the document is hidden, and
+# JupyterLab's own polls (kernels, sessions, contents) stand by, as they do in a real browser.
+HIDE_TAB = """() => {
+  Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});
+  Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'hidden'});
+  document.dispatchEvent(new Event('visibilitychange'));
+}"""
+
+
+@pytest.mark.slow
+def test_jupyterlab_shows_the_idle_warning(warn_cp: ControlPlane, tmp_path: Path, page) -> None:  # noqa: ANN001
+    project = warn_cp.make_project(tmp_path / "shown", "shown")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("")])
+    nb.metadata["kernelspec"] = {"name": "labwork-local", "display_name": "shown local", "language": "python"}
+    nbformat.write(nb, Path(project["path"]) / "work.ipynb")
+    server = _start(warn_cp, project)
+    open_notebook(page, server, "work.ipynb")
+    page.locator(EDITOR).first.click()
+    page.keyboard.type("edited = 'kept by the idle stop'")  # unsaved (JupyterLab's autosave is off)
+    page.wait_for_selector(".lm-TabBar-tab.jp-mod-dirty", timeout=10_000)
+    page.evaluate(HIDE_TAB)  # the tab stays open, its extension keeps polling labwork/lifecycle
+
+    state = wait_for(lambda: _notice_with(server, "stops in 20 s"), timeout=120, what="the idle warning")
+    assert state["clients"] == 1  # the tab is still there
+    toast = toast_with(page, "has been idle and stops in 20 s")
+    assert "idle timeout 30 s" in toast.inner_text()
+    shot(page, "lab-idle-warning")
+    # idle for 22 s: longer than the tab's 10 s polls of labwork/lifecycle, which are no activity
+    toast_with(page, "has been idle and stops in 8 s")
+
+    # the stop: the tab saves the unsaved edit first, says so, and the log records it
+    toast_with(page, "labwork is stopping this server: idle for 30 s. saved work.ipynb")
+    stopped = wait_for(lambda: (s := _status(warn_cp, project))["state"] == "stopped" and s,
+                       timeout=90, what="the idle server to stop")
+    assert stopped["stop_reason"] == "idle for 30 s"
+    assert "save before stop (1 tab(s)): saved work.ipynb" in Path(server["log_path"]).read_text()
+    assert "edited = 'kept by the idle stop'" in (Path(project["path"]) / "work.ipynb").read_text()
