@@ -54,6 +54,10 @@ class _Base(APIHandler):
 
 
 class LifecycleHandler(_Base):
+    # the tabs' polls (every 10 s, even from a tab in the background) and the control plane's
+    # pushes are not a person's activity: they never keep a server from its idle stop
+    _track_activity = False
+
     @web.authenticated
     @authorized
     def get(self) -> None:

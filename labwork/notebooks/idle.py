@@ -186,7 +186,10 @@ class IdleWatch:
             watched.warned.update(due)
             text = (f"This server has been idle and stops in {units.format_seconds(min(due))} "
                     f"(idle timeout {units.format_seconds(timeout)}); run a cell or use it to keep it")
-            push_lifecycle(row, {"notice": {"kind": "idle", "text": text, "stop_at": iso(stop_at)}})
+            # with the idle state, so the notice and `idle.stop_at` name the same time
+            push_lifecycle(row, {"idle": {"timeout_s": timeout, "stop_at": iso(stop_at)},
+                                 "notice": {"kind": "idle", "text": text, "stop_at": iso(stop_at)}})
+            watched.pushed_stop_at = stop_at
 
     @staticmethod
     def _withdraw(row: ServerRow) -> None:

@@ -5,19 +5,16 @@ an idle kernel (never the busy one); a kernel busy past the ceiling is reported;
 are refused naming the field (CLI and API)."""
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import websocket  # websocket-client, jupyter_server's own dependency
 from playwright.sync_api import expect
 
 from tests.support import ControlPlane, wait_for
 from tests.support.browser import login, shot
-from tests.support.jupyter import NOTEBOOK_ENV, jupyter, stop_everything
+from tests.support.jupyter import NOTEBOOK_ENV, jupyter, run_and_leave, stop_everything
 
 # Seconds instead of hours: Jupyter culls idle kernels after 20 s (looking every second; Jupyter
 # culls a kernel still starting too, and one may take several seconds to start on a loaded
@@ -51,29 +48,6 @@ def _kernels(server: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return {k["id"]: k for k in jup.get("/api/kernels", params=UNTRACKED).json()}
 
 
-def _run_and_leave(server: dict[str, Any], kernel_id: str, code: str) -> None:
-    """Send `code` to the kernel over Jupyter's websocket as a notebook does, wait until the kernel
-    says it is busy, and close the connection: the cell runs on with no client connected."""
-    ws = websocket.create_connection(
-        f"{server['base_url'].replace('http', 'ws', 1)}/api/kernels/{kernel_id}/channels",
-        header=[f"Authorization: token {server['token']}"], timeout=60)
-    try:
-        msg_id = uuid.uuid4().hex
-        ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
-                       "session": uuid.uuid4().hex, "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
-                        "allow_stdin": False, "stop_on_error": True}}))
-        while True:
-            msg = json.loads(ws.recv())
-            if (msg.get("msg_type") == "status" and msg.get("parent_header", {}).get("msg_id") == msg_id
-                    and msg["content"].get("execution_state") == "busy"):
-                return
-    finally:
-        ws.close()
-
-
 @pytest.mark.slow
 def test_a_busy_kernel_with_no_client_is_work_an_idle_server_stops(idle_cp: ControlPlane, tmp_path: Path,
                                                                     page) -> None:
@@ -83,7 +57,7 @@ def test_a_busy_kernel_with_no_client_is_work_an_idle_server_stops(idle_cp: Cont
     assert busy["config"]["idle"] == 15.0
     with jupyter(busy) as jup:
         sleeper = jup.post("/api/kernels", json={"name": "python3"}).json()["id"]
-        _run_and_leave(busy, sleeper, "import time\ntime.sleep(900)")
+        run_and_leave(busy, sleeper, "import time\ntime.sleep(900)")
         idler = jup.post("/api/kernels", json={"name": "python3"}).json()["id"]
 
     # jupyter_server's culling (cull_idle_timeout 20 s, cull_busy off) removes the idle kernel only

@@ -5,13 +5,16 @@ a recorded pid of that LABWORK_HOME is killed with its kernels.
 """
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
+import websocket  # websocket-client, jupyter_server's own dependency
 
 from tests.support.control_plane import ControlPlane
 
@@ -29,6 +32,29 @@ def jupyter(server: dict[str, Any]) -> httpx.Client:
     """A client for a started Jupyter server's REST API, with its token."""
     return httpx.Client(base_url=server["base_url"], headers={"Authorization": f"token {server['token']}"},
                         timeout=30)
+
+
+def run_and_leave(server: dict[str, Any], kernel_id: str, code: str) -> None:
+    """Send `code` to the kernel over Jupyter's websocket as a notebook does, wait until the kernel
+    says it is busy, and close the connection: the cell runs on with no client connected."""
+    ws = websocket.create_connection(
+        f"{server['base_url'].replace('http', 'ws', 1)}/api/kernels/{kernel_id}/channels",
+        header=[f"Authorization: token {server['token']}"], timeout=60)
+    try:
+        msg_id = uuid.uuid4().hex
+        ws.send(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
+                       "session": uuid.uuid4().hex, "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+                        "allow_stdin": False, "stop_on_error": True}}))
+        while True:
+            msg = json.loads(ws.recv())
+            if (msg.get("msg_type") == "status" and msg.get("parent_header", {}).get("msg_id") == msg_id
+                    and msg["content"].get("execution_state") == "busy"):
+                return
+    finally:
+        ws.close()
 
 
 def server_pids(home: Path) -> list[tuple[int, int]]:
