@@ -77,7 +77,7 @@ def test_kernel_runs_in_a_container_with_the_project(dkernel: ProvisionedKernel,
     assert "sepal,petal" in res.stdout
     assert str(dproject["root"]) in res.stdout and "/opt/labwork/venv/bin/python" in res.stdout
     assert "True" in res.stdout
-    [cid] = docker_host.containers()
+    [cid] = docker_host.containers(f"labwork.kernel={dkernel.km.kernel_id}")  # the daemon is shared: this kernel's
     limits = docker_host.docker("inspect", "--format", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}", cid)
     assert limits.stdout.decode().split() == [str(512 * 1024 * 1024), str(10**9)]
 
