@@ -3,6 +3,7 @@ server the control plane started (no browser here)."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 import json
 from datetime import datetime
 from pathlib import Path
@@ -60,7 +61,9 @@ def test_a_push_is_merged_and_heard_at_once_over_the_event_stream(server) -> Non
         finally:
             ws.close()
 
-    event = asyncio.run(run())
+    # in a thread of its own: the suite's sync Playwright keeps an event loop in this one
+    with ThreadPoolExecutor(1) as pool:
+        event = pool.submit(asyncio.run, run()).result()
     assert event["action"] == "state"  # the event's data, beside its schema_id (as JupyterLab gets it)
     assert event["changed"] == ["notice"]
     assert event["state"]["notice"]["kind"] == "busy"
