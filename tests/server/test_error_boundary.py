@@ -64,7 +64,7 @@ def test_the_cli_client_rebuilds_the_class(control_plane, tmp_path: Path) -> Non
         client.close()
     wrong = ControlClient(control_plane.url, "wrong-token")
     try:
-        with pytest.raises(errors.Unauthorized, match="wrong token"):
+        with pytest.raises(errors.Unauthorized, match="wrong, revoked or expired token"):
             wrong.request("GET", "/api/status")
     finally:
         wrong.close()
