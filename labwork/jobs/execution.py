@@ -30,6 +30,7 @@ from labwork.jobs.tables import JobRunRow
 from labwork.private import open_private, private_dir, user_umask, write_private
 from labwork.settings import Settings
 from labwork.store.db import Store
+from labwork.units import format_seconds
 
 log = logging.getLogger("labwork.jobs")
 
@@ -175,7 +176,7 @@ class Executor:
             while not self._exited(launch, POLL_S):
                 if launch.timeout_s is not None and launch.stop_reason is None and \
                         (now() - launch.started).total_seconds() > launch.timeout_s:
-                    launch.stop_reason = f"timed out after {_secs(launch.timeout_s)} (the job's timeout)"
+                    launch.stop_reason = f"timed out after {format_seconds(launch.timeout_s)} (the job's timeout)"
                     self._end(launch)
                 if launch.stop.is_set():  # a cancel
                     launch.stop.clear()
@@ -323,12 +324,3 @@ def _tail(path: Path, lines: int = 3) -> str:
         return ""
     keep = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("[labwork]")]
     return " | ".join(keep[-lines:])[:1000]
-
-
-def _secs(seconds: float) -> str:
-    seconds = float(seconds)
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{seconds / 3600:g} h"
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{seconds / 60:g} min"
-    return f"{seconds:g} s"
