@@ -20,6 +20,7 @@ LAYERS: dict[str, int] = {
     "server": 2,
     # parts: what the control plane is made of; they get their collaborators passed in
     "notebooks": 1, "history": 1, "gateway": 1, "dashboard": 1, "kernels": 1, "jobs": 1,
+    "proxy": 1,  # the one-origin reverse proxy (/user/<name>/<project>/, /spark/<app>/)
     "lab": 1,  # labwork's Jupyter server extension (loads inside Jupyter servers)
     # base: models, storage, settings, errors and the helpers every part shares
     "": 0,  # labwork/__init__.py (the version)

@@ -134,7 +134,10 @@ class AccessGuard:
         if scope["type"] == "http" and LEGACY_COOKIE in request.cookies:
             send = _forget_legacy_cookie(send)
         if scope["type"] == "websocket":
-            if not identity.ok:
+            # A browser opens a websocket to any site with its cookies attached, and no preflight
+            # (cross-site websocket hijacking): one authenticated by the cookie must come from here.
+            if not identity.ok or cross_site_problem("WEBSOCKET", request.headers,
+                                                     ambient_only=identity.via in ("session", "proxy")):
                 await send({"type": "websocket.close", "code": 1008})
                 return
             await self.app(scope, receive, send)
