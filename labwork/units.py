@@ -1,5 +1,7 @@
-"""The one parser for durations, shared by settings and the Livy gateway (JVM memory sizes are
-`labwork.spark_properties`'; `check_size` is re-exported here for settings).
+"""The one parser for durations, shared by settings and the Livy gateway, and the one for memory
+sizes in bytes (`parse_size`: a run configuration's `[resources] memory`, a docker target's
+`memory`, the limits kernels report). JVM memory sizes, which Spark reads its own way, are
+`labwork.spark_properties`'; `check_size` is re-exported here for settings.
 
 Pure functions raising `ValueError` with what was expected; each caller adds where the value
 came from (a settings key, a request field).
@@ -15,6 +17,26 @@ _TIME = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|m|min|mins|h|hour|hour
                    re.IGNORECASE)
 _TIME_UNITS = {"ms": 0.001, "s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60, "mins": 60,
                "h": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400}
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+BYTES_EXPECTED = "a size such as 256m, 4g or 1.5g (a number and one of k, m, g, t)"
+
+
+def parse_size(value: Any) -> int:
+    """A memory size in bytes, binary units: '4g' -> 4294967296, '256m', '1.5G', '512MiB', '96mb';
+    a bare number (or an int) is bytes. Raises ValueError saying what was expected."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected {BYTES_EXPECTED}, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"expected {BYTES_EXPECTED} (not negative), got {value!r}")
+        return value
+    m = _SIZE.match(str(value))
+    if not m:
+        raise ValueError(f"expected {BYTES_EXPECTED}, got {value!r}")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+
 
 DURATION_EXPECTED = "a duration like '90s', '10m' or '1h'"
 

@@ -253,21 +253,24 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
         end = provisioned_end(self.kernel_id, exit_code=code, where=f"container {(self.container_id or '')[:12]}",
                               run_config=self._cfg("runconfig"), oom=bool(st.get("OOMKilled")),
                               memory=self._cfg("memory_limit") or self._cfg("memory"))
-        if self.end_reason is None and not self._stopping:
-            report_end(end, self.log)
-        self._note_end(code, end_reason(end) + (f" ({st['Error']})" if st.get("Error") else ""))
+        reported = self.end_reason is None and not self._stopping
+        if reported:
+            report_end(end, self.log)  # its own log line says the end
+        self._note_end(code, end_reason(end) + (f" ({st['Error']})" if st.get("Error") else ""), logged=reported)
         return code
 
     async def shutdown_requested(self, restart: bool = False) -> None:
         self._stopping = True
         await super().shutdown_requested(restart=restart)
 
-    def _note_end(self, code: int, reason: str) -> None:
+    def _note_end(self, code: int, reason: str, *, logged: bool = False) -> None:
+        """Keep the first end seen; log it unless `report_end` already did."""
         if self.end_reason is None:
             self.end_reason = reason
             self._exit = code
-            (self.log.info if self._stopping else self.log.error)("labwork: kernel %s in container %s ended: %s", self.kernel_id,
-                           (self.container_id or "")[:12], reason)
+            if not logged:
+                (self.log.info if self._stopping else self.log.error)(
+                    "labwork: kernel %s in container %s ended: %s", self.kernel_id, (self.container_id or "")[:12], reason)
 
     async def wait(self) -> int | None:
         while True:

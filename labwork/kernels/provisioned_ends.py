@@ -10,21 +10,18 @@ says an end the same way.
 """
 from __future__ import annotations
 
-import re
-
 from labwork.kernels.ends import KernelEnd
-
-_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-
+from labwork.units import parse_size
 
 def memory_bytes(limit: str | int | None) -> int | None:
-    """A Docker memory limit ("96m", "2g", 1073741824) in bytes; None when absent or unreadable."""
+    """A Docker memory limit ("96m", "2g", 1073741824) in bytes; None when absent or unreadable
+    (an end is reported whatever its limit looked like)."""
     if limit is None or limit == "":
         return None
-    if isinstance(limit, int):
-        return limit
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)i?b?\s*", str(limit).lower())
-    return int(float(m.group(1)) * _UNITS[m.group(2)]) if m else None
+    try:
+        return parse_size(limit)
+    except ValueError:
+        return None
 
 
 def provisioned_end(kernel_id: str | None, *, exit_code: int | None, where: str, run_config: str | None = None,

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from labwork.units import parse_size
+
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -106,9 +108,6 @@ class LivyTarget(Strict):
         return v.rstrip("/")
 
 
-MEMORY_RE = re.compile(r"^[1-9][0-9]*[bkmg]?$", re.IGNORECASE)
-
-
 class DockerTarget(Strict):
     """Kernels in containers built from `image` (`labwork experiment prepare` adds the kernel)."""
 
@@ -139,7 +138,8 @@ class DockerTarget(Strict):
     @field_validator("memory")
     @classmethod
     def _memory(cls, v: str | None) -> str | None:
-        if v is not None and not MEMORY_RE.fullmatch(v):
+        if v is not None and (not re.fullmatch(r"[1-9][0-9]*[bkmg]?", v, re.IGNORECASE) or not parse_size(v)):
+            # docker's --memory syntax: a whole number and one unit letter
             raise ValueError("memory must be a number with an optional unit b, k, m or g (512m, 2g)")
         return v.lower() if v else v
 
@@ -194,17 +194,15 @@ class EnvironmentSection(Strict):
     python: str | None = None  # interpreter used to build the venv; default: the current one
 
 
-MEMORY_LIMIT_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(?:i?b)?$", re.IGNORECASE)
-MEMORY_LIMIT_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 MIN_KERNEL_MEMORY = 64 << 20  # a Python kernel needs about 60 MiB to start at all
 
 
 def memory_bytes(value: str) -> int:
-    """'4g' -> 4294967296, '256m', '1.5G', '512MiB' (binary units; a bare number is bytes)."""
-    m = MEMORY_LIMIT_RE.fullmatch(str(value).strip())
-    if not m:
-        raise ValueError("memory must be a size such as 256m, 4g or 1.5g (a number and one of k, m, g, t)")
-    n = int(float(m.group(1)) * MEMORY_LIMIT_UNITS[m.group(2).lower()])
+    """A kernel's memory limit in bytes (`labwork.units.parse_size`), at least MIN_KERNEL_MEMORY."""
+    try:
+        n = parse_size(value)
+    except ValueError:
+        raise ValueError("memory must be a size such as 256m, 4g or 1.5g (a number and one of k, m, g, t)") from None
     if n < MIN_KERNEL_MEMORY:
         raise ValueError("memory must be at least 64m (a kernel needs about 60 MiB to start)")
     return n
