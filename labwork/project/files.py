@@ -145,6 +145,8 @@ def load_project(start: Path | str | None = None) -> Project:
 def _write_toml(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     clean = {k: v for k, v in data.items() if v is not None and v != {} }
+    if "type" in clean:  # a compute target's kind first, whatever order its model declares fields in
+        clean = {"type": clean.pop("type"), **clean}
     tmp = path.with_suffix(".toml.tmp")
     tmp.write_text(tomlkit.dumps(clean), encoding="utf-8")
     tmp.replace(path)

@@ -108,7 +108,22 @@ class LivyTarget(Strict):
         return v.rstrip("/")
 
 
-class DockerTarget(Strict):
+class SshLogin(Strict):
+    """What a target reached over SSH needs: a remote target's host, or a docker target's daemon on
+    `docker_host = ssh://user@host` (labwork.kernels.ssh)."""
+
+    key_file: str | None = None  # the login's private key; default: ssh's own choice
+    known_hosts: str | None = None  # default: ~/.ssh/known_hosts; an unknown host key is refused
+    project_files: Literal["detect", "shared", "copy"] = Field(
+        default="detect",
+        description="how the host finds the project (for a docker target on ssh://, what its containers "
+                    "mount at the project's path): 'shared' (the host sees it at the same path), 'copy' "
+                    "(rsync'd to ~/.labwork-remote/projects/ at each kernel start, without outputs/ and what "
+                    ".gitignore excludes), 'detect' (shared if the host has the same labwork.toml at the "
+                    "same path, else a copy)")
+
+
+class DockerTarget(SshLogin):
     """Kernels in containers built from `image` (`labwork experiment prepare` adds the kernel)."""
 
     type: Literal["docker"] = "docker"
@@ -117,15 +132,6 @@ class DockerTarget(Strict):
     cpus: float | None = Field(default=None, gt=0, le=1024)
     docker_host: str | None = None  # DOCKER_HOST of the daemon: unix://..., tcp://..., ssh://user@vm
     user: str | None = None  # uid[:gid] in the container; default: the project folder's owner
-    # a daemon on ssh://user@host: the SSH key and known_hosts of that login, how the project gets there
-    key_file: str | None = None
-    known_hosts: str | None = None  # default: ~/.ssh/known_hosts; an unknown host key is refused
-    project_files: Literal["detect", "shared", "copy"] = Field(
-        default="detect",
-        description="with docker_host = ssh://...: what the container mounts at the project's path: "
-                    "'shared' (the host has the folder at that path), 'copy' (rsync'd to the host at each "
-                    "kernel start, as for remote targets), 'detect' (shared if the host has the same "
-                    "labwork.toml there, else a copy)")
     description: str | None = None
 
     @field_validator("image")
@@ -158,20 +164,12 @@ class DockerTarget(Strict):
         return v
 
 
-class RemoteTarget(Strict):
+class RemoteTarget(SshLogin):
     type: Literal["remote"] = "remote"
     host: str
     user: str | None = None
     port: int = Field(default=22, ge=1, le=65535)
-    key_file: str | None = None
-    known_hosts: str | None = None  # default: ~/.ssh/known_hosts; an unknown host key is refused
     python: str = "python3"
-    project_files: Literal["detect", "shared", "copy"] = Field(
-        default="detect",
-        description="how a kernel on the host finds the project: 'shared' (the host sees it at the same "
-                    "path), 'copy' (rsync'd to ~/.labwork-remote/projects/ at each kernel start, without "
-                    "outputs/ and what .gitignore excludes), 'detect' (shared if the host has the same "
-                    "labwork.toml at the same path, else a copy)")
     description: str | None = None
 
     @field_validator("host")
