@@ -21,6 +21,7 @@ NOTEBOOK_TAG = "spark.labwork.notebook"
 KERNEL_TAG = "spark.labwork.kernel"
 RUN_TAG = "spark.labwork.run"                     # the run the kernel records its cells under
 RECORDER_TAG = "spark.labwork.recorder"           # "kernel": the gateway must not record them too
+USER_TAG = "spark.labwork.user"                   # who the session runs as (set by the gateway)
 
 # -- Livy request fields <-> Spark properties -----------------------------------------------------
 # One value each; `spark_conf_from_livy` writes them, `livy_fields_from_conf` reads them back.

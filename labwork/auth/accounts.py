@@ -135,6 +135,13 @@ class Accounts:
             owner = users_lib.get_user(self.store, user)
         return self.tokens.create(owner, name=name, expires=expires)
 
+    def job_run_token(self, name: str) -> str | None:
+        """A personal token of the installation's administrator for one job run's kernels (jobs have
+        no user of their own yet), expiring after a day: a job's Spark kernels authenticate to
+        /livy with it, never with the shared LABWORK_HOME/token."""
+        admin = self.token_admin()
+        return self.tokens.create(admin, name=name, expires="1d")["token"] if admin is not None else None
+
     def list_tokens(self, caller: UserRef, *, everyone: bool = False) -> list[dict[str, Any]]:
         if everyone:
             _admin_only(caller, "list every user's tokens")

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from labwork.auth.users import UserRef, get_user, verify_password
@@ -49,6 +51,28 @@ class LocalPasswords:
         return None
 
 
+class OncePer:
+    """Whether to log now: at most once per `interval_s` per key (a client address), so a client
+    that sends the header with every request cannot flood the log. Keeps at most `max_keys`."""
+
+    def __init__(self, interval_s: float = 60.0, *, clock: Callable[[], float] = time.monotonic,
+                 max_keys: int = 10_000) -> None:
+        self.interval_s, self.clock, self.max_keys = interval_s, clock, max_keys
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, key: str) -> bool:
+        now = self.clock()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.interval_s:
+                return False
+            if len(self._last) >= self.max_keys:
+                self._last = {k: t for k, t in self._last.items() if now - t < self.interval_s}
+            self._last[key] = now
+            return True
+
+
 class TrustedHeader(LocalPasswords):
     """The user a trusted reverse proxy names in a header (Grafana's auth proxy, JupyterHub's
     RemoteUser authenticators). The user must exist in labwork (`labwork user add NAME`)."""
@@ -57,6 +81,7 @@ class TrustedHeader(LocalPasswords):
         super().__init__(store)
         self.header = header.lower()
         self.networks = [ipaddress.ip_network(p, strict=False) for p in proxies]
+        self.warn_untrusted = OncePer(60.0)  # the ignored-header warning: once a minute per address
 
     def trusted(self, client: str | None) -> bool:
         try:
@@ -70,8 +95,9 @@ class TrustedHeader(LocalPasswords):
         if not name:
             return None
         if not self.trusted(client):
-            log.warning("ignored the %s header from %s: not a trusted proxy ([auth] trusted_proxies)",
-                        self.header, client)
+            if self.warn_untrusted(str(client)):
+                log.warning("ignored the %s header from %s: not a trusted proxy ([auth] trusted_proxies; "
+                            "logged at most once a minute per address)", self.header, client)
             return None
         try:
             return get_user(self.store, name.strip())

@@ -150,14 +150,37 @@ def runs_filter(store: Store, user: UserRef | None, project: str | None) -> str 
     return folders or [NO_PROJECT]
 
 
-def sees_spark(store: Store, user: UserRef | None, conf: dict[str, Any]) -> bool:
-    """Whether `user` may see a Spark session or batch with this conf: one tagged with a project
-    (`spark.labwork.project`, its folder) only for that project's members and administrators; an
-    untagged one belongs to no project (until sessions carry their user, the next step)."""
+def owned_folders(store: Store, user: UserRef) -> list[str]:
+    """The folders of the projects `user` is an owner of."""
+    from labwork.store.tables import ProjectRow
+    with store.session() as s:
+        return list(s.scalars(select(ProjectRow.path).join(
+            ProjectMemberRow, ProjectMemberRow.project_id == ProjectRow.id).where(
+            ProjectMemberRow.user_id == user.id, ProjectMemberRow.role == OWNER)))
+
+
+def may_tag_spark(store: Store, user: UserRef | None, conf: dict[str, Any]) -> bool:
+    """Whether `user` may create a Spark session or batch with this conf: one tagged with a project
+    (`spark.labwork.project`, its folder) only as a member of it (or an administrator)."""
+    from labwork.spark_properties import PROJECT_TAG
+    if user is None:
+        return False
+    tag = str(conf.get(PROJECT_TAG) or "")
+    return user.admin or not tag or tag in (visible_folders(store, user) or [])
+
+
+def sees_spark(store: Store, user: UserRef | None, conf: dict[str, Any],
+               owner: str | None = None, proxy_user: str | None = None) -> bool:
+    """Whether `user` may see (and control) a Spark session or batch: administrators all; a user
+    the ones they own or run as (`owner`, `proxyUser`); a project's owners every one tagged with
+    the project (`spark.labwork.project`, its folder). An untagged session of someone else, or one
+    with no owner, is visible to administrators only."""
     from labwork.spark_properties import PROJECT_TAG
     if user is None:
         return False
     if user.admin:
         return True
+    if user.name in (owner, proxy_user):
+        return True
     tag = str(conf.get(PROJECT_TAG) or "")
-    return not tag or tag in (visible_folders(store, user) or [])
+    return bool(tag) and tag in owned_folders(store, user)

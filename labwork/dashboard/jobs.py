@@ -116,9 +116,20 @@ def jobs_of(request: Request) -> Jobs:
 router = APIRouter()
 
 
+def _may_see(request: Request, job: Job) -> bool:
+    """A job of a project is for the project's members (and administrators) only."""
+    if job.project_id is None:
+        return True
+    from labwork.auth.identity import identity_of
+    from labwork.auth.members import role_of
+    from labwork.dashboard.web import dashboard_of
+    user = identity_of(request).user
+    return user is not None and role_of(dashboard_of(request).store, user, job.project_id) is not None
+
+
 @router.get("/jobs/{job_id}.json", dependencies=[Depends(json_auth)])
 def job_json(job_id: str, request: Request, since: int = 0) -> JSONResponse:
     job = jobs_of(request).get(job_id)
-    if job is None:
+    if job is None or not _may_see(request, job):  # a job of another's project: the same 404
         raise NotFound(f"no job {job_id} (jobs are kept in memory until the control plane restarts)")
     return JSONResponse(job.to_dict(since), headers={"Cache-Control": "no-store"})

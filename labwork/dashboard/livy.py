@@ -39,16 +39,17 @@ def listing(request: Request, what: Literal["sessions", "batches"], size: int = 
     table = dash.gateway.sessions if what == "sessions" else dash.gateway.batches
     user = identity_of(request).user
     items = [x for x in sorted(table.values(), key=lambda x: x.id)
-             if sees_spark(dash.store, user, dict(x.req.conf or {}))][:size]  # the caller's projects'
+             if sees_spark(dash.store, user, dict(x.req.conf or {}), x.owner, x.proxy_user)][:size]  # the caller's
     return [x.to_json() for x in items]
 
 
 def check_visible(request: Request, what: Literal["sessions", "batches"], item_id: str) -> None:
-    """404 for a session or batch of a project the caller may not see (before the in-process call,
-    which carries the dashboard's own token)."""
+    """404 for a session or batch the caller may not see (someone else's, or of a project they do not
+    own), before the in-process call, which carries the dashboard's own token."""
     dash = dashboard_of(request)
     item = find(dash.gateway.sessions if what == "sessions" else dash.gateway.batches, item_id)
-    if item is not None and not sees_spark(dash.store, identity_of(request).user, dict(item.req.conf or {})):
+    if item is not None and not sees_spark(dash.store, identity_of(request).user, dict(item.req.conf or {}),
+                                            item.owner, item.proxy_user):
         raise NotFound(f"{what[:-1].capitalize()} '{item_id}' not found.", where=what[:-1])
 
 

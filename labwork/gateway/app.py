@@ -1,6 +1,7 @@
 """The Livy REST API as a self-contained FastAPI app (mounted at /livy or served alone)."""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from labwork.access import SAFE_METHODS, cross_site_problem, json_type_problem, presented_secret, same_secret
 from labwork.gateway.arrow import ARROW_STREAM_TYPE, CAPABILITY, result_stream, upload
 from labwork.gateway.gateway import Gateway
-from labwork.gateway.visibility import Visible, check_create, guard, only_visible
+from labwork.gateway.visibility import LivyAccess, check_create, guard, only_visible
 from labwork.gateway.protocol import (VERSION, LivyError, bad, log_slice, paging, parse_arrow_request,
                                       parse_create, parse_statement, parse_upload_params)
 from labwork.settings import GatewaySettings
@@ -122,10 +123,11 @@ async def _body(request: Request) -> Any:
 def create_gateway_app(settings: GatewaySettings, *, state_dir: Path,
                        authenticate: Callable[[Request], bool] | None = None,
                        on_statement: Callable[[dict, dict], None] | None = None,
-                       visible: Visible | None = None) -> FastAPI:
+                       access: LivyAccess | None = None) -> FastAPI:
     """A FastAPI app speaking Livy at its root. `app.state.gateway` is the `Gateway`; the app's
     lifespan starts and stops it (a mounted app has no lifespan: call `gateway.start()` /
-    `gateway.stop()` from the parent's hooks; requests also start it lazily)."""
+    `gateway.stop()` from the parent's hooks; requests also start it lazily). `access` decides
+    who owns and who sees a session (`labwork.gateway.visibility`); None: the standalone rules."""
     gw = Gateway(settings, Path(state_dir), on_statement=on_statement)
 
     @asynccontextmanager
@@ -138,7 +140,7 @@ def create_gateway_app(settings: GatewaySettings, *, state_dir: Path,
 
     # who may see which session: one check for every route naming one (labwork.gateway.visibility)
     app = FastAPI(title="labwork Spark gateway (Livy)", lifespan=lifespan, openapi_url=None,
-                  docs_url=None, redoc_url=None, dependencies=[Depends(guard(gw, visible))])
+                  docs_url=None, redoc_url=None, dependencies=[Depends(guard(gw, access))])
     app.state.gateway = gw
     app.add_middleware(_Guard, settings=settings, authenticate=authenticate)
 
@@ -158,6 +160,12 @@ def create_gateway_app(settings: GatewaySettings, *, state_dir: Path,
     def user(request: Request) -> str | None:
         return request.scope.get("state", {}).get("livy_user")
 
+    async def owner_of_new(request: Request, body: Any, req) -> str | None:  # noqa: ANN001
+        """The owner of what `req` creates, after the proxyUser and project checks."""
+        asked = [request.query_params.get("doAs"), body.get("proxyUser") if isinstance(body, dict) else None]
+        return await asyncio.to_thread(check_create, request, req, [str(a) for a in asked if a],
+                                       access, user(request))
+
     # -- general ---------------------------------------------------------------------------------
     @app.get("/")
     async def root() -> Response:
@@ -176,7 +184,7 @@ def create_gateway_app(settings: GatewaySettings, *, state_dir: Path,
     def listing(objects, request: Request) -> dict:  # noqa: ANN001 - sessions or batches
         """Livy's paged list (`from`, `size`); batches are listed under "sessions" too, as Livy does."""
         frm, size = paging(request.query_params)
-        items = sorted(only_visible(objects, request, visible), key=lambda o: o.id)
+        items = sorted(only_visible(objects, request, access), key=lambda o: o.id)
         page = items[frm:frm + size] if size >= 0 else items[frm:]
         return {"from": frm, "total": len(items), "sessions": [o.to_json() for o in page]}
 
@@ -192,8 +200,7 @@ def create_gateway_app(settings: GatewaySettings, *, state_dir: Path,
         body = await _body(request)
         req = parse_create(body, batch=False, allowed_paths=settings.allowed_local_paths,
                            proxy_user=request.query_params.get("doAs"))
-        check_create(request, req.conf, visible)
-        s = gw.create_session(req, user(request))
+        s = gw.create_session(req, await owner_of_new(request, body, req))
         return jresp(s.to_json(), 201)
 
     @app.get("/sessions/{sid}")
@@ -354,8 +361,7 @@ def create_gateway_app(settings: GatewaySettings, *, state_dir: Path,
         body = await _body(request)
         req = parse_create(body, batch=True, allowed_paths=settings.allowed_local_paths,
                            proxy_user=request.query_params.get("doAs"))
-        check_create(request, req.conf, visible)
-        return jresp(gw.create_batch(req, user(request)).to_json(), 201)
+        return jresp(gw.create_batch(req, await owner_of_new(request, body, req)).to_json(), 201)
 
     @app.get("/batches/{bid}")
     async def get_batch(bid: str) -> Response:

@@ -218,21 +218,25 @@ class Gateway:
         except RuntimeError:
             pass
 
-    async def delete_project_sessions(self, project: str) -> int:
+    async def delete_project_sessions(self, project: str, user: str | None = None) -> int:
         """Delete every session whose conf tags it with `spark.labwork.project = project` (what
-        labwork's Spark kernels send); returns how many. Called when the project's server stops."""
-        mine = [s for s in list(self.sessions.values()) if str(s.req.conf.get(PROJECT_TAG) or "") == project]
+        labwork's Spark kernels send), only `user`'s when given (their server stopped: the other
+        members' sessions stay); returns how many. Called when the project's server stops."""
+        mine = [s for s in list(self.sessions.values()) if str(s.req.conf.get(PROJECT_TAG) or "") == project
+                and (user is None or user in (s.owner, s.proxy_user))]
         for s in mine:
             await self.delete_session(s)
         return len(mine)
 
-    def delete_project_sessions_sync(self, project: str, timeout: float = 60.0) -> int:
+    def delete_project_sessions_sync(self, project: str, timeout: float = 60.0,
+                                     user: str | None = None) -> int:
         """`delete_project_sessions` from a thread other than the gateway's loop (the server
         manager's); 0 when the gateway never started (then it has no sessions)."""
         loop = self.loop
         if loop is None or not loop.is_running() or not self.started:
             return 0
-        return asyncio.run_coroutine_threadsafe(self.delete_project_sessions(project), loop).result(timeout)
+        return asyncio.run_coroutine_threadsafe(self.delete_project_sessions(project, user),
+                                                loop).result(timeout)
 
     # -- batches ---------------------------------------------------------------------------------
     def create_batch(self, req: CreateRequest, owner: str | None) -> Batch:

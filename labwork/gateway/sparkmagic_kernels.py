@@ -16,7 +16,14 @@ from urllib.parse import urlparse
 
 from labwork.spark_properties import PROJECT_TAG, UMASK_DEFAULT, UMASK_PROPERTY
 
-AUTH_KINDS = ("None", "Basic_Access", "Kerberos")
+# The user's personal token from the kernel's environment (labwork.gateway.sparkmagic_auth): what
+# kernels of the control plane's own /livy use, so no token is ever written into their config.
+TOKEN_AUTH = "Labwork_Token"
+TOKEN_AUTH_CLASS = "labwork.gateway.sparkmagic_auth.PersonalToken"
+AUTH_KINDS = ("None", "Basic_Access", "Kerberos", TOKEN_AUTH)
+_SPARKMAGIC_AUTHENTICATORS = {"Kerberos": "sparkmagic.auth.kerberos.Kerberos",
+                              "None": "sparkmagic.auth.customauth.Authenticator",
+                              "Basic_Access": "sparkmagic.auth.basic.Basic"}
 _KERNEL_MODULES = {"python": "sparkmagic.kernels.pysparkkernel.pysparkkernel",
                    "scala": "sparkmagic.kernels.sparkkernel.sparkkernel"}
 _SNAKE = {"driver_memory": "driverMemory", "executor_memory": "executorMemory",
@@ -72,14 +79,18 @@ def sparkmagic_kernel_spec(*, display_name: str, language: str, conf_dir: Path, 
                            startup_timeout_s: int | None = None) -> dict:
     """Write `conf_dir/config.json` for sparkmagic and return the kernel.json dict.
 
-    language: "python" (PySpark kernel) or "scala" (Spark kernel). auth: "None", "Basic_Access"
-    or "Kerberos". The sessions carry `spark.labwork.project` (= `project`, else `display_name`)
+    language: "python" (PySpark kernel) or "scala" (Spark kernel). auth: "None", "Basic_Access",
+    "Kerberos" or `TOKEN_AUTH` (the kernel's `LABWORK_TOKEN` as a bearer token; no password is
+    written then). The sessions carry `spark.labwork.project` (= `project`, else `display_name`)
     so that `delete_project_sessions` can find them.
     """
     if language not in _KERNEL_MODULES:
         raise ValueError(f"language: expected 'python' or 'scala', got {language!r}")
     if auth not in AUTH_KINDS:
         raise ValueError(f"auth: expected one of {', '.join(AUTH_KINDS)}, got {auth!r}")
+    if auth == TOKEN_AUTH and (username or password):
+        raise ValueError(f"auth {TOKEN_AUTH}: the kernel sends its own LABWORK_TOKEN; "
+                         "give no username or password")
     conf_dir = Path(conf_dir)
     conf_dir.mkdir(parents=True, exist_ok=True)
     creds = {"username": username or "", "url": livy_url.rstrip("/"), "auth": auth,
@@ -103,6 +114,7 @@ def sparkmagic_kernel_spec(*, display_name: str, language: str, conf_dir: Path, 
         "retry_policy": "configurable",
         "retry_seconds_to_sleep_list": [0.2, 0.5, 1, 3, 5],
         "configurable_retry_policy_max_retries": 8,
+        "authenticators": {**_SPARKMAGIC_AUTHENTICATORS, TOKEN_AUTH: TOKEN_AUTH_CLASS},
     }
     path = conf_dir / "config.json"
     tmp = path.with_suffix(".tmp")

@@ -190,8 +190,10 @@ class HistoryService:
                           "notebook": conf.get("spark.labwork.notebook"),
                           "runconfig": conf.get("spark.labwork.runconfig"),
                           "kernel_id": f"livy-session-{session.get('id')}", "history": True,
+                          # who ran it (until history_runs.user, migration 0007, has a column for it)
                           "info": {"livy_session": session.get("id"), "kind": session.get("kind"),
-                                   "appId": session.get("appId"), "name": session.get("name")}}
+                                   "appId": session.get("appId"), "name": session.get("name"),
+                                   "user": session.get("proxyUser") or session.get("owner")}}
             if started is not None:
                 run_record["at"] = started
             entry = {"id": f"{run_id}-stmt-{sid}", "type": "entry", "run": run_id, "kind": "statement",

@@ -49,11 +49,14 @@ class Jobs:
     """Jobs of registered projects: definitions, triggers, runs and their files."""
 
     def __init__(self, settings: Settings, store: Store, *, control_url: Callable[[], str],
-                 environment: Callable[..., dict[str, str]]) -> None:
+                 environment: Callable[..., dict[str, str]],
+                 run_token: Callable[[str], str | None] | None = None) -> None:
         self.settings = settings
         self.store = store
         self.control_url = control_url
         self.environment = environment  # labwork.notebooks.launch.server_environment's signature
+        # a personal token for a run's kernels (LABWORK_TOKEN: what its Spark kernels send to /livy)
+        self.run_token = run_token
         self.executor = Executor(settings, store, self._finished)
         self._trigger_lock = threading.Lock()
         self.scheduler: Any = None  # the Scheduler, set by labwork.jobs.service.attach
@@ -322,6 +325,9 @@ class Jobs:
             path = notebook_in_project(loaded.root, nb)
             env = self.environment(home=self.settings.home, url=self.control_url(), root=loaded.root,
                                    name=loaded.name, server_id=None, config=parse_config(config), token=None)
+            personal = self.run_token(f"job run {run_id}") if self.run_token is not None else None
+            if personal:
+                env["LABWORK_TOKEN"] = personal
         except Exception as exc:  # noqa: BLE001 - a project or notebook gone since: the run says why
             with self.store.session() as s:
                 row = s.get(JobRunRow, run_id)

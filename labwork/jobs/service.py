@@ -16,9 +16,11 @@ from labwork.store.db import Store
 
 def make_jobs(settings: Settings, store: Store, *, control_url: Callable[[], str],
               environment: Callable[..., dict[str, str]],
-              startup: list[Callable[[], Any]], shutdown: list[Callable[[], Any]]) -> Jobs:
-    """The control plane's `Jobs` (its scheduler is `jobs.scheduler`), hooks appended to the lists."""
-    jobs = Jobs(settings, store, control_url=control_url, environment=environment)
+              startup: list[Callable[[], Any]], shutdown: list[Callable[[], Any]],
+              run_token: Callable[[str], str | None] | None = None) -> Jobs:
+    """The control plane's `Jobs` (its scheduler is `jobs.scheduler`), hooks appended to the lists;
+    `run_token(name)` makes the personal token a run's kernels get as LABWORK_TOKEN."""
+    jobs = Jobs(settings, store, control_url=control_url, environment=environment, run_token=run_token)
     scheduler = Scheduler(jobs)
     jobs.scheduler = scheduler
 

@@ -136,9 +136,11 @@ def _sparkmagic_spec(project: Project, rc_name: str, rc: RunConfig, settings: Se
         username = target.username
         password = os.environ.get(target.password_env or "", "") or None
     else:
-        from labwork.auth.token import load_or_create_token
+        from labwork.gateway.sparkmagic_kernels import TOKEN_AUTH
         url = (control_url or os.environ.get("LABWORK_URL") or f"http://127.0.0.1:{settings.port}") + "/livy"
-        auth, username, password = "Basic_Access", "labwork", load_or_create_token(settings.token_file)
+        # the kernel's own LABWORK_TOKEN (the personal token of the user whose server it is), sent
+        # by labwork.gateway.sparkmagic_auth; never the shared LABWORK_HOME/token in a file
+        auth, username, password = TOKEN_AUTH, None, None
     conf_dir = settings.home / "kernels" / _slug(project) / rc_name
     spec = sparkmagic_kernel_spec(display_name=display, language="scala" if rc.framework == "spark" else "python",
                                   conf_dir=conf_dir, livy_url=url, auth=auth, username=username,

@@ -62,7 +62,7 @@ def build_services(settings: Settings, *, url: str = "") -> Services:
     from labwork.jobs.service import make_jobs
     from labwork.notebooks import service as notebooks
     from labwork.notebooks.launch import server_environment
-    from labwork.server.livy_access import visible_for
+    from labwork.server.livy_access import access_for
 
     store = Store(settings.db_url)
     token = load_or_create_token(settings.token_file)
@@ -75,7 +75,7 @@ def build_services(settings: Settings, *, url: str = "") -> Services:
     # session that ends (deleted, its driver dead, failed to start) ends its run.
     gateway, gateway_app = create_gateway(settings, on_statement=history.record_gateway_statement,
                                           on_session_end=history.end_gateway_session,
-                                          visible=visible_for(store))
+                                          access=access_for(store))
     history.livy = gateway  # the reaper spares the runs of sessions still open
     servers = ServerManager(settings, store, url=url, project_sessions=gateway)
     dashboard = Dashboard(settings=settings, store=store, token=token, web_sessions=web_sessions,
@@ -86,7 +86,7 @@ def build_services(settings: Settings, *, url: str = "") -> Services:
     # Jobs run notebooks through the project's kernels, with a Jupyter server's environment.
     services.jobs = make_jobs(settings, store, control_url=lambda: services.url,
                               environment=server_environment, startup=services.startup,
-                              shutdown=services.shutdown)
+                              shutdown=services.shutdown, run_token=accounts.job_run_token)
     notebooks.attach(servers, startup=services.startup, shutdown=services.shutdown)
     services.startup += [history.start, gateway.ensure_started]
     services.shutdown += [history.stop, gateway.stop]

@@ -47,15 +47,20 @@ class SparkmagicKernel:
     """labwork's PySpark (or Spark) sparkmagic kernel against the Livy server at `livy_url`."""
 
     def __init__(self, root: Path, livy_url: str, *, language: str = "python",
-                 home: Path | None = None, driver_memory: str = "512m") -> None:
+                 home: Path | None = None, driver_memory: str = "512m", project: str = "arrowProj",
+                 token: str | None = None) -> None:
+        """`token`: the kernel's LABWORK_TOKEN, sent by labwork's authenticator (`TOKEN_AUTH`);
+        None: no authentication."""
+        from labwork.gateway.sparkmagic_kernels import TOKEN_AUTH
         from jupyter_client.kernelspec import KernelSpecManager
         from jupyter_client.manager import KernelManager
         root.mkdir(parents=True, exist_ok=True)
         spec = sparkmagic_kernel_spec(display_name="arrow spark", language=language,
-                                      conf_dir=root / "conf", livy_url=livy_url, auth="None",
+                                      conf_dir=root / "conf", livy_url=livy_url,
+                                      auth=TOKEN_AUTH if token else "None",
                                       session_conf={"driverMemory": driver_memory,
                                                     "conf": {"spark.sql.shuffle.partitions": "2"}},
-                                      project="arrowProj")
+                                      project=project)
         module = spec["argv"][2]
         spec["argv"] = [sys.executable, "-m", "labwork.kernels.sparkmagic_launch", "--module",
                         module, "-f", "{connection_file}"]
@@ -65,6 +70,8 @@ class SparkmagicKernel:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LABWORK_", "JPY_"))}
         env["LABWORK_HOME"] = str(home or root / "home")
         env["LABWORK_HISTORY"] = "0"
+        if token:
+            env["LABWORK_TOKEN"] = token
         self.km = KernelManager(kernel_name="arrow-spark",
                                 kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(root / "kernels")]))
         self.km.start_kernel(cwd=str(root), env=env)

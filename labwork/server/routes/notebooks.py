@@ -127,9 +127,30 @@ def notebooks_preview(ref: str, path: str, request: Request) -> HTMLResponse:
 def kernel_launched(body: LaunchBody, request: Request) -> dict[str, Any]:
     """Called by the kernel launcher: record which notebook ran with which configuration."""
     db = deps.store(request)
-    return record_launch(db, get_project_row(db, body.project_path, register=True), runconfig=body.runconfig,
+    return record_launch(db, _launch_project(db, request, body.project_path), runconfig=body.runconfig,
                          notebook=body.notebook, server_id=body.server_id, kernel_id=body.kernel_id,
                          server_config=body.server_config)
+
+
+# -- (H3) a launch is recorded only for a project the caller may use -----------------------------------
+def _launch_project(db: Any, request: Request, path: str) -> dict[str, Any]:  # noqa: ANN401 - a Store
+    """The project of a launch: one the caller is a member of (anyone else gets exactly the unknown
+    project's 404); an unregistered project folder is registered, and the caller owns it."""
+    from labwork.auth.identity import current_user
+    from labwork.auth.members import claim, role_of
+    from labwork.errors import NotFound
+    from labwork.project.registry import PROJECTS_HINTS
+    user = current_user(request)
+    try:
+        row = get_project_row(db, path)
+    except NotFound:
+        row = get_project_row(db, path, register=True)
+        claim(db, row["id"], user)  # a project nobody owned: the caller's, as a registration makes it
+        return row
+    if role_of(db, user, row["id"]) is None:
+        raise NotFound(f"no registered project at '{path}'", hint="register it with 'labwork init DIR' or "
+                       "by folder in the dashboard", hints=PROJECTS_HINTS)  # as for a folder that is none
+    return row
 
 
 class SparkUiBody(BaseModel):
