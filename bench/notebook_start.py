@@ -1,9 +1,12 @@
 """Benchmark: `labwork notebook start --no-browser` (control plane already up) until the server answers
 `/api/status`, against plain `jupyter lab --no-browser` measured in the same run.
 
-    .venv/bin/python bench/notebook_start.py [--rounds 5]
+    .venv/bin/python bench/notebook_start.py [--rounds 9]
 
-Prints the median of each and their ratio (goal: <= 1.1), and a breakdown of labwork's time: the
+Prints the median of each, and the ratio (goal: <= 1.1) two ways: of the medians, and the median
+of each round's own ratio (labwork's start over the plain start of the same round, run back to back,
+so a burst of load on this shared machine weighs on both sides of one ratio; the goal is checked on
+this paired one, which varies far less between runs). Then a breakdown of labwork's time: the
 same start asked of the control plane's API directly (no CLI process) separates the CLI's own
 cost (labwork - API) from the control plane's (API - jupyter). Everything runs in a temporary
 LABWORK_HOME on free ports, and everything started is stopped.
@@ -130,7 +133,7 @@ def jupyter_round(project: Path, env: dict[str, str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="labwork-bench-"))
     home = tmp / "home"
@@ -165,7 +168,7 @@ def main() -> None:
             cp.kill()
         shutil.rmtree(tmp, ignore_errors=True)
     lab, via_api, base = (statistics.median(times[k]) for k in ("labwork", "api", "jupyter"))
-    ratio = lab / base
+    paired = statistics.median(a / b for a, b in zip(times["labwork"], times["jupyter"]))
     print(f"labwork notebook start (median of {args.rounds}): {lab:.2f} s")
     print(f"control-plane API only (median of {args.rounds}): {via_api:.2f} s  (ratio {via_api / base:.2f})")
     print(f"jupyter lab            (median of {args.rounds}): {base:.2f} s")
@@ -173,7 +176,8 @@ def main() -> None:
           f"Jupyter {base:.2f} s")
     print(f"CLI process CPU (user+system, median): {statistics.median(CLI_CPU):.2f} s "
           f"({statistics.median(CLI_CPU) / base:.3f} of the jupyter lab start)")
-    print(f"ratio {ratio:.2f} (goal <= {GOAL}) {'OK' if ratio <= GOAL else 'OVER GOAL'}")
+    print(f"ratio of the medians {lab / base:.2f}; median of the rounds' own ratios {paired:.2f} "
+          f"(goal <= {GOAL}) {'OK' if paired <= GOAL else 'OVER GOAL'}")
 
 
 if __name__ == "__main__":
