@@ -135,6 +135,14 @@ class Accounts:
             owner = users_lib.get_user(self.store, user)
         return self.tokens.create(owner, name=name, expires=expires)
 
+    def server_token(self, name: str, user: UserRef | None) -> str | None:
+        """A personal token of the user who starts a Jupyter server (the administrator when the
+        start came with no user), for its kernels as LABWORK_TOKEN: its Spark kernels authenticate
+        to /livy with it, as that user, never with the shared LABWORK_HOME/token. It expires after
+        30 days, as a server may be extended or run without a limit."""
+        owner = user or self.token_admin()
+        return self.tokens.create(owner, name=name, expires="30d")["token"] if owner is not None else None
+
     def job_run_token(self, name: str) -> str | None:
         """A personal token of the installation's administrator for one job run's kernels (jobs have
         no user of their own yet), expiring after a day: a job's Spark kernels authenticate to

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from labwork.auth.identity import identity_of
 from labwork.dashboard import livy
 from labwork.dashboard.auth import form_auth, json_auth, page_auth
 from labwork.dashboard.jobs import Job, jobs_of
@@ -236,9 +237,11 @@ async def start(request: Request, project_id: int, form: dict = Depends(form_aut
         from labwork.units import format_seconds
         limit += f", stops when idle for {format_seconds(config['idle'])}"
 
+    user = identity_of(request).user  # whose personal token the server's kernels get
+
     def work(job: Job) -> dict[str, Any]:
         job.progress(f"starting {ui} for {project['name']}: {config['kind']} configuration, {limit}")
-        result = manager.start(project_id, config)
+        result = manager.start(project_id, config, user=user)
         job.progress(f"server running at {result.get('base_url')}")
         return {"state": result.get("state"), "server_id": result.get("id")}
 

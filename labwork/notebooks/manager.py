@@ -21,10 +21,13 @@ import secrets
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
 
+from labwork import envvars
+from labwork.auth.users import UserRef
 from labwork.errors import ConfigError, Conflict, NotFound, Unavailable
 from labwork.kernels.containers import PROJECT_LABEL, SERVER_LABEL, project_daemons, remove_labelled
 from labwork.units import format_seconds
@@ -60,13 +63,17 @@ class ServerManager(ServerWatch):
     """Starts, watches, extends and stops the projects' Jupyter servers."""
 
     def __init__(self, settings: Settings, store: Store, *, url: str = "",
-                 project_sessions: ProjectSessions | None = None) -> None:
+                 project_sessions: ProjectSessions | None = None,
+                 kernel_token: Callable[[str, UserRef | None], str | None] | None = None) -> None:
         """`url` is the control plane's address (kernels report back to it); `project_sessions`
-        deletes a project's Spark sessions when its server stops (the gateway, when there is one)."""
+        deletes a project's Spark sessions when its server stops (the gateway, when there is one);
+        `kernel_token(name, user)` makes the personal token a server's kernels get as LABWORK_TOKEN
+        (labwork.auth.accounts.Accounts.server_token)."""
         self.settings = settings
         self.store = store
         self.url = url
         self.project_sessions = project_sessions
+        self.kernel_token = kernel_token
         self._guard = threading.Lock()
         self._locks: dict[int, threading.RLock] = {}
         self._port_lock = threading.Lock()
@@ -164,9 +171,10 @@ class ServerManager(ServerWatch):
         """The process a new server runs as (the seam where another kind would be chosen)."""
         return LocalProcess(self._port_picker(server_id, first_port))
 
-    def start(self, project_ref: int | str | Path, config: ServerConfig | dict[str, Any] | None = None
-              ) -> dict[str, Any]:
-        """Start the project's server and wait until it answers; the `status` dict of it."""
+    def start(self, project_ref: int | str | Path, config: ServerConfig | dict[str, Any] | None = None,
+              *, user: UserRef | None = None) -> dict[str, Any]:
+        """Start the project's server and wait until it answers; the `status` dict of it. `user`
+        (who asked) is whose personal token its kernels get."""
         cfg = parse_config(config)
         if "hours" not in cfg.model_fields_set:
             cfg = cfg.model_copy(update={"hours": self.settings.default_hours})
@@ -202,6 +210,9 @@ class ServerManager(ServerWatch):
             env = server_environment(home=self.settings.home, url=self.url, root=root, name=loaded.name,
                                      server_id=server_id, config=cfg, token=token,
                                      kernel_ends=kernel_ends_file(log_path))
+            personal = self.kernel_token(f"server {server_id}", user) if self.kernel_token is not None else None
+            if personal:  # in the environment only (never a file, never the command line)
+                env[envvars.TOKEN] = personal
             spec = LaunchSpec(command=lambda p: self._command(cfg.ui, p, root), cwd=root, env=env,
                               log_path=log_path, token=token, umask=user_umask(),  # the user's modes
                               timeout=self.settings.jupyter_start_timeout_s, on_spawn=self._spawned(server_id))

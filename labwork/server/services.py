@@ -77,7 +77,8 @@ def build_services(settings: Settings, *, url: str = "") -> Services:
                                           on_session_end=history.end_gateway_session,
                                           access=access_for(store))
     history.livy = gateway  # the reaper spares the runs of sessions still open
-    servers = ServerManager(settings, store, url=url, project_sessions=gateway)
+    servers = ServerManager(settings, store, url=url, project_sessions=gateway,
+                            kernel_token=accounts.server_token)
     dashboard = Dashboard(settings=settings, store=store, token=token, web_sessions=web_sessions,
                           accounts=accounts, servers=servers, gateway=gateway, history=history)
     services = Services(settings=settings, store=store, token=token, url=url, web_sessions=web_sessions,

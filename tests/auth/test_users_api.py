@@ -233,3 +233,24 @@ def test_runs_and_servers_are_their_projects_members(cp: ControlPlane, alice: ht
     assert "alicerun" in alice.get("/runs/compare", params=both).text
     assert "alicerun" in [r["id"] for r in cp.runs()]
     assert bob.get("/api/servers", params={"all": "true"}).status_code == 200
+
+
+def test_a_server_s_kernels_get_the_personal_token_of_who_started_it(cp: ControlPlane, alice: httpx.Client,
+                                                                      projects: dict[str, dict]) -> None:
+    """alice starts her project's Jupyter server: its environment (which its kernels inherit, and
+    which their Spark kernels send to /livy) holds a personal token that is hers, never the
+    installation's token; stopping the server keeps the token out of any file."""
+    a = projects["alice"]
+    r = alice.post(f"/api/projects/{a['id']}/server", json={"kind": "python", "ui": "lab", "hours": 1})
+    assert r.status_code == 201, r.text
+    pid = r.json()["pid"]
+    try:
+        environ = dict(item.split("=", 1) for item in
+                       Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0") if "=" in item)
+        token = environ.get("LABWORK_TOKEN")
+        assert token and token != cp.token
+        me = httpx.get(f"{cp.url}/api/me", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert me.status_code == 200 and me.json()["name"] == "alice", me.text
+        assert token not in cp.log_tail(200_000)
+    finally:
+        assert alice.delete(f"/api/projects/{a['id']}/server").status_code == 200

@@ -60,6 +60,8 @@ def test_sparkmagic_cells_are_recorded_as_written(control_plane: ControlPlane, t
     rc.write_text(rc.read_text() + "history = true\n")
     for key, value in {"LABWORK_HOME": str(control_plane.home), "LABWORK_PROJECT_DIR": str(root),
                        "LABWORK_URL": control_plane.url, "JPY_SESSION_NAME": str(root / "sm.ipynb"),
+                       # what a labwork Jupyter server gives its kernels: the user's personal token
+                       "LABWORK_TOKEN": control_plane.cli("token", "create").stdout.strip(),
                        "LABWORK_HISTORY__FLUSH_INTERVAL_S": "0.05",
                        "LABWORK_SERVER_CONFIG": json.dumps({"kind": "spark", "spark": {
                            "driver_memory": "512m", "properties": {"spark.sql.shuffle.partitions": "2"}}})}.items():

@@ -26,6 +26,8 @@ def test_sparkmagic_kernel_through_the_gateway(control_plane: ControlPlane, tmp_
     monkeypatch.setenv("LABWORK_HOME", str(control_plane.home))
     monkeypatch.setenv("LABWORK_PROJECT_DIR", str(root))
     monkeypatch.setenv("LABWORK_URL", control_plane.url)
+    # what a labwork Jupyter server gives its kernels: the starting user's personal token
+    monkeypatch.setenv("LABWORK_TOKEN", control_plane.cli("token", "create").stdout.strip())
     monkeypatch.setenv("JPY_SESSION_NAME", str(root / "analysis.ipynb"))
     server_config = {"kind": "spark", "spark": {"driver_memory": "512m", "executor_memory": "512m",
                                                 "properties": {"spark.sql.shuffle.partitions": "2"}}}
@@ -84,6 +86,8 @@ def test_sparkmagic_kernel_moves_sql_results_as_arrow_through_the_control_plane(
     monkeypatch.setenv("LABWORK_HOME", str(control_plane.home))
     monkeypatch.setenv("LABWORK_PROJECT_DIR", str(root))
     monkeypatch.setenv("LABWORK_URL", control_plane.url)
+    # what a labwork Jupyter server gives its kernels: the starting user's personal token
+    monkeypatch.setenv("LABWORK_TOKEN", control_plane.cli("token", "create").stdout.strip())
     monkeypatch.setenv("LABWORK_SERVER_CONFIG", json.dumps(
         {"kind": "spark", "spark": {"driver_memory": "512m", "executor_memory": "512m"}}))
     with control_plane.client() as c:

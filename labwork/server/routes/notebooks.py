@@ -66,7 +66,7 @@ def server_start(ref: str, request: Request,
                      "spark": {"driver_memory": "2g", "properties": "spark.sql.shuffle.partitions=8"}}])
                  ) -> dict[str, Any]:
     """Start the project's server with a ServerConfig (kind, ui, hours, spark); waits until it answers."""
-    return deps.servers(request).start(ref, config)
+    return deps.servers(request).start(ref, config, user=identity_of(request).user)
 
 
 @router.delete("/api/projects/{ref}/server", response_model=ServerStatus)
