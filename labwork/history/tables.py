@@ -30,6 +30,7 @@ class RunRow(Base):
     project_dir: Mapped[str | None] = mapped_column(SafeString(1000), nullable=True, index=True)
     notebook: Mapped[str | None] = mapped_column(SafeString(1000), nullable=True, index=True)
     runconfig: Mapped[str | None] = mapped_column(SafeString(200), nullable=True)
+    user: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)  # who ran it
     kernel_id: Mapped[str | None] = mapped_column(SafeString(100), nullable=True)
     host: Mapped[str | None] = mapped_column(SafeString(200), nullable=True)
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -25,6 +25,8 @@ class ServerRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    # Whose server it is (a server per user and project); None: started by labwork itself.
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     state: Mapped[str] = mapped_column(String(20), index=True)  # starting|running|stopping|stopped|failed
     ui: Mapped[str] = mapped_column(String(10))  # lab | classic
     config: Mapped[dict] = mapped_column(JSON)

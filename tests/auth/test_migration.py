@@ -70,11 +70,15 @@ def test_upgrade_keeps_every_row_and_makes_the_admin_owner(db_url: str, tmp_path
                                         "ORDER BY project_id")).all()
             sessions = c.execute(sa.text("SELECT count(*) FROM web_sessions")).scalar_one()
             stop_reasons = c.execute(sa.text("SELECT stop_reason FROM servers")).scalars().all()
+            server_users = c.execute(sa.text("SELECT user_id FROM servers")).scalars().all()
+            run_users = c.execute(sa.text('SELECT "user" FROM history_runs')).scalars().all()
         assert [(u.name, bool(u.admin), u.password_hash) for u in users] == [("admin", True, None)]
         assert [(m.project_id, m.user_id, m.role) for m in members] == [(1, users[0].id, "owner"),
                                                                         (2, users[0].id, "owner")]
         assert sessions == 0  # log-ins from before users end: log in again
         assert stop_reasons == ["deadline", "deadline"]
+        # 0007: the servers and runs from before users are the admin's (the single token's holder)
+        assert server_users == [users[0].id, users[0].id] and run_users == ["admin", "admin"]
         # the id sequence follows the migrated admin: the next user gets a fresh id
         from labwork.auth.users import add_user
         assert add_user(store, "alice", password="long enough")["id"] == users[0].id + 1
