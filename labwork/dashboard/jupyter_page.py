@@ -1,13 +1,14 @@
 """Project › Jupyter: the Hopsworks-style service page.
 
 Configuration (Python or Spark, JupyterLab or classic, Spark resources and extra properties, hours
-or no limit), Start with progress, Stop, Open Jupyter (the server's URL with its token, in a new
+or no limit), Start with progress, Stop, Open Jupyter (the server through the control plane, /user/<name>/<project>/, in a new
 tab), the time left counting down and Extend; server logs (view, follow, download, kept after the
 server stops); running kernels and the project's Spark sessions; recent notebooks with Open in
 Jupyter; the environment check's alert.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from labwork.auth.identity import identity_of
+from labwork.auth.identity import current_user, identity_of
+from labwork.auth.server_access import servers_seen_by, whose_server
 from labwork.dashboard import livy
 from labwork.dashboard.auth import form_auth, json_auth, page_auth
 from labwork.dashboard.jobs import Job, jobs_of
@@ -129,7 +131,10 @@ def page_context(request: Request, project_id: int) -> dict[str, Any]:
     dash = dashboard_of(request)
     manager = dash.servers
     project = get_project(request, project_id)
-    status = manager.status(project_id, kernels=True)  # the newest server, running or not
+    me = identity_of(request).user
+    status = manager.status(project_id, kernels=True, user=me)  # my newest server, running or not
+    others = [o for o in servers_seen_by(dash.store, me, manager.list()) if o["user"] != me.name
+              and (o.get("project") or {}).get("id") == project_id] if me is not None else []
     recent = manager.recent(project_id)
     env = env_status(request, project)
     job = _start_job(request, project_id)
@@ -138,7 +143,7 @@ def page_context(request: Request, project_id: int) -> dict[str, Any]:
     if status["state"] == "running":  # the limit in force, Extends included (the form is read-only then)
         hours = limit_hours(status)
         fields.update(hours="" if hours is None else f"{hours:g}", no_limit=hours is None)
-    return {"project": project, "status": status, "recent": recent, "env": env,
+    return {"project": project, "status": status, "others": others, "recent": recent, "env": env,
             "problems": problems, "working": working,
             "fields": fields, "job": job.to_dict() if job else None,
             "extend_hours": fmt_hours(dash.settings.extend_hours), "section": "jupyter"}
@@ -203,7 +208,7 @@ async def jupyter(request: Request, project_id: int, ok: str | None = None,
 def state_json(request: Request, project_id: int) -> JSONResponse:
     """What the page polls: the server's state, time left, the start job's progress, the log's tail."""
     from labwork.processes import tail
-    status = _manager(request).status(project_id, kernels=False)
+    status = _manager(request).status(project_id, kernels=False, user=identity_of(request).user)
     job = _start_job(request, project_id)
     log_tail = "\n".join(tail(status["log_path"], 12)) if status.get("log_path") and status["state"] == "starting" else ""
     return JSONResponse({"state": status["state"], "server_id": status["id"],
@@ -226,7 +231,8 @@ async def start(request: Request, project_id: int, form: dict = Depends(form_aut
                                   error=f"Not started: {error_text(exc)}")
     manager = _manager(request)
     project = await run_in_threadpool(get_project, request, project_id)
-    status = await run_in_threadpool(manager.status, project_id, kernels=False)
+    user = identity_of(request).user  # whose server; its kernels get their personal token
+    status = await run_in_threadpool(functools.partial(manager.status, project_id, kernels=False, user=user))
     if status["state"] in ("starting", "running", "stopping"):
         return await _render_page(request, project_id, status_code=409, fields=posted,
                                   error=f"Not started: the server is already {status['state']}. To change "
@@ -236,8 +242,6 @@ async def start(request: Request, project_id: int, form: dict = Depends(form_aut
     if config.get("idle"):
         from labwork.units import format_seconds
         limit += f", stops when idle for {format_seconds(config['idle'])}"
-
-    user = identity_of(request).user  # whose personal token the server's kernels get
 
     def work(job: Job) -> dict[str, Any]:
         job.progress(f"starting {ui} for {project['name']}: {config['kind']} configuration, {limit}")
@@ -250,15 +254,21 @@ async def start(request: Request, project_id: int, form: dict = Depends(form_aut
 
 
 @router.post("/projects/{project_id:int}/jupyter/stop", dependencies=[Depends(fails_as("Not stopped"))])
-async def stop(request: Request, project_id: int, _form: dict = Depends(form_auth)) -> Response:
-    await run_in_threadpool(_manager(request).stop, project_id, "stopped from the dashboard")
+async def stop(request: Request, project_id: int, form: dict = Depends(form_auth)) -> Response:
+    """Stop my server, or (an owner's or administrator's) another member's named by `user`."""
+    me = current_user(request)
+    name = str(form.get("user") or "") or None
+    whose = await run_in_threadpool(whose_server, dashboard_of(request).store, me, project_id, name)
+    by = "stopped from the dashboard" + (f" by {me.name}" if whose.name != me.name else "")
+    await run_in_threadpool(functools.partial(_manager(request).stop, project_id, by, user=whose))
     return RedirectResponse(f"/projects/{project_id}/jupyter?ok=stopped", status_code=303)
 
 
 @router.post("/projects/{project_id:int}/jupyter/extend", dependencies=[Depends(fails_as("Not extended"))])
 async def extend(request: Request, project_id: int, _form: dict = Depends(form_auth)) -> Response:
     hours = dashboard_of(request).settings.extend_hours
-    await run_in_threadpool(_manager(request).extend, project_id, hours)
+    await run_in_threadpool(functools.partial(_manager(request).extend, project_id, hours,
+                                              user=identity_of(request).user))
     return RedirectResponse(f"/projects/{project_id}/jupyter?ok=extended", status_code=303)
 
 
@@ -270,14 +280,16 @@ def open_in_jupyter(request: Request, project_id: int, notebook: str) -> Respons
     project = get_project(request, project_id)
     root = Path(project["path"]).resolve()
     rel = notebook_in_project(root, notebook).relative_to(root).as_posix()
+    user = identity_of(request).user
 
     def work(job: Job) -> dict[str, Any]:
         job.progress(f"opening {rel}; the server is started with the configuration it last ran with "
                      "when none runs")
-        result = manager.open_notebook(project_id, rel)
+        result = manager.open_notebook(project_id, rel, user=user)
         if result.get("started"):
             job.progress("server started")
-        return {"url": result["url"], "note": result.get("note"), "notebook": rel}
+        # through the control plane: the browser never holds the server's token
+        return {"url": result.get("proxy_url") or result["url"], "note": result.get("note"), "notebook": rel}
 
     job = jobs_of(request).start(f"open:{rel}", project_id, f"Open {rel}", work)
     return RedirectResponse(f"/projects/{project_id}/jupyter/opening/{job.id}", status_code=303)
@@ -314,14 +326,15 @@ def logs_json(request: Request, project_id: int, server: str | None = None, offs
     """Log text from `offset` (-1: the last LOG_WINDOW bytes); call again with the answer's offset."""
     manager = _manager(request)
     sid = _server_id(server)
+    me = identity_of(request).user
     if offset < 0:
-        size = manager.log_file(project_id, sid).stat().st_size
+        size = manager.log_file(project_id, sid, user=me).stat().st_size
         offset = max(0, size - LOG_WINDOW)
         if offset:  # start at a line boundary
-            with open(manager.log_file(project_id, sid), "rb") as fh:
+            with open(manager.log_file(project_id, sid, user=me), "rb") as fh:
                 fh.seek(offset)
                 offset += len(fh.readline())
-    out = manager.logs(project_id, sid, offset)
+    out = manager.logs(project_id, sid, offset, user=me)
     return JSONResponse(out, headers={"Cache-Control": "no-store"})
 
 
@@ -330,7 +343,7 @@ def logs_page(request: Request, project_id: int, server: str | None = None,
               _auth: None = Depends(page_auth)) -> Response:
     manager = _manager(request)
     project = get_project(request, project_id)
-    history = manager.history(project_id)
+    history = manager.history(project_id, user=identity_of(request).user)
     sid = _server_id(server)
     if sid is not None and not any(h["id"] == sid for h in history):
         raise NotFound(f"no server {sid} in project '{project['name']}'")
@@ -341,7 +354,7 @@ def logs_page(request: Request, project_id: int, server: str | None = None,
 @router.get("/projects/{project_id:int}/jupyter/logs/download")
 def logs_download(request: Request, project_id: int, server: str | None = None,
                   _auth: None = Depends(page_auth)) -> Response:
-    path = _manager(request).log_file(project_id, _server_id(server))
+    path = _manager(request).log_file(project_id, _server_id(server), user=identity_of(request).user)
     return FileResponse(path, media_type="text/plain; charset=utf-8", filename=f"jupyter-server-{path.stem}.log")
 
 

@@ -21,10 +21,11 @@ def projects_view(request: Request) -> list[dict[str, Any]]:
     from labwork.project.registry import list_projects
     dash = dashboard_of(request)
     projects = only_visible(dash.store, identity_of(request).user, list_projects(dash.store))
-    active: dict[int, dict[str, Any]] = {}
+    me = identity_of(request).user
+    active: dict[int, dict[str, Any]] = {}  # the caller's own running server of each project
     for server in dash.servers.list(include_stopped=False):
         pid = (server.get("project") or {}).get("id")
-        if pid is not None and pid not in active:
+        if pid is not None and pid not in active and me is not None and server.get("user") == me.name:
             active[pid] = server
     for p in projects:
         p["server"] = active.get(p["id"])

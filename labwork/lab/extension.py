@@ -120,11 +120,26 @@ class LabExtension:
             self._watch.stop()
 
 
+def keep_token_out_of_pages(settings: dict[str, Any]) -> None:
+    """JupyterLab and Notebook 7 write the server's token into every page's config; the browser
+    never holds it (labwork's proxy adds it to each request it forwards, and a browser that logged
+    in with `?token=` directly has Jupyter's cookie): blank it, after any hook already set."""
+    earlier = settings.get("page_config_hook")
+
+    def hook(handler: Any, page_config: dict[str, Any]) -> dict[str, Any]:
+        if earlier is not None:
+            page_config = earlier(handler, page_config)
+        page_config["token"] = ""
+        return page_config
+    settings["page_config_hook"] = hook
+
+
 def load(serverapp: Any) -> LabExtension:
     """Register the event schema and the handlers under `<base_url>labwork/`."""
     from labwork.lab.handlers import handlers
 
     serverapp.event_logger.register_event_schema(SCHEMA_PATH)
+    keep_token_out_of_pages(serverapp.web_app.settings)
     ext = LabExtension(serverapp, ends_path())
     serverapp.web_app.add_handlers(".*$", handlers(serverapp.base_url, ext))
     ext.start()

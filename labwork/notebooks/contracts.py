@@ -5,6 +5,8 @@ from typing import Protocol
 
 
 class ProjectSessions(Protocol):
-    """Deletes the Spark sessions a project's kernels made (the gateway does); the number deleted."""
+    """Deletes the Spark sessions a project's kernels made (the gateway does), only `user`'s when
+    given (one user's server stopped: the other members' sessions stay); the number deleted."""
 
-    def delete_project_sessions_sync(self, project: str) -> int: ...
+    def delete_project_sessions_sync(self, project: str, timeout: float = 60.0,
+                                     user: str | None = None) -> int: ...

@@ -33,6 +33,7 @@ class JupyterApi:
         self.timeout = timeout
         parts = urlsplit(self.base_url)
         self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
+        self._prefix = parts.path.rstrip("/")  # the server's base_url ("/user/alice/p"), if any
         self._headers = {"Authorization": f"token {token}", "Accept": "application/json"}
         self._conn: http.client.HTTPConnection | None = None
 
@@ -55,6 +56,7 @@ class JupyterApi:
         if self._conn is None:
             self._conn = http.client.HTTPConnection(self._host, self._port, timeout=wait)
         conn = self._conn
+        path = self._prefix + path
         conn.timeout = wait
         if conn.sock is not None:
             conn.sock.settimeout(wait)

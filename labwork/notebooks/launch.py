@@ -19,12 +19,15 @@ SPEC_MANAGER = "labwork.kernels.specmanager"
 LAB_EXTENSION = "labwork.lab"  # the server extension and the prebuilt front end (labwork/lab/)
 
 
-def jupyter_command(ui: str, port: int, root: Path) -> list[str]:
-    """JupyterLab (or the classic Notebook) on 127.0.0.1:`port`, serving `root`, with labwork's
-    kernel spec manager when it is installed; `port_retries=0`, so the port is the one recorded."""
+def jupyter_command(ui: str, port: int, root: Path, base_path: str = "") -> list[str]:
+    """JupyterLab (or the classic Notebook) on 127.0.0.1:`port`, serving `root` under `base_path`
+    (the prefix the control plane proxies it at, "/user/<name>/<project>"), with labwork's kernel
+    spec manager when it is installed; `port_retries=0`, so the port is the one recorded."""
     cmd = [sys.executable, "-m", "jupyterlab" if ui == "lab" else "notebook",
            "--no-browser", "--allow-root", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
            "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={root}"]
+    if base_path:
+        cmd.append(f"--ServerApp.base_url={base_path}/")
     if importlib.util.find_spec(SPEC_MANAGER) is not None:
         cmd.append(f"--ServerApp.kernel_spec_manager_class={SPEC_MANAGER}.LabworkKernelSpecManager")
     return cmd + lab_extension_args()

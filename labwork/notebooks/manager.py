@@ -1,4 +1,9 @@
-"""The notebook-server manager: one Jupyter server per project, with a deadline.
+"""The notebook-server manager: one Jupyter server per user and project, with a deadline.
+
+Every method that names a project also takes `user` (a `UserRef`): whose server it is. A user's
+server is started with base_url /user/<name>/<project>/, where the control plane proxies it
+(labwork/server/user_proxy.py); `user=None` is a server labwork starts for itself (no base_url,
+not proxied). Who may act on whose server is the routes' decision (labwork/auth/server_access.py).
 
 Split the way JupyterHub splits its Hub from its Spawner: this module keeps the rows, the per-project
 locks, the deadlines, the logs and opening notebooks; the process work is a `ServerProcess`
@@ -24,7 +29,7 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from labwork import envvars
 from labwork.auth.users import UserRef
@@ -41,7 +46,8 @@ from labwork.notebooks.models import KernelInfo, LogChunk, OpenResult, ServerHis
 from labwork.notebooks.preview import notebook_in_project
 from labwork.notebooks.recent import last_config, recent_notebooks
 from labwork.notebooks.rows import (ACTIVE, START_HINTS, aware, brief, iso, last_meaningful_line, notebook_url,
-                                    projects_by_id, prune_logs, read_chunk, row_fields, server_row)
+                                    of_user, projects_by_id, proxy_prefix, proxy_ui_url, prune_logs, read_chunk,
+                                    row_fields, server_row, user_names)
 from labwork.notebooks.rows import now as _now
 from labwork.notebooks.kernel_ends import kernel_ends_file, kernels_with_ends, recent_ends
 from labwork.notebooks.spawner import UNKNOWN_EXIT, LaunchSpec, LocalProcess, StartFailed, write_note
@@ -52,11 +58,16 @@ from labwork.project.files import load_project
 from labwork.project.registry import get_project_row
 from labwork.settings import Settings
 from labwork.store.db import Store
-from labwork.store.tables import ServerRow
+from labwork.store.tables import ProjectRow, ServerRow
 
 FIRST_PORT = 8888
 # The dashboard's phrasing of the hints below (the CLI's names its commands and flags).
 NO_LIMIT_HINTS = {"dashboard": "for a server that never stops, stop it and start it again with 'no limit' ticked"}
+
+
+def _of(user: UserRef | None) -> str:
+    """"of alice " for messages about a user's server ("" for labwork's own)."""
+    return f"of {user.name} " if user is not None else ""
 
 
 class ServerManager(ServerWatch):
@@ -75,7 +86,7 @@ class ServerManager(ServerWatch):
         self.project_sessions = project_sessions
         self.kernel_token = kernel_token
         self._guard = threading.Lock()
-        self._locks: dict[int, threading.RLock] = {}
+        self._locks: dict[tuple[int, int | None], threading.RLock] = {}
         self._port_lock = threading.Lock()
         self._procs: dict[int, LocalProcess] = {}  # servers this process started or adopted
         self._stopping = threading.Event()
@@ -85,9 +96,10 @@ class ServerManager(ServerWatch):
                               warn_before_s=tuple(settings.warn_before_s))
 
     # ------------------------------------------------------------------ helpers
-    def _lock(self, project_id: int) -> threading.RLock:
+    def _lock(self, project_id: int, user_id: int | None = None) -> threading.RLock:
+        """The lock of one user's server of a project (starts, stops and extends take it)."""
         with self._guard:
-            return self._locks.setdefault(project_id, threading.RLock())
+            return self._locks.setdefault((project_id, user_id), threading.RLock())
 
     def _project(self, ref: int | str | Path, *, register: bool = False) -> dict[str, Any]:
         """Only starting a server registers an unregistered folder (reads never do)."""
@@ -109,8 +121,8 @@ class ServerManager(ServerWatch):
             proc.load_state({"pid": row.pid, "port": row.port})
         return proc
 
-    def _active_row(self, s, project_id: int) -> ServerRow | None:
-        return s.scalar(select(ServerRow).where(ServerRow.project_id == project_id,
+    def _active_row(self, s, project_id: int, user_id: int | None = None) -> ServerRow | None:
+        return s.scalar(select(ServerRow).where(ServerRow.project_id == project_id, of_user(user_id),
                                                 ServerRow.state.in_(ACTIVE))
                         .order_by(ServerRow.id.desc()).limit(1))
 
@@ -131,9 +143,10 @@ class ServerManager(ServerWatch):
             return api.answers()
 
     @staticmethod
-    def _summary(row: ServerRow, project: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _summary(row: ServerRow, project: dict[str, Any] | None = None,
+                 users: dict[int, str] | None = None) -> dict[str, Any]:
         """The row as `ServerSummary`'s JSON (no kernels)."""
-        return ServerSummary(**row_fields(row, project)).model_dump(mode="json")
+        return ServerSummary(**row_fields(row, project, users)).model_dump(mode="json")
 
     # ------------------------------------------------------------------ start
     def _pick_port(self, s, skip: set[int] = frozenset(), mine: int | None = None) -> int:
@@ -156,16 +169,23 @@ class ServerManager(ServerWatch):
                 return self._pick_port(s, tried, mine=server_id)
         return pick
 
-    def _spawned(self, server_id: int):
+    def _spawned(self, server_id: int, base_path: str):
         """Record the pid and port in the row as soon as the process runs (adoption needs them)."""
         def record(pid: int, port: int) -> None:
             with self.store.session() as s:
                 row = s.get(ServerRow, server_id)
-                row.pid, row.port, row.url = pid, port, f"http://127.0.0.1:{port}"
+                row.pid, row.port, row.url = pid, port, f"http://127.0.0.1:{port}{base_path}"
         return record
 
-    def _command(self, ui: str, port: int, root: Path) -> list[str]:
-        return jupyter_command(ui, port, root) + culling_options(self.settings.idle)
+    def _command(self, ui: str, port: int, root: Path, base_path: str = "") -> list[str]:
+        return jupyter_command(ui, port, root, base_path) + culling_options(self.settings.idle)
+
+    def _prefix(self, s, project: dict[str, Any], user: UserRef | None) -> str:
+        """The base_url path of `user`'s server for `project` ("" for labwork's own)."""
+        if user is None:
+            return ""
+        same = s.scalar(select(func.count()).select_from(ProjectRow).where(ProjectRow.name == project["name"]))
+        return proxy_prefix(user.name, project, same or 1)
 
     def new_process(self, server_id: int, first_port: int) -> LocalProcess:
         """The process a new server runs as (the seam where another kind would be chosen)."""
@@ -173,17 +193,19 @@ class ServerManager(ServerWatch):
 
     def start(self, project_ref: int | str | Path, config: ServerConfig | dict[str, Any] | None = None,
               *, user: UserRef | None = None) -> dict[str, Any]:
-        """Start the project's server and wait until it answers; the `status` dict of it. `user`
-        (who asked) is whose personal token its kernels get."""
+        """Start `user`'s server of the project and wait until it answers; the `status` dict of
+        it. Its kernels get `user`'s personal token."""
         cfg = parse_config(config)
         if "hours" not in cfg.model_fields_set:
             cfg = cfg.model_copy(update={"hours": self.settings.default_hours})
         project = self._project(project_ref, register=True)
         loaded = load_project(project["path"])  # a broken labwork.toml stops here, clearly
         root = loaded.root
-        with self._lock(project["id"]):
+        uid = user.id if user is not None else None
+        with self._lock(project["id"], uid):
             with self.store.session() as s:
-                active = self._active_row(s, project["id"])
+                active = self._active_row(s, project["id"], uid)
+                base_path = self._prefix(s, project, user)
             if active is not None:
                 if self._alive(active):
                     refuse_second(active, cfg, loaded.name)
@@ -192,8 +214,9 @@ class ServerManager(ServerWatch):
             now = _now()
             with self._port_lock, self.store.session() as s:
                 port = self._pick_port(s)
-                row = ServerRow(project_id=project["id"], state="starting", ui=cfg.ui,
-                                config=cfg.model_dump(mode="json"), port=port, url=f"http://127.0.0.1:{port}",
+                row = ServerRow(project_id=project["id"], user_id=uid, state="starting", ui=cfg.ui,
+                                config=cfg.model_dump(mode="json"), port=port,
+                                url=f"http://127.0.0.1:{port}{base_path}",
                                 token=token, log_path="", started_at=now,
                                 deadline=now + timedelta(hours=cfg.hours) if cfg.hours else None)
                 s.add(row)
@@ -213,9 +236,10 @@ class ServerManager(ServerWatch):
             personal = self.kernel_token(f"server {server_id}", user) if self.kernel_token is not None else None
             if personal:  # in the environment only (never a file, never the command line)
                 env[envvars.TOKEN] = personal
-            spec = LaunchSpec(command=lambda p: self._command(cfg.ui, p, root), cwd=root, env=env,
+            spec = LaunchSpec(command=lambda p: self._command(cfg.ui, p, root, base_path), cwd=root, env=env,
                               log_path=log_path, token=token, umask=user_umask(),  # the user's modes
-                              timeout=self.settings.jupyter_start_timeout_s, on_spawn=self._spawned(server_id))
+                              timeout=self.settings.jupyter_start_timeout_s,
+                              on_spawn=self._spawned(server_id, base_path), base_path=base_path)
             proc = self.new_process(server_id, port)
             self._procs[server_id] = proc
             try:
@@ -228,8 +252,8 @@ class ServerManager(ServerWatch):
                 row.state = "running"
             self._note(log_path, f"server running at {state.url} (pid {state.pid})")
             push_deadline(self.store, server_id, self.settings)  # JupyterLab shows the time left
-            prune_logs(self.store, project["id"], self.settings.logs_kept_per_project)
-        return self.status(project["id"], kernels=False)  # a server just started has no kernels yet
+            prune_logs(self.store, project["id"], self.settings.logs_kept_per_project, uid)
+        return self.status(project["id"], kernels=False, user=user)  # just started: no kernels yet
 
     def _start_failed(self, server_id: int, exc: StartFailed, log_path: Path) -> None:
         """Record a start that failed and raise it with the last lines of the log."""
@@ -270,27 +294,30 @@ class ServerManager(ServerWatch):
         self._finish(server_id, "stopped", reason, when=when)
 
     # ------------------------------------------------------------------ stop
-    def stop(self, project_ref: int | str | Path, reason: str = "stopped by the user") -> dict[str, Any]:
-        """Shut the project's server down cleanly (kernels too) and record why."""
+    def stop(self, project_ref: int | str | Path, reason: str = "stopped by the user", *,
+             user: UserRef | None = None) -> dict[str, Any]:
+        """Shut `user`'s server of the project down cleanly (kernels too) and record why."""
         project = self._project(project_ref)
-        with self._lock(project["id"]):
+        uid = user.id if user is not None else None
+        with self._lock(project["id"], uid):
             with self.store.session() as s:
-                row = self._active_row(s, project["id"])
+                row = self._active_row(s, project["id"], uid)
                 server_id = row.id if row else None
             if server_id is None:
-                raise NotFound(f"no Jupyter server runs for project '{project['name']}'",
+                raise NotFound(f"no Jupyter server {_of(user)}runs for project '{project['name']}'",
                                hint="start one with 'labwork notebook start'", hints=START_HINTS)
             self._stop_server(server_id, reason, project["path"])
-        return self.status(project["id"])
+        return self.status(project["id"], user=user)
 
     def _stop_server(self, server_id: int, reason: str, project_path: str) -> None:
         with self.store.session() as s:
             row = s.get(ServerRow, server_id)
             row.state = "stopping"
             proc, base, token, log_path = self._process(row), row.url, row.token, row.log_path
+            owner = user_names(s, {row.user_id}).get(row.user_id) if row.user_id is not None else None
         self._note(log_path, f"stopping the server: {reason}")
         save_before_stop(self.store, server_id, reason, self.settings, lambda text: self._note(log_path, text))
-        self._gateway_cleanup(project_path, log_path)
+        self._gateway_cleanup(project_path, log_path, owner)
 
         def ask() -> None:  # Jupyter's clean shutdown: its kernels are shut down too
             with JupyterApi(base, token) as api:
@@ -308,30 +335,35 @@ class ServerManager(ServerWatch):
             how += f", exit code {code}"
         self._finish(server_id, "stopped", reason, how=how)
 
-    def _gateway_cleanup(self, project_path: str, log_path: str) -> None:
-        """Delete the Spark sessions the project's kernels made (on the control plane's gateway)."""
+    def _gateway_cleanup(self, project_path: str, log_path: str, user: str | None = None) -> None:
+        """Delete the Spark sessions the project's kernels made (on the control plane's gateway):
+        `user`'s only, for a user's server (the other members' sessions stay)."""
         if self.project_sessions is None:
             return  # a control plane without the gateway part
         try:
-            deleted = self.project_sessions.delete_project_sessions_sync(project_path)
+            deleted = self.project_sessions.delete_project_sessions_sync(project_path, user=user)
         except Exception as exc:  # the gateway's trouble never blocks a stop
             self._note(log_path, f"could not delete the project's Spark sessions: {exc!r}")
             return
         if deleted:
-            self._note(log_path, f"deleted {deleted} Spark session(s) of the project on the gateway")
+            whose = f"of {user} in the project" if user else "of the project"
+            self._note(log_path, f"deleted {deleted} Spark session(s) {whose} on the gateway")
 
     # ------------------------------------------------------------------ status, list, extend
-    def status(self, project_ref: int | str | Path, *, kernels: bool = True) -> dict[str, Any]:
-        """The project's newest server (running or not); `state` is "none" when it never had one."""
+    def status(self, project_ref: int | str | Path, *, kernels: bool = True,
+               user: UserRef | None = None) -> dict[str, Any]:
+        """`user`'s newest server of the project (running or not); `state` is "none" when they
+        never had one."""
         project = self._project(project_ref)
+        uid = user.id if user is not None else None
         with self.store.session() as s:
-            row = s.scalar(select(ServerRow).where(ServerRow.project_id == project["id"])
+            row = s.scalar(select(ServerRow).where(ServerRow.project_id == project["id"], of_user(uid))
                            .order_by(ServerRow.id.desc()).limit(1))
             if row is None:
                 none = dict.fromkeys(ServerSummary.model_fields, None)
-                return ServerStatus(**none | {"project": brief(project), "state": "none"}
-                                    ).model_dump(mode="json")
-            fields = row_fields(row, brief(project))
+                return ServerStatus(**none | {"project": brief(project), "state": "none",
+                                              "user": user.name if user else None}).model_dump(mode="json")
+            fields = row_fields(row, brief(project), {uid: user.name} if user else None)
             fields["kernel_ends"] = recent_ends(row.log_path)  # why its kernels died
             running = row.state == "running"
         found = self._kernels(row) if kernels and running else []
@@ -370,22 +402,26 @@ class ServerManager(ServerWatch):
                 q = q.where(ServerRow.state.in_(ACTIVE))
             rows = s.scalars(q).all()
             projects = projects_by_id(s, {r.project_id for r in rows})
-            return [self._summary(r, projects.get(r.project_id)) for r in rows]
+            users = user_names(s, {r.user_id for r in rows})
+            return [self._summary(r, projects.get(r.project_id), users) for r in rows]
 
-    def history(self, project_ref: int | str | Path) -> list[dict[str, Any]]:
-        """The project's servers, newest first, with whether their log is still kept."""
+    def history(self, project_ref: int | str | Path, *, user: UserRef | None = None) -> list[dict[str, Any]]:
+        """`user`'s servers of the project, newest first, with whether their log is still kept."""
         project = self._project(project_ref)
+        uid = user.id if user is not None else None
         with self.store.session() as s:
-            rows = s.scalars(select(ServerRow).where(ServerRow.project_id == project["id"])
+            rows = s.scalars(select(ServerRow).where(ServerRow.project_id == project["id"], of_user(uid))
                              .order_by(ServerRow.id.desc()).limit(100)).all()
             out = []
+            names = {uid: user.name} if user else None
             for r in rows:
                 kept = bool(r.log_path) and Path(r.log_path).is_file()
-                out.append(ServerHistoryEntry(**row_fields(r, brief(project)), log_kept=kept)
+                out.append(ServerHistoryEntry(**row_fields(r, brief(project), names), log_kept=kept)
                            .model_dump(mode="json"))
             return out
 
-    def extend(self, project_ref: int | str | Path, hours: float | None) -> dict[str, Any]:
+    def extend(self, project_ref: int | str | Path, hours: float | None, *,
+               user: UserRef | None = None) -> dict[str, Any]:
         """Add `hours` to the deadline (from now if it has passed or there was none); None = no limit."""
         if hours is not None:
             try:
@@ -397,11 +433,12 @@ class ServerManager(ServerWatch):
                                   where="extend", hint="use --no-limit for a server that never stops",
                                   hints=NO_LIMIT_HINTS)
         project = self._project(project_ref)
-        with self._lock(project["id"]):
+        uid = user.id if user is not None else None
+        with self._lock(project["id"], uid):
             with self.store.session() as s:
-                row = self._active_row(s, project["id"])
+                row = self._active_row(s, project["id"], uid)
                 if row is None or row.state != "running":
-                    raise NotFound(f"no Jupyter server runs for project '{project['name']}'",
+                    raise NotFound(f"no Jupyter server {_of(user)}runs for project '{project['name']}'",
                                    hint="start one with 'labwork notebook start'", hints=START_HINTS)
                 now = _now()
                 if hours is None:
@@ -418,14 +455,15 @@ class ServerManager(ServerWatch):
                 path, server_id = row.log_path, row.id
             self._note(path, text)
             push_deadline(self.store, server_id, self.settings)
-        return self.status(project["id"])
+        return self.status(project["id"], user=user)
 
     # ------------------------------------------------------------------ logs
-    def log_file(self, project_ref: int | str | Path, server_id: int | None = None) -> Path:
-        """The path of a server's log (the newest server's by default)."""
+    def log_file(self, project_ref: int | str | Path, server_id: int | None = None, *,
+                 user: UserRef | None = None) -> Path:
+        """The path of one of `user`'s servers' log (their newest server's by default)."""
         project = self._project(project_ref)
         with self.store.session() as s:
-            row = server_row(s, project, server_id)
+            row = server_row(s, project, server_id, user.id if user is not None else None)
             path = Path(row.log_path)
             sid = row.id
         if not path.is_file():
@@ -433,14 +471,14 @@ class ServerManager(ServerWatch):
                            f"{self.settings.logs_kept_per_project} per project are)", where=str(path))
         return path
 
-    def logs(self, project_ref: int | str | Path, server_id: int | None = None, offset: int = 0
-             ) -> dict[str, Any]:
+    def logs(self, project_ref: int | str | Path, server_id: int | None = None, offset: int = 0, *,
+             user: UserRef | None = None) -> dict[str, Any]:
         """Log text from byte `offset`; call again with the returned `offset` to follow."""
         project = self._project(project_ref)
         with self.store.session() as s:
-            row = server_row(s, project, server_id)
+            row = server_row(s, project, server_id, user.id if user is not None else None)
             sid, state = row.id, row.state
-        path = self.log_file(project["id"], sid)
+        path = self.log_file(project["id"], sid, user=user)
         text, nxt, size = read_chunk(path, offset)
         return LogChunk(server_id=sid, state=state, active=state in ACTIVE, path=str(path), text=text,
                         offset=nxt, size=size, eof=nxt >= size).model_dump(mode="json")
@@ -449,9 +487,10 @@ class ServerManager(ServerWatch):
     def recent(self, project_ref: int | str | Path) -> list[dict[str, Any]]:
         return recent_notebooks(self.store, self._project(project_ref))
 
-    def open_notebook(self, project_ref: int | str | Path, notebook: str) -> dict[str, Any]:
-        """The notebook's URL on the project's server, started with the configuration the notebook
-        last ran with when none runs (the running one is reused otherwise)."""
+    def open_notebook(self, project_ref: int | str | Path, notebook: str, *,
+                      user: UserRef | None = None) -> dict[str, Any]:
+        """The notebook's URL on `user`'s server of the project, started with the configuration
+        the notebook last ran with when none runs (the running one is reused otherwise)."""
         project = self._project(project_ref)
         root = Path(project["path"]).resolve()
         rel = notebook_in_project(root, notebook).relative_to(root).as_posix()
@@ -459,14 +498,14 @@ class ServerManager(ServerWatch):
         note = None
         started = False
         with self.store.session() as s:
-            active = self._active_row(s, project["id"])
+            active = self._active_row(s, project["id"], user.id if user is not None else None)
         if active is None or not self._alive(active):
             try:
-                self.start(project["id"], wanted)
+                self.start(project["id"], wanted, user=user)
                 started = True
             except Conflict:
-                pass  # started meanwhile by someone else: reuse it
-        status = self.status(project["id"], kernels=False)
+                pass  # started meanwhile (another tab): reuse it
+        status = self.status(project["id"], kernels=False, user=user)
         if status["state"] != "running":
             raise Unavailable(f"the project's server is {status['state']}", hint="try again in a moment")
         if wanted is not None and not parse_config(status["config"]).same_runtime(parse_config(wanted)):
@@ -474,6 +513,6 @@ class ServerManager(ServerWatch):
                     "stop the server and open the notebook again to use that one")
         with self.store.session() as s:
             row = s.get(ServerRow, status["id"])
-            url = notebook_url(row, rel)
-        return OpenResult(notebook=rel, url=url, started=started, config=status["config"],
+            url, proxied = notebook_url(row, rel), proxy_ui_url(row, rel)
+        return OpenResult(notebook=rel, url=url, proxy_url=proxied, started=started, config=status["config"],
                           last_config=wanted, note=note, server=ServerStatus(**status)).model_dump(mode="json")

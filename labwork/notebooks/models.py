@@ -43,9 +43,14 @@ class ServerSummary(BaseModel):
     state: State
     ui: str | None
     config: dict[str, Any] | None = Field(description="the ServerConfig it was started with")
+    user: str | None = Field(None, description="whose server it is (a server per user and project); "
+                                               "null for one labwork started itself")
     port: int | None
-    base_url: str | None
-    url: str | None = Field(description="the UI's address with the token; null unless active")
+    base_url: str | None = Field(description="the server's own address, its base_url included (this machine only)")
+    proxy_url: str | None = Field(None, description=(
+        "the UI through the control plane, /user/<name>/<project>/lab: what a browser opens (the "
+        "labwork session lets it in; no Jupyter token); null unless active"))
+    url: str | None = Field(description="the UI's own address with the token (this machine only); null unless active")
     token: str | None = Field(description="null unless active")
     pid: int | None
     started: str | None
@@ -107,7 +112,8 @@ class LogChunk(BaseModel):
 class OpenResult(BaseModel):
     """A notebook's URL on the project's server (started when none ran)."""
     notebook: str
-    url: str
+    url: str = Field(description="on the server's own address, with its token (this machine only)")
+    proxy_url: str | None = Field(None, description="through the control plane (what a browser opens)")
     started: bool
     config: dict[str, Any] | None
     last_config: dict[str, Any] | None

@@ -50,6 +50,7 @@ class LaunchSpec:
     umask: int | None = None
     timeout: float = 120.0
     on_spawn: Callable[[int, int], None] | None = None  # (pid, port) as soon as the process runs
+    base_path: str = ""  # the server's base_url without its last "/" ("/user/alice/p"; "" = the root)
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,12 @@ class ProcessState:
     port: int
     host: str = HOST
     extra: dict[str, Any] = field(default_factory=dict)
+    base_path: str = ""  # as in `LaunchSpec`
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        """The server's base address (its base_url included): what its REST API hangs off."""
+        return f"http://{self.host}:{self.port}{self.base_path}"
 
 
 class StartFailed(Unavailable):
@@ -126,7 +129,7 @@ class LocalProcess(ServerProcess):
             self._spawn(spec, port)
             try:
                 self._wait_ready(spec)
-                return ProcessState(pid=self.pid or 0, port=port)
+                return ProcessState(pid=self.pid or 0, port=port, base_path=spec.base_path)
             except StartFailed as exc:
                 if not self._port_was_taken(spec.log_path, port) or attempt == PORT_ATTEMPTS:
                     raise
@@ -154,7 +157,7 @@ class LocalProcess(ServerProcess):
         limit = time.monotonic() + spec.timeout
         problem = f"it did not answer within {spec.timeout:g} s"
         assert self.proc is not None and self.port is not None
-        with JupyterApi(f"http://{HOST}:{self.port}", spec.token, timeout=2.0) as api:
+        with JupyterApi(f"http://{HOST}:{self.port}{spec.base_path}", spec.token, timeout=2.0) as api:
             while time.monotonic() < limit:
                 code = self.proc.poll()
                 if code is not None:

@@ -82,7 +82,7 @@ class ServerWatch:
             projects = projects_by_id(s, {r.project_id for r in rows})
         now = _now()
         for row in rows:
-            lock = self._lock(row.project_id)
+            lock = self._lock(row.project_id, row.user_id)
             if not lock.acquire(blocking=False):
                 continue  # a start/stop of this project is under way
             try:

@@ -75,6 +75,7 @@ def _include_parts(app: FastAPI) -> None:
     from labwork.history.service import router as history_routes
     from labwork.jobs import routes as jobs_routes
     from labwork.server.routes import notebooks, projects, users
+    from labwork.server.user_proxy import mount_user_servers
 
     services = app.state.services
     app.include_router(projects.router)
@@ -84,4 +85,6 @@ def _include_parts(app: FastAPI) -> None:
     app.include_router(jobs_routes.router(services.jobs))
     app.include_router(jobs_pages.router(services.jobs), include_in_schema=False)
     mount_gateway(app, services.gateway_app)
+    # Users' Jupyter servers behind this origin (before the pages, whose catch-alls come last).
+    services.shutdown.append(mount_user_servers(app, services.store).aclose)
     dashboard.attach(app)

@@ -8,12 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, ConfigDict
 
-from labwork.auth.identity import identity_of, require_token
-from labwork.auth.members import visible_ids
+from labwork.auth.identity import current_user, identity_of, require_token
 from labwork.http_params import IdField, IdQuery, OffsetQuery
 from labwork.notebooks.models import LogChunk, OpenResult, ServerHistoryEntry, ServerStatus, ServerSummary
 from labwork.notebooks.preview import PREVIEW_CSP, list_notebooks, notebook_in_project
@@ -21,8 +20,18 @@ from labwork.notebooks.preview_cache import shared_previews
 from labwork.notebooks.recent import record_launch, record_spark_ui
 from labwork.project.registry import get_project_row
 from labwork.server import deps
+from labwork.auth.server_access import servers_seen_by, whose_server
+from labwork.auth.users import UserRef
 
 router = APIRouter(tags=["notebooks"], dependencies=[Depends(require_token)])
+# Whose server: the caller's by default; a project owner or an administrator may name another member.
+UserQuery = Query(None, max_length=64, description="whose server (default: yours); another member's "
+                  "needs the project's owner role or an administrator")
+
+
+def _whose(request: Request, ref: str, name: str | None) -> UserRef:
+    """The user whose server of project `ref` the request names (labwork.auth.server_access)."""
+    return whose_server(deps.store(request), current_user(request), ref, name)
 
 
 class ExtendBody(BaseModel):
@@ -47,16 +56,14 @@ class LaunchBody(BaseModel):
 
 @router.get("/api/servers", response_model=list[ServerSummary])
 def servers(request: Request, all: bool = False) -> list[dict[str, Any]]:
-    """Running servers of the caller's projects (`?all=true`: stopped ones too, newest first)."""
-    listed = deps.servers(request).list(include_stopped=all)
-    user = identity_of(request).user
-    ids = visible_ids(deps.store(request), user) if user is not None else set()
-    return listed if ids is None else [s for s in listed if (s.get("project") or {}).get("id") in ids]
+    """Running servers the caller may see (`?all=true`: stopped ones too, newest first): their
+    own, everyone's in projects they own, all of them to an administrator."""
+    return servers_seen_by(deps.store(request), current_user(request), deps.servers(request).list(include_stopped=all))
 
 
 @router.get("/api/projects/{ref}/server", response_model=ServerStatus)
-def server_status(ref: str, request: Request) -> dict[str, Any]:
-    return deps.servers(request).status(ref)
+def server_status(ref: str, request: Request, user: str | None = UserQuery) -> dict[str, Any]:
+    return deps.servers(request).status(ref, user=_whose(request, ref, user))
 
 
 @router.post("/api/projects/{ref}/server", status_code=201, response_model=ServerStatus)
@@ -65,37 +72,42 @@ def server_start(ref: str, request: Request,
                      "kind": "spark", "ui": "lab", "hours": 6,
                      "spark": {"driver_memory": "2g", "properties": "spark.sql.shuffle.partitions=8"}}])
                  ) -> dict[str, Any]:
-    """Start the project's server with a ServerConfig (kind, ui, hours, spark); waits until it answers."""
+    """Start the caller's server of the project with a ServerConfig (kind, ui, hours, spark);
+    waits until it answers."""
     return deps.servers(request).start(ref, config, user=identity_of(request).user)
 
 
 @router.delete("/api/projects/{ref}/server", response_model=ServerStatus)
-def server_stop(ref: str, request: Request, reason: str = "stopped by the user") -> dict[str, Any]:
-    return deps.servers(request).stop(ref, reason)
+def server_stop(ref: str, request: Request, reason: str = "stopped by the user",
+                user: str | None = UserQuery) -> dict[str, Any]:
+    return deps.servers(request).stop(ref, reason, user=_whose(request, ref, user))
 
 
 @router.post("/api/projects/{ref}/server/extend", response_model=ServerStatus)
-def server_extend(ref: str, request: Request, body: ExtendBody | None = None) -> dict[str, Any]:
+def server_extend(ref: str, request: Request, body: ExtendBody | None = None,
+                  user: str | None = UserQuery) -> dict[str, Any]:
     manager = deps.servers(request)
     hours = manager.settings.extend_hours if body is None or "hours" not in body.model_fields_set \
         else body.hours
-    return manager.extend(ref, hours)
+    return manager.extend(ref, hours, user=_whose(request, ref, user))
 
 
 @router.get("/api/projects/{ref}/servers", response_model=list[ServerHistoryEntry])
-def server_history(ref: str, request: Request) -> list[dict[str, Any]]:
-    """The project's servers, newest first, with `log_kept`."""
-    return deps.servers(request).history(ref)
+def server_history(ref: str, request: Request, user: str | None = UserQuery) -> list[dict[str, Any]]:
+    """The user's servers of the project, newest first, with `log_kept`."""
+    return deps.servers(request).history(ref, user=_whose(request, ref, user))
 
 
 @router.get("/api/projects/{ref}/server/logs", response_model=LogChunk)
-def server_logs(ref: str, request: Request, server_id: IdQuery = None, offset: OffsetQuery = 0) -> dict[str, Any]:
-    return deps.servers(request).logs(ref, server_id, offset)
+def server_logs(ref: str, request: Request, server_id: IdQuery = None, offset: OffsetQuery = 0,
+                user: str | None = UserQuery) -> dict[str, Any]:
+    return deps.servers(request).logs(ref, server_id, offset, user=_whose(request, ref, user))
 
 
 @router.get("/api/projects/{ref}/server/logs/download")
-def server_logs_download(ref: str, request: Request, server_id: IdQuery = None) -> FileResponse:
-    path = deps.servers(request).log_file(ref, server_id)
+def server_logs_download(ref: str, request: Request, server_id: IdQuery = None,
+                         user: str | None = UserQuery) -> FileResponse:
+    path = deps.servers(request).log_file(ref, server_id, user=_whose(request, ref, user))
     return FileResponse(path, media_type="text/plain; charset=utf-8", filename=f"jupyter-server-{path.stem}.log")
 
 
@@ -111,7 +123,7 @@ def notebooks_recent(ref: str, request: Request) -> list[dict[str, Any]]:
 
 @router.post("/api/projects/{ref}/notebooks/open", response_model=OpenResult)
 def notebooks_open(ref: str, body: OpenBody, request: Request) -> dict[str, Any]:
-    return deps.servers(request).open_notebook(ref, body.notebook)
+    return deps.servers(request).open_notebook(ref, body.notebook, user=identity_of(request).user)
 
 
 @router.get("/api/projects/{ref}/notebooks/preview", response_class=HTMLResponse)
