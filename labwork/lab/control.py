@@ -4,6 +4,8 @@ and the token in LABWORK_HOME/token; this server is `LABWORK_SERVER_ID`. The tok
 `Authorization` header only and never reaches the browser."""
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import json
 from typing import Any
 
@@ -66,5 +68,6 @@ async def extend_server(hours: float) -> str | None:
     project = (mine or {}).get("project") or {}
     if project.get("id") is None:
         raise NotFound(f"the control plane does not list server {server_id} as running", where=url)
-    status = await _call("POST", f"{url}/api/projects/{project['id']}/server/extend", token, {"hours": hours})
+    whose = f"?user={quote(mine['user'])}" if (mine or {}).get("user") else ""  # this server's user
+    status = await _call("POST", f"{url}/api/projects/{project['id']}/server/extend{whose}", token, {"hours": hours})
     return (status or {}).get("deadline")

@@ -31,6 +31,7 @@ from urllib.parse import urlencode
 
 from fastapi import Request
 from starlette.datastructures import Headers, QueryParams
+from starlette.requests import HTTPConnection
 from starlette.responses import RedirectResponse, Response
 
 from labwork.access import cross_site_problem, presented_secret, same_secret
@@ -92,7 +93,7 @@ class AccessGuard:
         self.accounts = accounts
         self.sessions = accounts.web_sessions
 
-    async def identify(self, request: Request) -> Identity:
+    async def identify(self, request: HTTPConnection) -> Identity:
         secret, livy_user, present = presented_secret(request.headers)
         if present:
             user = await asyncio.to_thread(self.accounts.by_secret, secret)
@@ -127,7 +128,8 @@ class AccessGuard:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
+        # a websocket's handshake has headers, cookies and a query like a request, but no body
+        request = Request(scope) if scope["type"] == "http" else HTTPConnection(scope)
         identity = await self.identify(request)
         scope.setdefault("state", {})[STATE_KEY] = identity
         path = scope["path"]

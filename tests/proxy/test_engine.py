@@ -28,6 +28,7 @@ from labwork.http_errors import install as install_error_boundary
 from labwork.proxy.app import Proxy
 from labwork.proxy.upstream import Upstream
 from tests.support import free_port, wait_for
+from tests.support.jupyter import execute_result
 
 PREFIX = "/user/alice/p/"
 
@@ -138,19 +139,7 @@ def test_a_kernel_runs_one_plus_one_over_the_proxied_websocket(proxy: str) -> No
         ws = websocket.create_connection(f"{proxy.replace('http', 'ws', 1)}{PREFIX}api/kernels/{kernel['id']}/channels",
                                          timeout=60)
         try:
-            msg_id = uuid.uuid4().hex
-            ws.send(json.dumps({
-                "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "t",
-                           "session": uuid.uuid4().hex, "version": "5.3"},
-                "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-                "content": {"code": "1+1", "silent": False, "store_history": False, "user_expressions": {},
-                            "allow_stdin": False, "stop_on_error": True}}))
-            result = None
-            deadline = time.monotonic() + 120
-            while result is None and time.monotonic() < deadline:
-                msg = json.loads(ws.recv())
-                if msg.get("msg_type") == "execute_result" and msg["parent_header"].get("msg_id") == msg_id:
-                    result = msg["content"]["data"]["text/plain"]
+            result = execute_result(ws, "1+1")
             assert result == "2"
         finally:
             ws.close()

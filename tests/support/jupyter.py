@@ -34,6 +34,31 @@ def jupyter(server: dict[str, Any]) -> httpx.Client:
                         timeout=30)
 
 
+def send_cell(ws: Any, code: str) -> str:
+    """Send `code` as a notebook's execute_request on an open kernel websocket; its msg_id."""
+    msg_id = uuid.uuid4().hex
+    ws.send(json.dumps({
+        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
+                   "session": uuid.uuid4().hex, "version": "5.3"},
+        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+        "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+                    "allow_stdin": False, "stop_on_error": True}}))
+    return msg_id
+
+
+def execute_result(ws: Any, code: str) -> str:
+    """Run `code` over an open kernel websocket and return its execute_result's text/plain."""
+    msg_id = send_cell(ws, code)
+    while True:
+        msg = json.loads(ws.recv())
+        if msg.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        if msg.get("msg_type") == "execute_result":
+            return msg["content"]["data"]["text/plain"]
+        if msg.get("msg_type") == "error":
+            raise AssertionError(f"the cell failed: {msg['content'].get('evalue')}")
+
+
 def run_and_leave(server: dict[str, Any], kernel_id: str, code: str) -> None:
     """Send `code` to the kernel over Jupyter's websocket as a notebook does, wait until the kernel
     says it is busy, and close the connection: the cell runs on with no client connected."""
@@ -41,13 +66,7 @@ def run_and_leave(server: dict[str, Any], kernel_id: str, code: str) -> None:
         f"{server['base_url'].replace('http', 'ws', 1)}/api/kernels/{kernel_id}/channels",
         header=[f"Authorization: token {server['token']}"], timeout=60)
     try:
-        msg_id = uuid.uuid4().hex
-        ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
-                       "session": uuid.uuid4().hex, "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
-                        "allow_stdin": False, "stop_on_error": True}}))
+        msg_id = send_cell(ws, code)
         while True:
             msg = json.loads(ws.recv())
             if (msg.get("msg_type") == "status" and msg.get("parent_header", {}).get("msg_id") == msg_id
