@@ -66,8 +66,8 @@ NO_LIMIT_HINTS = {"dashboard": "for a server that never stops, stop it and start
 
 
 def _of(user: UserRef | None) -> str:
-    """"of alice " for messages about a user's server ("" for labwork's own)."""
-    return f"of {user.name} " if user is not None else ""
+    """" (user alice)" for messages about a user's server ("" for labwork's own)."""
+    return f" (user {user.name})" if user is not None else ""
 
 
 class ServerManager(ServerWatch):
@@ -304,7 +304,7 @@ class ServerManager(ServerWatch):
                 row = self._active_row(s, project["id"], uid)
                 server_id = row.id if row else None
             if server_id is None:
-                raise NotFound(f"no Jupyter server {_of(user)}runs for project '{project['name']}'",
+                raise NotFound(f"no Jupyter server runs for project '{project['name']}'{_of(user)}",
                                hint="start one with 'labwork notebook start'", hints=START_HINTS)
             self._stop_server(server_id, reason, project["path"])
         return self.status(project["id"], user=user)
@@ -438,7 +438,7 @@ class ServerManager(ServerWatch):
             with self.store.session() as s:
                 row = self._active_row(s, project["id"], uid)
                 if row is None or row.state != "running":
-                    raise NotFound(f"no Jupyter server {_of(user)}runs for project '{project['name']}'",
+                    raise NotFound(f"no Jupyter server runs for project '{project['name']}'{_of(user)}",
                                    hint="start one with 'labwork notebook start'", hints=START_HINTS)
                 now = _now()
                 if hours is None:

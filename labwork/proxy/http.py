@@ -8,7 +8,6 @@ import httpx
 from labwork.errors import Unavailable
 from labwork.proxy.upstream import HeaderRules, Upstream
 
-CHUNK = 1 << 16
 
 
 def make_client() -> httpx.AsyncClient:
@@ -36,7 +35,7 @@ async def forward_http(client: httpx.AsyncClient, scope, receive, send, up: Upst
     try:
         out = rules.response(answer.headers.raw, up, prefix_origin=f"{scheme}://{host}")
         await send({"type": "http.response.start", "status": answer.status_code, "headers": out})
-        async for chunk in answer.aiter_raw(CHUNK):
+        async for chunk in answer.aiter_raw():  # as the upstream sends them: no re-chunking copies
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except httpx.HTTPError:

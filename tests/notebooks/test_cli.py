@@ -16,7 +16,7 @@ from tests.support import ControlPlane
 def test_start_status_extend_logs_stop(nb_cp: ControlPlane, tmp_path: Path) -> None:
     root = init_project(tmp_path / "cliproj", "cliProj").root
     out = nb_cp.cli("notebook", "start", "--no-browser", "--hours", "2", "--idle", "2h", cwd=root)
-    url = re.search(r"(http://127\.0\.0\.1:\d+/lab\?token=\S+)", out.stdout).group(1)
+    url = re.search(r"(http://127\.0\.0\.1:\d+/user/admin/cliProj/lab\?token=\S+)", out.stdout).group(1)
     assert httpx.get(url, timeout=30).status_code == 200
     assert "cliProj" in out.stdout and "python, JupyterLab" in out.stdout
     assert "stops when idle for 2h 00m" in out.stdout
@@ -130,7 +130,7 @@ def test_recent_open_and_preview(nb_cp: ControlPlane, tmp_path: Path) -> None:
 
     opened = nb_cp.cli("notebook", "open", str(root / "report.ipynb"), "--no-browser")
     url = opened.stdout.strip().splitlines()[-1]
-    assert re.match(r"http://127\.0\.0\.1:\d+/notebooks/report\.ipynb\?token=\S+$", url), opened.stdout
+    assert re.match(r"http://127\.0\.0\.1:\d+/user/admin/openProj/notebooks/report\.ipynb\?token=\S+$", url), opened.stdout
     assert "started the Jupyter server" in opened.stderr
     assert httpx.get(url, timeout=30).status_code == 200
     reused = nb_cp.cli("notebook", "open", "report.ipynb", "--no-browser", cwd=root)

@@ -45,7 +45,7 @@ def test_stopping_a_server_deletes_its_spark_sessions(nb_cp, make_project) -> No
             status = api.delete(f"/api/projects/{project['id']}/server").json()
             assert livy.get(f"/sessions/{mine['id']}").status_code == 404
             assert livy.get(f"/sessions/{other['id']}").status_code == 200
-            assert "deleted 1 Spark session(s) of the project" in Path(status["log_path"]).read_text()
+            assert "deleted 1 Spark session(s) of admin in the project" in Path(status["log_path"]).read_text()
         finally:
             livy.delete(f"/sessions/{other['id']}")
 
@@ -68,7 +68,7 @@ def test_a_server_that_cannot_start_fails_with_its_log(manager: ServerManager, t
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     root = init_project(tmp_path / "f", "f").root
     # a Jupyter that refuses an unknown option: what a broken Jupyter installation looks like
-    monkeypatch.setattr(manager, "_command", lambda ui, port, r: [
+    monkeypatch.setattr(manager, "_command", lambda ui, port, r, base="": [
         sys.executable, "-c", "import sys; print('jupyter: broken installation', flush=True); sys.exit(3)"])
     with pytest.raises(Unavailable) as info:
         manager.start(str(root), {"hours": 1})

@@ -1,0 +1,170 @@
+"""The one-origin proxy (/user/<name>/<project>/) against direct access to the Jupyter server, in
+the same run, interleaved round by round so both sides share the machine's load of that moment.
+
+    .venv/bin/python bench/proxy.py [--cells 200] [--mb 100] [--downloads 3] [--pages 5]
+
+A real control plane (`labwork serve`, temporary LABWORK_HOME) starts a JupyterLab server for a
+project; then
+* a `1+1` cell's round trip over the kernel's websocket (execute_request → its idle status),
+  direct (ws://127.0.0.1:<server port>/…, the server's token) and through the control plane
+  (the admin's bearer token): the median of each and the median added per cell — goal ≤ 2 ms;
+* a `--mb` MB notebook downloaded from /files/ (what JupyterLab's Download fetches): throughput
+  proxied ÷ direct — goal ≥ 0.8;
+* JupyterLab's page load in Chromium (to a visible launcher), logged in both ways: the ratio.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.dashboard import start_control_plane  # noqa: E402
+
+
+def big_notebook(path: Path, mb: int) -> int:
+    """A valid notebook of about `mb` MB (one cell with a long text output)."""
+    import nbformat
+    nb = nbformat.v4.new_notebook()
+    line = "x" * 99 + "\n"
+    nb.cells = [nbformat.v4.new_code_cell("print('big')", outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text=line * (mb * 10_000))])]
+    nbformat.write(nb, path)
+    return path.stat().st_size
+
+
+def cell_round_trip(ws, session: str) -> float:
+    """Seconds from sending `1+1` to the kernel's idle status for it."""
+    msg_id = uuid.uuid4().hex
+    msg = {"header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "bench", "session": session,
+                      "version": "5.3"}, "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+           "content": {"code": "1+1", "silent": False, "store_history": False, "user_expressions": {},
+                       "allow_stdin": False, "stop_on_error": True}}
+    t0 = time.perf_counter()
+    ws.send(json.dumps(msg))
+    while True:
+        reply = json.loads(ws.recv())
+        if (reply.get("msg_type") == "status" and reply.get("parent_header", {}).get("msg_id") == msg_id
+                and reply["content"].get("execution_state") == "idle"):
+            return time.perf_counter() - t0
+
+
+def download(client: httpx.Client, path: str) -> float:
+    """Seconds to stream the whole answer of `path`."""
+    t0 = time.perf_counter()
+    size = 0
+    with client.stream("GET", path) as r:
+        r.raise_for_status()
+        for chunk in r.iter_raw(1 << 16):
+            size += len(chunk)
+    return time.perf_counter() - t0
+
+
+def page_loads(plane: str, token: str, direct: str, jupyter_token: str, proxied: str, rounds: int) -> tuple[list, list]:
+    from playwright.sync_api import sync_playwright
+    direct_s, proxied_s = [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                     args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            a = browser.new_context().new_page()
+            a.goto(f"{direct}/lab?token={jupyter_token}")  # Jupyter's own cookie log-in
+            a.wait_for_selector(".jp-Launcher", timeout=120_000)
+            b = browser.new_context().new_page()
+            b.goto(f"{plane}/?token={token}")  # labwork's session
+            b.goto(f"{plane}{proxied}")
+            b.wait_for_selector(".jp-Launcher", timeout=120_000)
+            for _ in range(rounds):
+                for page, url, out in ((a, f"{direct}/lab", direct_s), (b, f"{plane}{proxied}", proxied_s)):
+                    t0 = time.perf_counter()
+                    page.goto(url)
+                    page.wait_for_selector(".jp-Launcher", timeout=120_000)
+                    out.append(time.perf_counter() - t0)
+        finally:
+            browser.close()
+    return direct_s, proxied_s
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cells", type=int, default=200)
+    ap.add_argument("--mb", type=int, default=100)
+    ap.add_argument("--downloads", type=int, default=3)
+    ap.add_argument("--pages", type=int, default=5)
+    args = ap.parse_args()
+    import websocket  # websocket-client
+
+    from labwork.project import init_project
+    with tempfile.TemporaryDirectory(prefix="labwork-bench-proxy-") as tmp:
+        home, root = Path(tmp) / "home", Path(tmp) / "proj"
+        home.mkdir(mode=0o700)
+        root.mkdir()
+        init_project(root, "benchproj")
+        size = big_notebook(root / "big.ipynb", args.mb)
+        proc, plane, token = start_control_plane(home)
+        bearer = {"Authorization": f"Bearer {token}"}
+        try:
+            with httpx.Client(base_url=plane, headers=bearer, timeout=600) as api:
+                pid = api.post("/api/projects", json={"path": str(root)}).json()["id"]
+                server = api.post(f"/api/projects/{pid}/server", json={"ui": "lab", "hours": 1}).json()
+                direct, jtoken = server["base_url"], server["token"]
+                prefix = server["proxy_url"].rsplit("/", 1)[0]  # /user/admin/benchproj
+                jhead = {"Authorization": f"token {jtoken}"}
+                kernel = httpx.post(f"{direct}/api/kernels", headers=jhead, json={"name": "python3"}, timeout=120).json()
+                chan = f"/api/kernels/{kernel['id']}/channels"
+                ws_direct = websocket.create_connection(direct.replace("http", "ws", 1) + chan,
+                                                        header=[f"Authorization: token {jtoken}"], timeout=120)
+                ws_proxy = websocket.create_connection(plane.replace("http", "ws", 1) + prefix + chan,
+                                                       header=[f"Authorization: Bearer {token}"], timeout=120)
+                session = uuid.uuid4().hex
+                for ws in (ws_direct, ws_proxy):  # warm-up
+                    for _ in range(10):
+                        cell_round_trip(ws, session)
+                d_cell, p_cell, added = [], [], []
+                for _ in range(args.cells):
+                    d = cell_round_trip(ws_direct, session)
+                    p = cell_round_trip(ws_proxy, session)
+                    d_cell.append(d)
+                    p_cell.append(p)
+                    added.append(p - d)
+                ws_direct.close()
+                ws_proxy.close()
+                d_dl, p_dl = [], []
+                with httpx.Client(base_url=direct, headers=jhead, timeout=600) as dj, \
+                        httpx.Client(base_url=plane, headers=bearer, timeout=600) as pj:
+                    download(dj, "/files/big.ipynb")
+                    download(pj, f"{prefix}/files/big.ipynb")
+                    for _ in range(args.downloads):
+                        d_dl.append(download(dj, "/files/big.ipynb"))
+                        p_dl.append(download(pj, f"{prefix}/files/big.ipynb"))
+                d_pg, p_pg = page_loads(plane, token, direct, jtoken, server["proxy_url"], args.pages) \
+                    if args.pages else ([], [])
+                api.delete(f"/api/projects/{pid}/server")
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    mb = size / 1e6
+    med_added_ms = statistics.median(added) * 1000
+    thr_d, thr_p = mb / statistics.median(d_dl), mb / statistics.median(p_dl)
+    print(f"cell 1+1 over the websocket ({args.cells} interleaved): direct {statistics.median(d_cell) * 1000:.2f} ms, "
+          f"proxied {statistics.median(p_cell) * 1000:.2f} ms; added at the median {med_added_ms:.2f} ms "
+          f"(ratio {statistics.median(p_cell) / statistics.median(d_cell):.2f}x; goal <= 2 ms added: "
+          f"{'met' if med_added_ms <= 2 else 'NOT met'})")
+    print(f"{mb:.0f} MB notebook download ({args.downloads} each): direct {thr_d:.0f} MB/s, proxied {thr_p:.0f} MB/s; "
+          f"proxied / direct {thr_p / thr_d:.2f} (goal >= 0.80: {'met' if thr_p / thr_d >= 0.8 else 'NOT met'})")
+    if d_pg:
+        print(f"JupyterLab page load ({args.pages} each): direct {statistics.median(d_pg):.2f} s, proxied "
+              f"{statistics.median(p_pg):.2f} s; proxied / direct {statistics.median(p_pg) / statistics.median(d_pg):.2f}x")
+
+
+if __name__ == "__main__":
+    main()
