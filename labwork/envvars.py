@@ -40,6 +40,7 @@ KERNEL_ENDS = "LABWORK_KERNEL_ENDS"
 GATEWAY_USER = "LABWORK_GATEWAY_USER"
 GATEWAY_PASSWORD = "LABWORK_GATEWAY_PASSWORD"
 API_TOKEN = "LABWORK_API_TOKEN"
+SPARK_UI_ROOT = "LABWORK_SPARK_UI_ROOT"
 
 # name -> what it holds (who sets it). LABWORK_HOME is also the `home` setting.
 KERNEL_VARIABLES: dict[str, str] = {
@@ -60,6 +61,7 @@ KERNEL_VARIABLES: dict[str, str] = {
     KERNEL_ENDS: "the Jupyter server's file of kernel ends (labwork.kernels.ends); set by the server manager",
     GATEWAY_USER: "user name for HTTP Basic to a standalone gateway ('labwork spark --url')",
     GATEWAY_PASSWORD: "password for HTTP Basic to a standalone gateway ('labwork spark --url')",
+    SPARK_UI_ROOT: "where the control plane proxies a local PySpark kernel's Spark UI (/spark); set by the kernel spec",
     API_TOKEN: "a personal token ('labwork token create') the CLI sends instead of LABWORK_HOME/token",
 }
 

@@ -139,3 +139,8 @@ def check_jvm_size(value: Any, what: str) -> str:
         raise ValueError(f"{what} must be a JVM size such as 512m or 2g (a positive number and "
                          f"one of k, m, g, t), got {text!r}")
     return text.lower()
+
+
+# Where the control plane proxies Spark UIs: /spark/<key>/ (spark.ui.proxyBase of the driver);
+# <key> is a gateway driver's folder name or kernel-<kernel id> (labwork/server/spark_proxy.py).
+SPARK_UI_ROOT = "/spark"

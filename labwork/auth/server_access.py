@@ -53,4 +53,5 @@ def servers_seen_by(db: Store, caller: UserRef, servers: list[dict[str, Any]]) -
 
 def _no_server(name: str, project: dict[str, Any]) -> NotFound:
     return NotFound(f"no Jupyter server of '{name[:64]}' in project '{project['name']}'", where="user",
-                    hint="'labwork notebook list' lists the servers you may see")
+                    hint="'labwork notebook list' lists the servers you may see",
+                    hints={"dashboard": "the project's Jupyter page lists the servers you may see"})

@@ -155,6 +155,11 @@ class Gateway:
         s.touch()
         return s
 
+    def session_by_ui_key(self, key: str) -> Session | None:
+        """The live session whose Spark UI is proxied under `key` (`Session.ui_key`)."""
+        return next((s for s in list(self.sessions.values())
+                     if not s.finished and s.spark_ui and s.ui_key == key), None)
+
     def lookup_batch(self, key: str | int) -> Batch:
         b = find(self.batches, key)
         if b is None:

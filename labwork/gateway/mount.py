@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, Request
 
 from labwork.settings import Settings
+from labwork.spark_properties import SPARK_UI_ROOT
 
 if TYPE_CHECKING:
     from labwork.gateway.gateway import Gateway
@@ -36,6 +37,7 @@ def create_gateway(settings: Settings, *, on_statement: Callable[[dict, dict], N
                              authenticate=authenticate, on_statement=on_statement, access=access)
     gateway: Gateway = sub.state.gateway
     gateway.on_session_end = on_session_end
+    gateway.config.ui_proxy_root = SPARK_UI_ROOT  # the drivers' UIs behind the control plane
     return gateway, sub
 
 

@@ -149,7 +149,7 @@ class Session:
         return {
             "id": self.id, "name": self.name, "appId": self.app_id, "owner": self.owner,
             "proxyUser": self.proxy_user, "state": self.state, "kind": self.kind,
-            "appInfo": {"driverLogUrl": None, "sparkUiUrl": self.spark_ui,
+            "appInfo": {"driverLogUrl": None, "sparkUiUrl": self.ui_url(),
                         "executorLogUrls": None},
             "log": lines, "ttl": r.ttl, "idleTimeout": r.idleTimeout,
             # Livy's counts are ints, 0 where unset; its sizes are null where unset
@@ -159,6 +159,22 @@ class Session:
             "heartbeatTimeoutInSecond": r.heartbeatTimeoutInSecond, "jars": list(r.jars),
             "numExecutors": r.numExecutors or 0, "pyFiles": list(r.pyFiles), "queue": r.queue,
         }
+
+    @property
+    def ui_key(self) -> str | None:
+        """The name its Spark UI is proxied under (its driver's folder, the spark.ui.proxyBase the
+        driver started with), when the control plane proxies this gateway's UIs."""
+        if self.gw.config.ui_proxy_root and self.driver is not None:
+            return self.driver.dir.name
+        return None
+
+    def ui_url(self) -> str | None:
+        """The Spark UI's address for clients: /spark/<key>/ on the control plane's origin (what
+        a browser that reaches only that port can open), else the driver's own."""
+        key = self.ui_key
+        if key and self.spark_ui:
+            return f"{self.gw.config.ui_proxy_root}/{key}/"
+        return self.spark_ui
 
     def log_tail(self, n: int) -> list[str]:
         lines: list[str] = []

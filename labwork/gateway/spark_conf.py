@@ -24,6 +24,9 @@ class DriverConfig:
     def __init__(self, settings: GatewaySettings, state_dir: Path) -> None:
         self.settings = settings
         self.state_dir = Path(state_dir)
+        # Where the control plane proxies the drivers' Spark UIs ("/spark"), when it mounts this
+        # gateway: each driver's UI is at <root>/<its folder's name>/ (spark.ui.proxyBase).
+        self.ui_proxy_root = ""
 
     @property
     def master(self) -> str:
@@ -64,6 +67,8 @@ class DriverConfig:
                     f"-Dderby.system.home={driver_dir} -Djava.io.tmpdir={driver_dir / 'tmp'}")
                 if kind in ("spark", "shared"):
                     conf["spark.repl.class.outputDir"] = str(driver_dir / "repl-classes")
+                if self.ui_proxy_root:  # the UI's links under the proxied prefix
+                    conf["spark.ui.proxyBase"] = f"{self.ui_proxy_root}/{driver_dir.name}"
         conf.update(loopback_conf(s.master))
         if req is not None:
             conf.update(req.spark_conf())

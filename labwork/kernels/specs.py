@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from labwork import envvars
 from labwork.kernels.environments import environment_for, labwork_shim
 from labwork.project.files import Project
 from labwork.project.models import LivyTarget, RunConfig, SparkTarget
 from labwork.settings import Settings
-from labwork.spark_properties import (HISTORY_TAG, PLACEMENT_PROPERTIES, PROJECT_NAME_TAG, PROJECT_TAG,
+from labwork.spark_properties import (SPARK_UI_ROOT, HISTORY_TAG, PLACEMENT_PROPERTIES, PROJECT_NAME_TAG, PROJECT_TAG,
                                       RUNCONFIG_TAG, default_properties, livy_fields_from_conf,
                                       loopback_conf)
 
@@ -84,6 +85,8 @@ def kernel_spec(project: Project, rc_name: str, settings: Settings,
         from labwork.kernels import remote_specs
         make = remote_specs.docker_kernel_spec if kind == "docker" else remote_specs.remote_kernel_spec
         return make(project, rc_name, settings, display, launch_env)
+    if rc.framework == "pyspark" and control_url:  # a local driver: its UI behind the control plane
+        launch_env[envvars.SPARK_UI_ROOT] = SPARK_UI_ROOT
     env = environment_for(project, rc_name, settings)
     python = env.python
     if not env.prepared:

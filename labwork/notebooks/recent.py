@@ -51,8 +51,10 @@ def record_launch(store: Store, project: dict[str, Any], *, runconfig: str, note
         return launch_dict(row)
 
 
-def record_spark_ui(store: Store, kernel_id: str, spark_ui_url: str) -> dict[str, Any]:
-    """A PySpark-in-kernel driver reports its Spark UI; the kernel's launch keeps it."""
+def record_spark_ui(store: Store, kernel_id: str, spark_ui_url: str,
+                    proxy_path: str | None = None) -> dict[str, Any]:
+    """A PySpark-in-kernel driver reports its Spark UI (and where the control plane proxies it,
+    when the driver started with that proxyBase); the kernel's launch keeps them."""
     from sqlalchemy import select
     from labwork.errors import NotFound
     with store.session() as s:
@@ -61,6 +63,7 @@ def record_spark_ui(store: Store, kernel_id: str, spark_ui_url: str) -> dict[str
         if row is None:
             raise NotFound(f"no launch recorded for kernel '{kernel_id}'")
         row.spark_ui_url = spark_ui_url
+        row.spark_ui_proxy = proxy_path if proxy_path == f"/spark/kernel-{kernel_id}" else None
         return launch_dict(row)
 
 
@@ -69,17 +72,19 @@ def spark_ui_by_kernel(store: Store, kernel_ids: list[str]) -> dict[str, str]:
         return {}
     from sqlalchemy import select
     with store.session() as s:
-        rows = s.execute(select(KernelLaunchRow.kernel_id, KernelLaunchRow.spark_ui_url)
+        rows = s.execute(select(KernelLaunchRow.kernel_id, KernelLaunchRow.spark_ui_url,
+                                KernelLaunchRow.spark_ui_proxy)
                          .where(KernelLaunchRow.kernel_id.in_(kernel_ids),
                                 KernelLaunchRow.spark_ui_url.is_not(None))).all()
-    return {kid: url for kid, url in rows}
+    # the proxied path where there is one: it works from any browser that reaches the control plane
+    return {kid: (f"{proxied}/" if proxied else url) for kid, url, proxied in rows}
 
 
 def launch_dict(row: KernelLaunchRow) -> dict[str, Any]:
     return {"id": row.id, "project_id": row.project_id, "server_id": row.server_id,
             "kernel_id": row.kernel_id, "notebook": row.notebook, "runconfig": row.runconfig,
             "server_config": row.server_config, "started": _iso(row.started_at),
-            "spark_ui_url": row.spark_ui_url}
+            "spark_ui_url": row.spark_ui_url, "spark_ui_proxy": row.spark_ui_proxy}
 
 
 def recent_notebooks(store: Store, project: dict[str, Any], limit: int = 50) -> list[dict[str, Any]]:

@@ -27,6 +27,9 @@ class Upstream:
     # Set-Cookie names (prefixes) never passed to the browser (a Jupyter server's login cookie).
     drop_cookies: tuple[str, ...] = ()
     what: str = "server"  # for error messages: "Jupyter server 'p' of alice"
+    # For an upstream served at its own root whose links carry the prefix (a Spark UI with
+    # spark.ui.proxyBase): its redirects to its own paths get the prefix too.
+    location_prefix: str = ""
 
     def url(self, query: bytes | str = b"") -> str:
         q = query.decode("latin-1") if isinstance(query, bytes) else query
@@ -91,11 +94,21 @@ class HeaderRules:
                 if cookie.startswith(up.drop_cookies):
                     continue
             if name in ("location", "content-location"):
-                value = v.decode("latin-1")
-                if value.startswith(up.origin):  # an absolute link to the upstream: to ours
-                    v = (prefix_origin + value[len(up.origin):]).encode("latin-1")
+                v = _relocate(v.decode("latin-1"), up, prefix_origin).encode("latin-1")
             out.append((name.encode("latin-1"), v))
         return out
+
+
+def _relocate(value: str, up: Upstream, prefix_origin: str) -> str:
+    """A redirect's target as the browser must see it: an absolute link to the upstream becomes one
+    to the proxy, and (with `location_prefix`) a path of the upstream's own gets the prefix."""
+    absolute = value.startswith(up.origin)
+    if absolute:
+        value = value[len(up.origin):] or "/"
+    if up.location_prefix and value.startswith("/") and not value.startswith("//") \
+            and not (value == up.location_prefix or value.startswith(up.location_prefix + "/")):
+        value = up.location_prefix + value
+    return prefix_origin + value if absolute else value
 
 
 def _reorigin(value: str, scheme: str, host: str, origin: str) -> str:

@@ -75,6 +75,7 @@ def _include_parts(app: FastAPI) -> None:
     from labwork.history.service import router as history_routes
     from labwork.jobs import routes as jobs_routes
     from labwork.server.routes import notebooks, projects, users
+    from labwork.server.spark_proxy import mount_spark_uis
     from labwork.server.user_proxy import mount_user_servers
 
     services = app.state.services
@@ -87,4 +88,5 @@ def _include_parts(app: FastAPI) -> None:
     mount_gateway(app, services.gateway_app)
     # Users' Jupyter servers behind this origin (before the pages, whose catch-alls come last).
     services.shutdown.append(mount_user_servers(app, services.store).aclose)
+    services.shutdown.append(mount_spark_uis(app, services.store, services.gateway).aclose)
     dashboard.attach(app)

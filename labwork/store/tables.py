@@ -51,6 +51,8 @@ class KernelLaunchRow(Base):
     server_id: Mapped[int | None] = mapped_column(ForeignKey("servers.id", ondelete="SET NULL"), nullable=True)
     kernel_id: Mapped[str | None] = mapped_column(String(100), nullable=True, index=True)
     spark_ui_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # where the control plane proxies that UI (/spark/kernel-<id>), when the kernel set proxyBase
+    spark_ui_proxy: Mapped[str | None] = mapped_column(String(200), nullable=True)
     notebook: Mapped[str | None] = mapped_column(String(1000), nullable=True, index=True)
     runconfig: Mapped[str] = mapped_column(String(200))
     server_config: Mapped[dict] = mapped_column(JSON)

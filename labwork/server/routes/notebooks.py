@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from labwork.auth.identity import current_user, identity_of, require_token
 from labwork.http_params import IdField, IdQuery, OffsetQuery
@@ -167,10 +167,12 @@ def _launch_project(db: Any, request: Request, path: str) -> dict[str, Any]:  # 
 
 class SparkUiBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    spark_ui_url: str
+    spark_ui_url: str = Field(max_length=500)
+    proxy_path: str | None = Field(None, max_length=200, pattern=r"^/spark/kernel-[A-Za-z0-9_-]{1,100}$",
+                                   description="where the control plane proxies it (the driver's spark.ui.proxyBase)")
 
 
 @router.post("/api/kernels/{kernel_id}/spark")
 def kernel_spark(kernel_id: str, body: SparkUiBody, request: Request) -> dict[str, Any]:
     """Called by a PySpark kernel once `spark` is ready: remember its Spark UI address."""
-    return record_spark_ui(deps.store(request), kernel_id, body.spark_ui_url)
+    return record_spark_ui(deps.store(request), kernel_id, body.spark_ui_url, body.proxy_path)

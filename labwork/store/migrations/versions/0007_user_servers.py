@@ -2,7 +2,8 @@
 
 `servers.user_id` is whose server a row is (the `/user/<name>/<project>/` it is proxied at);
 `history_runs.user` the name of the user whose kernel or Spark session made the run (a name, so
-a run keeps saying who made it after the user is removed). Rows from before users were the
+a run keeps saying who made it after the user is removed); `kernel_launches.spark_ui_proxy` the
+path a PySpark kernel's Spark UI is proxied at (/spark/kernel-<id>). Rows from before users were the
 single token's, so they become `admin`'s when 0006 made that user.
 
 Revision ID: 0007_user_servers
@@ -24,6 +25,8 @@ def upgrade() -> None:
     with op.batch_alter_table("history_runs") as batch:
         batch.add_column(sa.Column("user", sa.String(64), nullable=True))
         batch.create_index("ix_history_runs_user", ["user"])
+    with op.batch_alter_table("kernel_launches") as batch:
+        batch.add_column(sa.Column("spark_ui_proxy", sa.String(200), nullable=True))
     conn = op.get_bind()
     admin = conn.execute(sa.text("SELECT id, name FROM users WHERE admin = :t ORDER BY id LIMIT 1"),
                          {"t": True}).first()
@@ -33,6 +36,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("kernel_launches") as batch:
+        batch.drop_column("spark_ui_proxy")
     with op.batch_alter_table("history_runs") as batch:
         batch.drop_index("ix_history_runs_user")
         batch.drop_column("user")
