@@ -30,18 +30,19 @@ def list_cmd(project: str = typer.Option(None, "--project", help="Project folder
              status: str = typer.Option(None, "--status", help="running, completed, failed or interrupted."),
              since: str = typer.Option(None, "--since", help="Started at or after (ISO date/time)."),
              until: str = typer.Option(None, "--until", help="Started at or before (ISO date/time)."),
+             user: str = typer.Option(None, "--user", help="Only the runs of this user."),
              limit: int = typer.Option(50, "--limit"), offset: int = typer.Option(0, "--offset"),
              as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Runs, newest first."""
     from labwork.history.client import list_runs
     page = list_runs(_client(), project=project, notebook=notebook, status=status, since=since,
-                     until=until, limit=limit, offset=offset)
+                     until=until, user=user, limit=limit, offset=offset)
     if as_json:
         print_json(page)
         return
-    print_table(["run", "started", "project", "notebook", "runconfig", "status", "entries", "errors"],
-                [(r["id"][:12], _when(r["started_at"]), r["project"], r["notebook"], r["runconfig"],
-                  r["status"], r["entry_count"], r["error_count"]) for r in page["runs"]],
+    print_table(["run", "started", "user", "project", "notebook", "runconfig", "status", "entries", "errors"],
+                [(r["id"][:12], _when(r["started_at"]), r.get("user") or "", r["project"], r["notebook"],
+                  r["runconfig"], r["status"], r["entry_count"], r["error_count"]) for r in page["runs"]],
                 title=f"{len(page['runs'])} of {page['total']} runs")
 
 

@@ -73,16 +73,17 @@ def row_html(r: dict[str, Any], with_project: bool) -> Markup:
         f"<td>{e(r['notebook'] or '—')}</td>{project}"
         f'<td><span class="state state-{status}">{status}</span></td><td>{e(r["started"])}</td>'
         f"<td>{e(r['duration'])}</td><td>{r['entry_count']}</td><td>{r['error_count']}</td>"
-        f"<td>{e(r['runconfig'] or '—')}</td></tr>")
+        f"<td>{e(r['runconfig'] or '—')}</td><td>{e(r.get('user') or '—')}</td></tr>")
 
 
 def _list(request: Request, project: dict[str, Any] | None, project_ref: str | None, notebook: str | None,
-          status: str | None, since: str | None, until: str | None, page: int) -> Response:
+          status: str | None, since: str | None, until: str | None, page: int,
+          user: str | None = None) -> Response:
     """The list of runs. A registered project's list matches its folder or its name (a run
     recorded elsewhere under the project's name is the project's too); on /runs, `project` is a
     folder or a name, as for `GET /api/runs`."""
     filters = {"project": project_ref or "", "notebook": notebook or "", "status": status or "",
-               "since": since or "", "until": until or ""}
+               "since": since or "", "until": until or "", "user": user or ""}
     page = max(1, page)
     error = None
     result: dict[str, Any] = {"runs": [], "total": 0}
@@ -92,7 +93,7 @@ def _list(request: Request, project: dict[str, Any] | None, project_ref: str | N
         result = queries.list_run_summaries(
             dashboard_of(request).store, project=refs, notebook=notebook, status=status,
             since=_day_bound(since, False, "from"), until=_day_bound(until, True, "to"),
-            limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+            user=(user or "").strip()[:64] or None, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     except ConfigError as exc:  # the filter form again, the error beside it
         error = f"Filter not applied: {error_text(exc)}"
     total = result["total"]
@@ -108,16 +109,16 @@ def _list(request: Request, project: dict[str, Any] | None, project_ref: str | N
 @router.get("/runs")
 def runs(request: Request, project: str | None = None, notebook: str | None = None, status: str | None = None,
          since: str | None = None, until: str | None = None, page: int = Query(1),
-         _auth: None = Depends(page_auth)) -> Response:
-    return _list(request, None, project, notebook, status, since, until, page)
+         user: str | None = None, _auth: None = Depends(page_auth)) -> Response:
+    return _list(request, None, project, notebook, status, since, until, page, user)
 
 
 @router.get("/projects/{project_id:int}/runs")
 def project_runs(request: Request, project_id: int, notebook: str | None = None, status: str | None = None,
                  since: str | None = None, until: str | None = None, page: int = Query(1),
-                 _auth: None = Depends(page_auth)) -> Response:
+                 user: str | None = None, _auth: None = Depends(page_auth)) -> Response:
     project = get_project(request, project_id)
-    return _list(request, project, None, notebook, status, since, until, page)
+    return _list(request, project, None, notebook, status, since, until, page, user)
 
 
 # --- one run ------------------------------------------------------------------------------------------

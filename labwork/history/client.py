@@ -27,9 +27,10 @@ def _project_ref(project: str | None) -> str | None:
 
 def list_runs(client: Any, *, project: str | None = None, notebook: str | None = None,
               status: str | None = None, since: str | None = None, until: str | None = None,
-              limit: int = 50, offset: int = 0) -> dict[str, Any]:
+              user: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
     params = {k: v for k, v in {"project": _project_ref(project), "notebook": notebook, "status": status,
-                                "since": since, "until": until, "limit": limit, "offset": offset}.items()
+                                "since": since, "until": until, "user": user, "limit": limit,
+                                "offset": offset}.items()
               if v is not None}
     return client.request("GET", "/api/runs", params=params)
 

@@ -97,6 +97,11 @@ class KernelContext:
         return (self.project_copy or self.project_dir or Path.cwd()) / "outputs"
 
     def token(self) -> str | None:
+        """The kernel's credential: its user's personal token (LABWORK_TOKEN, which the server
+        manager gives the server's kernels), so the runs are theirs; else LABWORK_HOME/token."""
+        personal = envvars.get(envvars.TOKEN)
+        if personal:
+            return personal
         try:
             return (self.home / "token").read_text().strip() or None
         except OSError:

@@ -25,8 +25,9 @@ class _Batch:
     """One ingestion transaction: the runs it touches and the record ids already stored, fetched
     with one query per table instead of one per record."""
 
-    def __init__(self, s: Session, records: list[dict[str, Any]]) -> None:
+    def __init__(self, s: Session, records: list[dict[str, Any]], user: str | None = None) -> None:
         self.s = s
+        self.user = user  # who delivers them (the authenticated caller): whose new runs these are
         self.runs: dict[str, RunRow] = {}
         self.seen: dict[type, set[str]] = {}
         wanted: dict[type, list[str]] = {EntryRow: [], ValueRow: []}
@@ -53,9 +54,11 @@ class _Batch:
         if row is None:
             row = RunRow(id=run_id, source=str(record.get("source") or "kernel"), status="running",
                          history=False, started_at=to_datetime(record.get("at")) or now(), entry_count=0,
-                         error_count=0, info={})
+                         error_count=0, info={}, user=self.user)
             self.s.add(row)
             self.s.flush()  # no ORM relationship orders the inserts: the run row goes first
+        elif row.user is None and self.user is not None:  # set once, by the first who delivers
+            row.user = self.user
         self.runs[run_id] = row
         return row
 
@@ -192,9 +195,10 @@ def _refusal(exc: Exception) -> str:
     return f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
 
 
-def ingest(store: Store, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+def ingest(store: Store, records: Iterable[dict[str, Any]], user: str | None = None) -> dict[str, Any]:
     """Apply records in order, each in its own savepoint: a record that cannot be stored is refused
-    alone and the others land. Duplicates are counted and skipped.
+    alone and the others land. Duplicates are counted and skipped. A run they create is `user`'s
+    (the authenticated sender's; never a name a record claims).
 
     Returns `{"accepted": n, "duplicates": n, "refused": [{"index", "id", "type", "error"}, ...]}`. An
     unreachable database raises `Unavailable` (the sender keeps the records and tries again)."""
@@ -203,7 +207,7 @@ def ingest(store: Store, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     refused: list[dict[str, Any]] = []
     try:
         with store.session() as s:
-            batch = _Batch(s, records)
+            batch = _Batch(s, records, user)
             for index, record in enumerate(records):
                 savepoint = s.begin_nested()
                 try:

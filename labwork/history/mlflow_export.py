@@ -185,6 +185,8 @@ def _export_one(client: Any, Metric: Any, source: RunSource, run: dict[str, Any]
     for key in ("project", "project_dir", "runconfig", "kernel_id", "host"):
         if run.get(key):
             tags[f"labwork.{key}"] = str(run[key])
+    if run.get("user"):  # who ran it, as MLflow's own user tag
+        tags["mlflow.user"] = str(run["user"])
     start = _ms(run.get("started_at"))
     parent = client.create_run(exp_id, start_time=start, tags=tags,
                                run_name=Path(str(notebook)).name or run["id"][:8])

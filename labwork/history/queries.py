@@ -38,9 +38,11 @@ COMPARE_MIN, COMPARE_MAX = 2, 3
 # --- filters ------------------------------------------------------------------------------------------
 
 def _filters(project: str | Sequence[str] | None, notebook: str | None, status: str | None,
-             since: Any, until: Any) -> list[ColumnElement[bool]]:
+             since: Any, until: Any, user: str | None = None) -> list[ColumnElement[bool]]:
     """The WHERE conditions of a run filter (see the module's docstring), on indexed columns."""
     conds: list[ColumnElement[bool]] = []
+    if user is not None and user.strip():
+        conds.append(RunRow.user == user.strip())
     refs = [project] if isinstance(project, str) else list(project or [])
     refs = [r for r in (x.strip() for x in refs if isinstance(x, str)) if r]
     if refs:
@@ -72,15 +74,15 @@ def _page(limit: int, offset: int) -> tuple[int, int]:
 # --- lists --------------------------------------------------------------------------------------------
 
 def list_runs(store: Store, *, project: str | Sequence[str] | None = None, notebook: str | None = None,
-              status: str | None = None, since: Any = None, until: Any = None,
+              status: str | None = None, since: Any = None, until: Any = None, user: str | None = None,
               limit: int = 50, offset: int = 0) -> dict[str, Any]:
     """Runs, newest first, filtered; `{"runs": [...], "total": n, "limit": l, "offset": o}`.
 
     project: a project folder (absolute path) or a project name. notebook: a notebook path, or its
     last part(s). status: one status or several, comma separated. since/until: bounds on the start
-    time (ISO 8601 or datetime)."""
+    time (ISO 8601 or datetime). user: the name of who ran it."""
     limit, offset = _page(limit, offset)
-    conds = _filters(project, notebook, status, since, until)
+    conds = _filters(project, notebook, status, since, until, user)
     table = RunRow.__table__
     with store.engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(table).where(*conds)).scalar() or 0
@@ -90,16 +92,17 @@ def list_runs(store: Store, *, project: str | Sequence[str] | None = None, noteb
 
 
 SUMMARY_COLUMNS = ("id", "notebook", "project", "status", "started_at", "ended_at", "entry_count",
-                   "error_count", "runconfig")
+                   "error_count", "runconfig", "user")
 
 
 def list_run_summaries(store: Store, *, project: str | Sequence[str] | None = None,
                        notebook: str | None = None, status: str | None = None, since: Any = None,
-                       until: Any = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+                       until: Any = None, user: str | None = None, limit: int = 50,
+                       offset: int = 0) -> dict[str, Any]:
     """`list_runs` with only the columns a list of runs shows (`SUMMARY_COLUMNS`, times as stored
     datetimes): the busiest dashboard page reads no run's info or host. `{"runs", "total"}`."""
     limit, offset = _page(limit, offset)
-    conds = _filters(project, notebook, status, since, until)
+    conds = _filters(project, notebook, status, since, until, user)
     cols = [getattr(RunRow, c) for c in SUMMARY_COLUMNS]
     with store.engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(RunRow).where(*conds)).scalar() or 0

@@ -140,8 +140,8 @@ def run_dict(row: RunRow | Row[Any]) -> dict[str, Any]:
     if started and ended:
         duration = round((aware(ended) - aware(started)).total_seconds(), 3)
     return {"id": row.id, "source": row.source, "project": row.project, "project_dir": row.project_dir,
-            "notebook": row.notebook, "runconfig": row.runconfig, "kernel_id": row.kernel_id,
-            "host": row.host, "pid": row.pid, "status": row.status, "history": bool(row.history),
+            "notebook": row.notebook, "runconfig": row.runconfig, "user": row.user,
+            "kernel_id": row.kernel_id, "host": row.host, "pid": row.pid, "status": row.status, "history": bool(row.history),
             "started_at": iso(started), "ended_at": iso(ended), "duration_s": duration,
             "last_seen": iso(row.last_seen), "entry_count": row.entry_count,
             "error_count": row.error_count,

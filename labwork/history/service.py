@@ -76,10 +76,11 @@ class HistoryService:
         """Where records that cannot be stored are kept: `LABWORK_HOME/history/dead-letter.jsonl`."""
         return self.settings.home / "history" / "dead-letter.jsonl"
 
-    def ingest_or_keep(self, records: list[Any], source: str) -> dict[str, Any]:
+    def ingest_or_keep(self, records: list[Any], source: str, user: str | None = None) -> dict[str, Any]:
         """`ingestion.ingest`, with every refused record appended to the dead-letter file with why: the
-        one path for the API, spool replays and the gateway's statements."""
-        result = ingestion.ingest(self.store, records)
+        one path for the API, spool replays and the gateway's statements; `user` is whose new runs
+        they make (the authenticated sender, a Spark session's owner)."""
+        result = ingestion.ingest(self.store, records, user)
         if result["refused"]:
             self.keep_dead_letters([(records[r["index"]], r) for r in result["refused"]], source)
         return result
@@ -190,7 +191,6 @@ class HistoryService:
                           "notebook": conf.get("spark.labwork.notebook"),
                           "runconfig": conf.get("spark.labwork.runconfig"),
                           "kernel_id": f"livy-session-{session.get('id')}", "history": True,
-                          # who ran it (until history_runs.user, migration 0007, has a column for it)
                           "info": {"livy_session": session.get("id"), "kind": session.get("kind"),
                                    "appId": session.get("appId"), "name": session.get("name"),
                                    "user": session.get("proxyUser") or session.get("owner")}}
@@ -208,7 +208,8 @@ class HistoryService:
             with self.store.session() as s:
                 from labwork.history.tables import RunRow
                 known = s.get(RunRow, run_id) is not None
-            self.ingest_or_keep(([] if known else [run_record]) + [entry], "gateway")
+            self.ingest_or_keep(([] if known else [run_record]) + [entry], "gateway",
+                                user=session.get("proxyUser") or session.get("owner"))
         except Exception:
             log.exception("recording gateway statement %s failed", statement.get("id"))
 
@@ -347,7 +348,8 @@ def post_records(body: RecordsBody, request: Request) -> dict[str, Any]:
 
     A record that cannot be stored is refused alone (listed in `refused` with why, and kept in
     the dead-letter file); when every record of the batch is refused the answer is 400."""
-    result = history(request).ingest_or_keep(body.records, "api")
+    caller = identity_of(request).user  # whose kernel sends them: the runs it makes are theirs
+    result = history(request).ingest_or_keep(body.records, "api", user=caller.name if caller else None)
     if body.records and len(result["refused"]) == len(body.records):
         raise ConfigError(f"every record of the batch was refused: {result['refused'][0]['error']}",
                           where=f"record {result['refused'][0]['id']}",
@@ -376,11 +378,12 @@ def kernel_ended(body: KernelEndedBody, request: Request) -> dict[str, Any]:
 @router.get("/api/runs")
 def runs(request: Request, project: str | None = None, notebook: str | None = None,
          status: str | None = None, since: str | None = None, until: str | None = None,
+         user: str | None = Query(None, max_length=64, description="only the runs of this user"),
          limit: int = Query(50, ge=1, le=1000), offset: OffsetQuery = 0) -> dict[str, Any]:
     store = history(request).store
     scope = runs_filter(store, identity_of(request).user, project)  # only the caller's projects' runs
     return queries.list_runs(store, project=scope, notebook=notebook, status=status,
-                             since=since, until=until, limit=limit, offset=offset)
+                             since=since, until=until, user=user, limit=limit, offset=offset)
 
 
 @router.get("/api/runs/{run_id}")

@@ -77,7 +77,8 @@ class SparkUis:
                 return None
             server = s.get(ServerRow, row.server_id) if row.server_id is not None else None
             owner_id = server.user_id if server is not None else None
-            live = server is not None and server.state == "running"
+            # a kernel of no labwork server (a job's, one started by hand) is its project owners'
+            live = server is None or server.state == "running"
             url, project_id = row.spark_ui_url, row.project_id
         if not live:  # the kernel's server stopped: so did its driver
             return None

@@ -111,6 +111,34 @@ def test_the_project_owner_and_the_admin_can(cp: ControlPlane, tokens: dict[str,
         assert admin.get(f"/livy/sessions/{alice_session}/log").status_code == 200
 
 
+def test_the_spark_ui_through_the_control_plane(cp: ControlPlane, tokens: dict[str, str],
+                                               alice_session: int) -> None:
+    """Livy's sparkUiUrl is /spark/<key>/ on the control plane: the driver's UI (started with that
+    proxyBase) with its links, assets, REST API and redirects under the prefix; alice (its owner),
+    carol (the project's owner) and the admin open it, bob (a member) and dave (none) get 404."""
+    with as_user(cp, tokens["alice"]) as alice:
+        ui = alice.get(f"/livy/sessions/{alice_session}").json()["appInfo"]["sparkUiUrl"]
+        assert re.fullmatch(r"/spark/session-\d+-[0-9a-f]{8}/|/spark/pool-[\w-]+/", ui), ui
+        page = alice.get(f"{ui}jobs/")
+        assert page.status_code == 200 and f'href="{ui}jobs/' in page.text, page.text[:500]
+        asset = re.search(rf'(?:src|href)="({re.escape(ui)}static/[^"?]+)', page.text).group(1)
+        assert alice.get(asset).status_code == 200  # the page's own assets load through the proxy
+        apps = alice.get(f"{ui}api/v1/applications").json()
+        assert apps and apps[0]["id"]
+        # Spark redirects its root to /jobs/ on its own origin: the browser is sent under the prefix
+        r = alice.get(ui, follow_redirects=False)
+        assert r.status_code in (301, 302, 303, 307) and r.headers["location"] in (f"{cp.url}{ui}jobs/", f"{ui}jobs/")
+    for who, code in (("carol", 200), ("bob", 404), ("dave", 404)):
+        with as_user(cp, tokens[who]) as c:
+            assert c.get(f"{ui}jobs/").status_code == code, who
+    assert httpx.get(f"{cp.url}{ui}jobs/", headers=cp.headers(), timeout=60).status_code == 200  # the admin
+    assert httpx.get(f"{cp.url}{ui}api/v1/applications", headers={"Accept": "application/json"},
+                     timeout=60).status_code == 401  # anonymous
+    with as_user(cp, tokens["alice"]) as alice:
+        r = alice.get("/spark/session-999-deadbeef/jobs/", headers={"Accept": "application/json"})
+        assert r.status_code == 404 and "no Spark UI" in r.json()["msg"]
+
+
 def test_proxy_user_of_another_is_refused_unless_admin(cp: ControlPlane, tokens: dict[str, str],
                                                        project: dict) -> None:
     with as_user(cp, tokens["alice"]) as alice:

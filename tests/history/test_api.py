@@ -128,3 +128,45 @@ def test_ambiguous_prefix_and_project_by_name_over_the_api_and_the_cli(own_cp):
     # the records name the project "myIris" in folder /p/iris: by either, both runs
     for ref in ("myIris", "/p/iris"):
         assert {r["id"] for r in cp.runs(project=ref)} >= {a, b}
+
+
+def test_a_run_is_its_senders_and_the_list_filters_by_user(own_cp, tmp_path):
+    """A run belongs to the user whose credential delivered its first record (a kernel sends its
+    user's personal token): never to a name the records claim; `?user=` narrows the list (the
+    caller's projects only, as without it); `--user` does the same on the command line."""
+    from labwork.project import init_project
+    cp = own_cp
+    for name in ("alice", "bob"):
+        cp.cli("user", "add", name, "--password-stdin", input_text=f"{name}-password-1\n")
+    tokens = {n: cp.cli("token", "create", "--user", n, "--name", "t").stdout.strip() for n in ("alice", "bob")}
+    folder = init_project(tmp_path / "shared", "sharedruns").root
+    clients = {n: httpx.Client(base_url=cp.url, headers={"Authorization": f"Bearer {t}"}, timeout=60)
+               for n, t in tokens.items()}
+    try:
+        pid = clients["alice"].post("/api/projects", json={"path": str(folder)}).json()["id"]
+        assert clients["alice"].post(f"/api/projects/{pid}/members", json={"user": "bob"}).status_code == 201
+        runs = {}
+        for name, claimed in (("alice", None), ("bob", "alice")):  # bob's records claim to be alice's
+            run = uuid.uuid4().hex
+            recs = _records(run)
+            recs[0] |= {"project": "sharedruns", "project_dir": str(folder)} | ({"user": claimed} if claimed else {})
+            r = clients[name].post("/api/history/records", json={"records": recs})
+            assert r.status_code == 200 and r.json()["accepted"] == 3, r.text
+            runs[name] = run
+        # a later record from someone else does not change whose run it is
+        late = [{"id": uuid.uuid4().hex, "type": "seen", "run": runs["alice"], "at": time.time()}]
+        assert cp.request("POST", "/api/history/records", json={"records": late})["accepted"] == 1
+        for name in ("alice", "bob"):
+            assert clients["alice"].get(f"/api/runs/{runs[name]}").json()["user"] == name
+            listed = clients["bob"].get("/api/runs", params={"user": name, "project": str(folder)}).json()
+            assert [r["id"] for r in listed["runs"]] == [runs[name]] and listed["runs"][0]["user"] == name
+        assert clients["alice"].get("/api/runs", params={"user": "nobody"}).json()["total"] == 0
+        r = clients["alice"].get("/api/runs", params={"user": "x" * 65})
+        assert r.status_code == 400 and "user" in r.text
+        out = cp.cli("run", "list", "--user", "bob", "--project", str(folder))
+        assert runs["bob"][:12] in out.stdout and runs["alice"][:12] not in out.stdout
+        page = clients["alice"].get(f"/projects/{pid}/runs", params={"user": "bob"})
+        assert page.status_code == 200 and runs["bob"][:12] in page.text and runs["alice"][:12] not in page.text
+    finally:
+        for c in clients.values():
+            c.close()

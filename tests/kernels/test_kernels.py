@@ -95,9 +95,23 @@ def test_pyspark_runconfig_kernel_has_spark_ready(kproject: Path, control_plane,
     out = run(LabworkKernelSpecManager(), "labwork-sp",
               "import time; time.sleep(0.5)\n"
               "print(spark.range(10).count(), sc.master, spark.conf.get('spark.sql.shuffle.partitions'), "
-              "spark.conf.get('spark.hadoop.fs.permissions.umask-mode'), sc.uiWebUrl)")
+              "spark.conf.get('spark.hadoop.fs.permissions.umask-mode'), sc.uiWebUrl)\n"
+              # the driver's UI through the control plane, from inside the kernel while it lives
+              "import os, urllib.request, urllib.error\n"
+              "tok = open(os.environ['LABWORK_HOME'] + '/token').read().strip()\n"
+              "url = os.environ['LABWORK_URL'] + '/spark/kernel-' + os.environ['LABWORK_KERNEL_ID'] + '/jobs/'\n"
+              "for _ in range(100):\n"
+              "    try:\n"
+              "        page = urllib.request.urlopen(urllib.request.Request(url, headers={'Authorization': 'Bearer ' + tok})).read().decode()\n"
+              "        break\n"
+              "    except urllib.error.HTTPError:\n"
+              "        page = ''\n"
+              "        time.sleep(0.3)\n"
+              "print('proxied-ui', '/spark/kernel-' + os.environ['LABWORK_KERNEL_ID'] + '/jobs/' in page)")
     assert out["status"] == "ok", out
-    count, master, partitions, umask, ui = out["stdout"].split()
+    first, proxied_ui = out["stdout"].strip().splitlines()
+    assert proxied_ui == "proxied-ui True", out["stdout"]  # the UI's links carry the proxied prefix
+    count, master, partitions, umask, ui = first.split()
     assert (count, master, partitions, umask) == ("10", "local[2]", "3", "007")
     assert ui.startswith("http://127.0.0.1:")
 
@@ -116,6 +130,13 @@ def test_pyspark_runconfig_kernel_has_spark_ready(kproject: Path, control_plane,
         time.sleep(0.1)
     store.dispose()
     assert rows == [("spark.ipynb", ui)]
+    # ... and where the control plane proxies it (the driver started with that spark.ui.proxyBase)
+    store = Store(f"sqlite:///{control_plane.home / 'labwork.db'}", run_migrations=False)
+    with store.session() as s:
+        launch = s.scalars(select(KernelLaunchRow).where(KernelLaunchRow.runconfig == "sp")).one()
+        kernel_id, proxied = launch.kernel_id, launch.spark_ui_proxy
+    store.dispose()
+    assert proxied == f"/spark/kernel-{kernel_id}"
 
 
 def test_spark_conf_layers(kproject: Path, labwork_home: Path) -> None:
