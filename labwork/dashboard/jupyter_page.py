@@ -135,7 +135,7 @@ def page_context(request: Request, project_id: int) -> dict[str, Any]:
     status = manager.status(project_id, kernels=True, user=me)  # my newest server, running or not
     others = [o for o in servers_seen_by(dash.store, me, manager.list()) if o["user"] != me.name
               and (o.get("project") or {}).get("id") == project_id] if me is not None else []
-    recent = manager.recent(project_id)
+    recent = manager.recent(project_id, user=me)
     env = env_status(request, project)
     job = _start_job(request, project_id)
     problems, working = project_files(project)

@@ -484,8 +484,9 @@ class ServerManager(ServerWatch):
                         offset=nxt, size=size, eof=nxt >= size).model_dump(mode="json")
 
     # ------------------------------------------------------------------ recent, open
-    def recent(self, project_ref: int | str | Path) -> list[dict[str, Any]]:
-        return recent_notebooks(self.store, self._project(project_ref))
+    def recent(self, project_ref: int | str | Path, *, user: UserRef | None = None) -> list[dict[str, Any]]:
+        """The project's recent notebooks with their configurations: those `user` ran, when given."""
+        return recent_notebooks(self.store, self._project(project_ref), user_id=user.id if user else None)
 
     def open_notebook(self, project_ref: int | str | Path, notebook: str, *,
                       user: UserRef | None = None) -> dict[str, Any]:
@@ -494,7 +495,7 @@ class ServerManager(ServerWatch):
         project = self._project(project_ref)
         root = Path(project["path"]).resolve()
         rel = notebook_in_project(root, notebook).relative_to(root).as_posix()
-        wanted = last_config(self.store, project, rel)
+        wanted = last_config(self.store, project, rel, user.id if user is not None else None)
         note = None
         started = False
         with self.store.session() as s:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from labwork.notebooks.config import parse_config
 from labwork.store.db import Store
@@ -87,15 +87,24 @@ def launch_dict(row: KernelLaunchRow) -> dict[str, Any]:
             "spark_ui_url": row.spark_ui_url, "spark_ui_proxy": row.spark_ui_proxy}
 
 
-def recent_notebooks(store: Store, project: dict[str, Any], limit: int = 50) -> list[dict[str, Any]]:
+def _launched_by(user_id: int | None) -> Any:
+    """The where-clause of launches in `user_id`'s servers (each user's recent notebooks), and
+    of those in no server (a job's, a kernel started by hand): the project's, everyone's."""
+    return or_(KernelLaunchRow.server_id.is_(None),
+               KernelLaunchRow.server_id.in_(select(ServerRow.id).where(ServerRow.user_id == user_id)))
+
+
+def recent_notebooks(store: Store, project: dict[str, Any], limit: int = 50,
+                     user_id: int | None = None) -> list[dict[str, Any]]:
     """One entry per notebook, newest first: {notebook, runconfig, server_config, last_run,
-    kernel_id, server_id, exists}."""
+    kernel_id, server_id, exists}; only those run in `user_id`'s servers when given."""
     root = Path(project["path"])
     seen: dict[str, dict[str, Any]] = {}
     with store.session() as s:
+        mine = [_launched_by(user_id)] if user_id is not None else []
         rows = s.scalars(select(KernelLaunchRow)
                          .where(KernelLaunchRow.project_id == project["id"],
-                                KernelLaunchRow.notebook.is_not(None))
+                                KernelLaunchRow.notebook.is_not(None), *mine)
                          .order_by(KernelLaunchRow.started_at.desc(), KernelLaunchRow.id.desc())
                          .limit(limit * 20))
         for row in rows:
@@ -110,13 +119,18 @@ def recent_notebooks(store: Store, project: dict[str, Any], limit: int = 50) -> 
     return list(seen.values())
 
 
-def last_config(store: Store, project: dict[str, Any], notebook: str) -> dict[str, Any] | None:
-    """The server configuration `notebook` (relative to the project) last ran with, if any."""
+def last_config(store: Store, project: dict[str, Any], notebook: str,
+                user_id: int | None = None) -> dict[str, Any] | None:
+    """The server configuration `notebook` (relative to the project) last ran with, if any: in
+    `user_id`'s servers when it ran there, else in anyone's."""
+    base = select(KernelLaunchRow).where(KernelLaunchRow.project_id == project["id"],
+                                         KernelLaunchRow.notebook == notebook)
+    newest = (KernelLaunchRow.started_at.desc(), KernelLaunchRow.id.desc())
     with store.session() as s:
-        row = s.scalar(select(KernelLaunchRow)
-                       .where(KernelLaunchRow.project_id == project["id"],
-                              KernelLaunchRow.notebook == notebook)
-                       .order_by(KernelLaunchRow.started_at.desc(), KernelLaunchRow.id.desc()).limit(1))
+        row = s.scalar(base.where(_launched_by(user_id)).order_by(*newest).limit(1)) \
+            if user_id is not None else None
+        if row is None:
+            row = s.scalar(base.order_by(*newest).limit(1))
         return dict(row.server_config) if row is not None else None
 
 

@@ -32,8 +32,10 @@ def test_recent_notebook_opens_with_its_last_configuration(cp, page, context, pr
     with context.expect_page() as new_tab:
         rows.nth(0).locator("button.open-notebook").click()
     nb_tab = new_tab.value
-    # the new tab shows progress, then goes on to the notebook in the classic UI
-    nb_tab.wait_for_url("**/notebooks/latest.ipynb?token=*", timeout=150_000)
+    # the new tab shows progress, then goes on to the notebook in the classic UI, through the
+    # control plane (the admin's own server; no Jupyter token in the address)
+    nb_tab.wait_for_url(f"{cp.url}/user/admin/**/notebooks/latest.ipynb", timeout=150_000)
+    assert "token=" not in nb_tab.url
     nb_tab.wait_for_selector("#main-panel, .jp-NotebookPanel", timeout=120_000)
     shot(nb_tab, "classic-notebook-opened")
     nb_tab.close()

@@ -14,7 +14,7 @@ import pytest
 import websocket  # websocket-client
 
 from labwork.project import init_project
-from tests.support import ControlPlane
+from tests.support import ControlPlane, wait_for
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, shot
 from tests.support.jupyter import NOTEBOOK_ENV, execute_result, stop_everything
 
@@ -96,6 +96,32 @@ def test_the_owner_opens_her_server_through_the_proxy(cp: ControlPlane, alice: h
     finally:
         ws.close()
         alice.delete(f"/user/alice/teamproj/api/kernels/{kernel['id']}")
+
+
+def test_a_cell_with_history_on_is_recorded_as_its_user(cp: ControlPlane, alice: httpx.Client,
+                                                        bob: httpx.Client, project: dict) -> None:
+    """alice's labwork kernel, in her server, through the proxy: its run is hers (the kernel sends
+    her personal token), and `?user=` finds it for another member of the project."""
+    specs = alice.get("/user/alice/teamproj/api/kernelspecs").json()["kernelspecs"]
+    name = next(n for n in specs if n.startswith("labwork-"))
+    kernel = alice.post("/user/alice/teamproj/api/kernels", json={"name": name}).json()
+    ws = websocket.create_connection(
+        f"{cp.url.replace('http', 'ws', 1)}/user/alice/teamproj/api/kernels/{kernel['id']}/channels",
+        header=[f"Authorization: {alice.headers['Authorization']}"], timeout=120)
+    try:
+        execute_result(ws, "%labwork history on\n1")
+        assert execute_result(ws, "6*7") == "42"
+    finally:
+        ws.close()
+
+    def recorded() -> list[dict]:
+        return bob.get("/api/runs", params={"project": project["path"], "user": "alice"}).json()["runs"]
+    wait_for(lambda: any(r["kernel_id"] == kernel["id"] for r in recorded()), timeout=120,
+             what="alice's run in the history")
+    run = next(r for r in recorded() if r["kernel_id"] == kernel["id"])
+    assert run["user"] == "alice"
+    assert bob.get("/api/runs", params={"project": project["path"], "user": "bob"}).json()["total"] == 0
+    alice.delete(f"/user/alice/teamproj/api/kernels/{kernel['id']}")
 
 
 def test_nobody_else_gets_in(cp: ControlPlane, alice: httpx.Client, bob: httpx.Client,

@@ -118,7 +118,7 @@ def notebooks(ref: str, request: Request) -> list[dict[str, Any]]:
 
 @router.get("/api/projects/{ref}/notebooks/recent")
 def notebooks_recent(ref: str, request: Request) -> list[dict[str, Any]]:
-    return deps.servers(request).recent(ref)
+    return deps.servers(request).recent(ref, user=identity_of(request).user)
 
 
 @router.post("/api/projects/{ref}/notebooks/open", response_model=OpenResult)
