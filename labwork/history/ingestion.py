@@ -14,7 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from labwork.errors import ConfigError, LabworkError, Unavailable
+from labwork.errors import ConfigError, Forbidden, LabworkError, Unavailable
 from labwork.history.records import (ENTRY_STATUSES, MAX_CODE_CHARS, RECORD_ID, RUN_ID, RUN_STATUSES,
                                      aware, clip, now, require, run_dict, to_datetime, value_kind)
 from labwork.history.tables import EntryRow, RunRow, ValueRow
@@ -25,9 +25,11 @@ class _Batch:
     """One ingestion transaction: the runs it touches and the record ids already stored, fetched
     with one query per table instead of one per record."""
 
-    def __init__(self, s: Session, records: list[dict[str, Any]], user: str | None = None) -> None:
+    def __init__(self, s: Session, records: list[dict[str, Any]], user: str | None = None,
+                 only_own: bool = False) -> None:
         self.s = s
         self.user = user  # who delivers them (the authenticated caller): whose new runs these are
+        self.only_own = only_own  # refuse records for another user's run
         self.runs: dict[str, RunRow] = {}
         self.seen: dict[type, set[str]] = {}
         wanted: dict[type, list[str]] = {EntryRow: [], ValueRow: []}
@@ -57,6 +59,9 @@ class _Batch:
                          error_count=0, info={}, user=self.user)
             self.s.add(row)
             self.s.flush()  # no ORM relationship orders the inserts: the run row goes first
+        elif self.only_own and row.user is not None and row.user != self.user:
+            raise Forbidden(f"run {run_id} is {row.user}'s: {self.user or 'this caller'} cannot add to it",
+                            where=f"run {run_id}")
         elif row.user is None and self.user is not None:  # set once, by the first who delivers
             row.user = self.user
         self.runs[run_id] = row
@@ -188,17 +193,19 @@ def _apply(b: _Batch, record: dict[str, Any]) -> bool:
 
 
 def _refusal(exc: Exception) -> str:
-    if isinstance(exc, ConfigError):
+    if isinstance(exc, LabworkError):
         return exc.message
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         return f"the database refused it: {str(exc.orig).splitlines()[0][:300]}"
     return f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
 
 
-def ingest(store: Store, records: Iterable[dict[str, Any]], user: str | None = None) -> dict[str, Any]:
+def ingest(store: Store, records: Iterable[dict[str, Any]], user: str | None = None, *,
+           only_own: bool = False) -> dict[str, Any]:
     """Apply records in order, each in its own savepoint: a record that cannot be stored is refused
     alone and the others land. Duplicates are counted and skipped. A run they create is `user`'s
-    (the authenticated sender's; never a name a record claims).
+    (the authenticated sender's; never a name a record claims); with `only_own` (a sender who is
+    no administrator) a record for another user's run is refused.
 
     Returns `{"accepted": n, "duplicates": n, "refused": [{"index", "id", "type", "error"}, ...]}`. An
     unreachable database raises `Unavailable` (the sender keeps the records and tries again)."""
@@ -207,7 +214,7 @@ def ingest(store: Store, records: Iterable[dict[str, Any]], user: str | None = N
     refused: list[dict[str, Any]] = []
     try:
         with store.session() as s:
-            batch = _Batch(s, records, user)
+            batch = _Batch(s, records, user, only_own)
             for index, record in enumerate(records):
                 savepoint = s.begin_nested()
                 try:

@@ -76,11 +76,12 @@ class HistoryService:
         """Where records that cannot be stored are kept: `LABWORK_HOME/history/dead-letter.jsonl`."""
         return self.settings.home / "history" / "dead-letter.jsonl"
 
-    def ingest_or_keep(self, records: list[Any], source: str, user: str | None = None) -> dict[str, Any]:
+    def ingest_or_keep(self, records: list[Any], source: str, user: str | None = None, *,
+                       only_own: bool = False) -> dict[str, Any]:
         """`ingestion.ingest`, with every refused record appended to the dead-letter file with why: the
         one path for the API, spool replays and the gateway's statements; `user` is whose new runs
         they make (the authenticated sender, a Spark session's owner)."""
-        result = ingestion.ingest(self.store, records, user)
+        result = ingestion.ingest(self.store, records, user, only_own=only_own)
         if result["refused"]:
             self.keep_dead_letters([(records[r["index"]], r) for r in result["refused"]], source)
         return result
@@ -349,7 +350,8 @@ def post_records(body: RecordsBody, request: Request) -> dict[str, Any]:
     A record that cannot be stored is refused alone (listed in `refused` with why, and kept in
     the dead-letter file); when every record of the batch is refused the answer is 400."""
     caller = identity_of(request).user  # whose kernel sends them: the runs it makes are theirs
-    result = history(request).ingest_or_keep(body.records, "api", user=caller.name if caller else None)
+    result = history(request).ingest_or_keep(body.records, "api", user=caller.name if caller else None,
+                                             only_own=not (caller and caller.admin))
     if body.records and len(result["refused"]) == len(body.records):
         raise ConfigError(f"every record of the batch was refused: {result['refused'][0]['error']}",
                           where=f"record {result['refused'][0]['id']}",

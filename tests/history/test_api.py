@@ -153,9 +153,14 @@ def test_a_run_is_its_senders_and_the_list_filters_by_user(own_cp, tmp_path):
             r = clients[name].post("/api/history/records", json={"records": recs})
             assert r.status_code == 200 and r.json()["accepted"] == 3, r.text
             runs[name] = run
-        # a later record from someone else does not change whose run it is
+        # a later record from an administrator does not change whose run it is
         late = [{"id": uuid.uuid4().hex, "type": "seen", "run": runs["alice"], "at": time.time()}]
         assert cp.request("POST", "/api/history/records", json={"records": late})["accepted"] == 1
+        # and another member cannot write into alice's run: refused, with why
+        forged = [{"id": uuid.uuid4().hex, "type": "entry", "run": runs["alice"], "seq": 9, "code": "x",
+                   "started": time.time(), "ended": time.time(), "status": "ok"}]
+        r = clients["bob"].post("/api/history/records", json={"records": forged})
+        assert r.status_code == 400 and "alice's" in r.text and "bob cannot add to it" in r.text
         for name in ("alice", "bob"):
             assert clients["alice"].get(f"/api/runs/{runs[name]}").json()["user"] == name
             listed = clients["bob"].get("/api/runs", params={"user": name, "project": str(folder)}).json()
