@@ -167,7 +167,8 @@ def test_the_spark_ui_in_a_browser(cp: ControlPlane, tokens: dict[str, str], ali
             expect(page.locator("h3", has_text="Spark Jobs")).to_be_visible(timeout=60_000)
             page.click("a[href$='/environment/']")
             page.wait_for_url(f"**{ui}environment/")
-            expect(page.locator("body")).to_contain_text("spark.ui.proxyBase")
+            page.wait_for_load_state("networkidle")  # its tables load by script, from the REST API
+            expect(page.locator("body")).to_contain_text("spark.ui.proxyBase", timeout=60_000)
             assert failed == [], failed  # every asset of the pages came through the proxy
             shot(page, "proxy-spark-ui-alice")
             other = pages["bob"].goto(f"{cp.url}{ui}jobs/")

@@ -17,6 +17,7 @@ from labwork.project import init_project
 from tests.support import ControlPlane, wait_for
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, shot
 from tests.support.jupyter import NOTEBOOK_ENV, execute_result, stop_everything
+from tests.support.jupyterlab import EDITOR, USABLE
 
 PASSWORDS = {"alice": "alice-password", "bob": "bob-password-2"}
 
@@ -99,7 +100,8 @@ def test_the_owner_opens_her_server_through_the_proxy(cp: ControlPlane, alice: h
 
 
 def test_a_cell_with_history_on_is_recorded_as_its_user(cp: ControlPlane, alice: httpx.Client,
-                                                        bob: httpx.Client, project: dict) -> None:
+                                                        bob: httpx.Client, project: dict,
+                                                        servers: dict[str, dict]) -> None:
     """alice's labwork kernel, in her server, through the proxy: its run is hers (the kernel sends
     her personal token), and `?user=` finds it for another member of the project."""
     specs = alice.get("/user/alice/teamproj/api/kernelspecs").json()["kernelspecs"]
@@ -200,8 +202,9 @@ def test_jupyterlab_in_a_browser_through_the_proxy(cp: ControlPlane, servers: di
             lab = opened.value
             lab.wait_for_url("**/user/alice/teamproj/lab**", timeout=120_000)
             lab.locator(".jp-LauncherCard[data-category='Notebook']").first.click(timeout=120_000)
-            cell = lab.locator(".jp-Notebook .jp-Cell .cm-content").first
-            cell.click(timeout=120_000)
+            lab.wait_for_selector(EDITOR, timeout=120_000)
+            lab.wait_for_selector(USABLE, timeout=120_000)  # its kernel idle, over the proxied websocket
+            lab.locator(EDITOR).first.click()
             lab.keyboard.type("6*7")
             lab.keyboard.press("Shift+Enter")
             expect(lab.locator(".jp-OutputArea-output").first).to_contain_text("42", timeout=120_000)
