@@ -66,4 +66,5 @@ def project_sessions(sessions: list[dict[str, Any]], project_path: str) -> list[
 def ui_url(item: dict[str, Any]) -> str | None:
     info = item.get("appInfo") or {}
     url = info.get("sparkUiUrl") if isinstance(info, dict) else None
-    return url if isinstance(url, str) and url.startswith(("http://", "https://")) else None
+    # the control plane's own /spark/<key>/ (a proxied UI), or a driver's address (a standalone gateway)
+    return url if isinstance(url, str) and url.startswith(("http://", "https://", "/spark/")) else None

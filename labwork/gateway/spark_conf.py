@@ -67,11 +67,13 @@ class DriverConfig:
                     f"-Dderby.system.home={driver_dir} -Djava.io.tmpdir={driver_dir / 'tmp'}")
                 if kind in ("spark", "shared"):
                     conf["spark.repl.class.outputDir"] = str(driver_dir / "repl-classes")
-                if self.ui_proxy_root:  # the UI's links under the proxied prefix
-                    conf["spark.ui.proxyBase"] = f"{self.ui_proxy_root}/{driver_dir.name}"
+
         conf.update(loopback_conf(s.master))
         if req is not None:
             conf.update(req.spark_conf())
+        if not for_batch and driver_dir is not None and self.ui_proxy_root:
+            # the UI's links under the proxied prefix (after the request's: it is not theirs to move)
+            conf["spark.ui.proxyBase"] = f"{self.ui_proxy_root}/{driver_dir.name}"
         return conf
 
     def batch_conf(self, req: CreateRequest) -> dict[str, str]:

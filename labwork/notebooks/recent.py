@@ -15,6 +15,7 @@ from sqlalchemy import or_, select
 
 from labwork.notebooks.config import parse_config
 from labwork.store.db import Store
+from labwork.auth.users import UserRef
 from labwork.store.tables import KernelLaunchRow, ServerRow
 
 
@@ -52,16 +53,30 @@ def record_launch(store: Store, project: dict[str, Any], *, runconfig: str, note
 
 
 def record_spark_ui(store: Store, kernel_id: str, spark_ui_url: str,
-                    proxy_path: str | None = None) -> dict[str, Any]:
+                    proxy_path: str | None = None, user: UserRef | None = None) -> dict[str, Any]:
     """A PySpark-in-kernel driver reports its Spark UI (and where the control plane proxies it,
-    when the driver started with that proxyBase); the kernel's launch keeps them."""
-    from sqlalchemy import select
-    from labwork.errors import NotFound
+    when the driver started with that proxyBase); the kernel's launch keeps them. Only the
+    kernel's own user (the user of its server; for a kernel of no server, a member of its
+    project) or an administrator may say where its UI is: the proxy forwards there."""
+    from urllib.parse import urlsplit
+
+    from labwork.auth.members import role_of
+    from labwork.errors import ConfigError, NotFound
+    if urlsplit(spark_ui_url).scheme not in ("http", "https") or not urlsplit(spark_ui_url).netloc:
+        raise ConfigError(f"spark_ui_url must be an http(s) address, got {spark_ui_url[:100]!r}",
+                          where="spark_ui_url")
+    missing = NotFound(f"no launch recorded for kernel '{kernel_id[:100]}'")
     with store.session() as s:
         row = s.scalars(select(KernelLaunchRow).where(KernelLaunchRow.kernel_id == kernel_id)
                         .order_by(KernelLaunchRow.id.desc()).limit(1)).first()
         if row is None:
-            raise NotFound(f"no launch recorded for kernel '{kernel_id}'")
+            raise missing
+        server = s.get(ServerRow, row.server_id) if row.server_id is not None else None
+        if user is not None and not user.admin:
+            mine = server.user_id == user.id if server is not None \
+                else role_of(store, user, row.project_id) is not None
+            if not mine:
+                raise missing  # someone else's kernel: as an unknown one
         row.spark_ui_url = spark_ui_url
         row.spark_ui_proxy = proxy_path if proxy_path == f"/spark/kernel-{kernel_id}" else None
         return launch_dict(row)

@@ -8,11 +8,24 @@ import httpx
 from labwork.errors import Unavailable
 from labwork.proxy.upstream import HeaderRules, Upstream
 
+READ_BYTES = 1 << 20
 
 
 def make_client() -> httpx.AsyncClient:
     """One pooled client per proxy: connections to upstreams are kept alive between requests.
-    No read timeout: an event stream or a long poll may stay quiet as long as it likes."""
+    No read timeout: an event stream or a long poll may stay quiet as long as it likes.
+
+    httpcore reads an answer at most 64 KiB per call; a download then costs a trip through the
+    ASGI stack per 64 KiB. Up to 1 MiB per read (whatever has arrived; never a wait for more)
+    lifts the proxied throughput of a 100 MB download from 0.29 to 0.46 of direct (bench/proxy.py,
+    same run). httpcore has no option for it: its class attribute is raised (process-wide, and a
+    larger upper bound changes nothing else); a version without it is left as it is."""
+    try:
+        from httpcore._async.http11 import AsyncHTTP11Connection
+    except ImportError:  # pragma: no cover - another httpcore layout: its own read size stays
+        AsyncHTTP11Connection = None
+    if AsyncHTTP11Connection is not None and getattr(AsyncHTTP11Connection, "READ_NUM_BYTES", READ_BYTES) < READ_BYTES:
+        AsyncHTTP11Connection.READ_NUM_BYTES = READ_BYTES
     return httpx.AsyncClient(timeout=httpx.Timeout(connect=10.0, read=None, write=None, pool=30.0),
                              limits=httpx.Limits(max_connections=200, max_keepalive_connections=40),
                              follow_redirects=False, trust_env=False)

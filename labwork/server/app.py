@@ -86,7 +86,8 @@ def _include_parts(app: FastAPI) -> None:
     app.include_router(jobs_routes.router(services.jobs))
     app.include_router(jobs_pages.router(services.jobs), include_in_schema=False)
     mount_gateway(app, services.gateway_app)
-    # Users' Jupyter servers behind this origin (before the pages, whose catch-alls come last).
+    dashboard.attach(app)
+    # Users' Jupyter servers and the Spark UIs behind this origin, after the pages: the dashboard's
+    # own /spark routes (/spark, /spark/{kind}/{id}/log) match first.
     services.shutdown.append(mount_user_servers(app, services.store).aclose)
     services.shutdown.append(mount_spark_uis(app, services.store, services.gateway).aclose)
-    dashboard.attach(app)

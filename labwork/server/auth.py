@@ -34,7 +34,7 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.requests import HTTPConnection
 from starlette.responses import RedirectResponse, Response
 
-from labwork.access import cross_site_problem, presented_secret, same_secret
+from labwork.access import cross_site_problem, presented_secret
 from labwork.auth.identity import STATE_KEY, Identity, clean_url, session_cookie_name, start_session
 from labwork.auth.accounts import Accounts
 from labwork.errors import Forbidden, Unauthorized

@@ -33,7 +33,9 @@ def test_spark_session_listed_logged_and_killed(cp, page, project):
     expect(row).to_contain_text(project["name"])
     expect(row.locator("code")).to_contain_text("local-")  # the application id
     ui = row.locator("a", has_text="Spark UI")
-    assert ui.get_attribute("href").startswith("http://")
+    href = ui.get_attribute("href")
+    assert href.startswith("/spark/"), href  # through the control plane, from any browser
+    assert page.request.get(f"{cp.url}{href}jobs/").status == 200
     shot(page, "spark")
 
     # the project's Jupyter page lists it too, with its Spark UI and session log

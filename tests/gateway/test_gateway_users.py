@@ -144,21 +144,13 @@ def test_the_spark_ui_in_a_browser(cp: ControlPlane, tokens: dict[str, str], ali
     control plane (its page, styles and links under the prefix); bob, a member, gets 404 for it."""
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, shot
+    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, password_login, shot
     with as_user(cp, tokens["alice"]) as alice:
         ui = alice.get(f"/livy/sessions/{alice_session}").json()["appInfo"]["sparkUiUrl"]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            pages = {}
-            for name in ("alice", "bob"):
-                page = browser.new_context().new_page()
-                page.goto(f"{cp.url}/login")
-                page.fill("input[name=user]", name)
-                page.fill("input[name=password]", f"{name}-password-1")
-                page.click("#login-form button[type=submit]")
-                page.wait_for_url(f"{cp.url}/")
-                pages[name] = page
+            pages = {name: password_login(browser, cp, name, f"{name}-password-1") for name in ("alice", "bob")}
             page = pages["alice"]
             failed: list[str] = []
             page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)

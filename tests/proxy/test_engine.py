@@ -6,14 +6,11 @@ is gone. The proxy is served by uvicorn in a thread, as the control plane serves
 from __future__ import annotations
 
 import base64
-import json
 import os
 import secrets
 import subprocess
 import sys
 import threading
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 

@@ -15,7 +15,7 @@ import websocket  # websocket-client
 
 from labwork.project import init_project
 from tests.support import ControlPlane, wait_for
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, shot
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, password_login, shot
 from tests.support.jupyter import NOTEBOOK_ENV, execute_result, stop_everything
 from tests.support.jupyterlab import EDITOR, USABLE
 
@@ -123,6 +123,13 @@ def test_a_cell_with_history_on_is_recorded_as_its_user(cp: ControlPlane, alice:
     run = next(r for r in recorded() if r["kernel_id"] == kernel["id"])
     assert run["user"] == "alice"
     assert bob.get("/api/runs", params={"project": project["path"], "user": "bob"}).json()["total"] == 0
+    # where a kernel's Spark UI is (which /spark/ forwards to) is its user's to say, not another's
+    ui = {"spark_ui_url": "http://127.0.0.1:4040"}
+    wait_for(lambda: alice.post(f"/api/kernels/{kernel['id']}/spark", json=ui).status_code == 200,
+             timeout=60, what="the kernel's launch record")
+    assert bob.post(f"/api/kernels/{kernel['id']}/spark", json=ui).status_code == 404
+    r = alice.post(f"/api/kernels/{kernel['id']}/spark", json={"spark_ui_url": "file:///etc/passwd"})
+    assert r.status_code == 400 and r.json()["where"] == "spark_ui_url"
     alice.delete(f"/user/alice/teamproj/api/kernels/{kernel['id']}")
 
 
@@ -183,15 +190,7 @@ def test_jupyterlab_in_a_browser_through_the_proxy(cp: ControlPlane, servers: di
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            pages = {}
-            for name in ("alice", "bob"):
-                page = browser.new_context().new_page()
-                page.goto(f"{cp.url}/login")
-                page.fill("input[name=user]", name)
-                page.fill("input[name=password]", PASSWORDS[name])
-                page.click("#login-form button[type=submit]")
-                page.wait_for_url(f"{cp.url}/")
-                pages[name] = page
+            pages = {name: password_login(browser, cp, name, PASSWORDS[name]) for name in ("alice", "bob")}
             page = pages["alice"]
             page.goto(f"{cp.url}/projects/{project['id']}/jupyter")
             expect(page.locator("#other-servers tr[data-user=bob]")).to_be_visible()  # the owner sees bob's

@@ -18,6 +18,17 @@ def login(page: Any, cp: ControlPlane, path: str = "/") -> None:
     page.goto(f"{cp.url}{path}{sep}token={cp.token}")
 
 
+def password_login(browser: Any, cp: ControlPlane, name: str, password: str) -> Any:
+    """A page in a new browser context (its own cookies) logged in as `name` with the log-in form."""
+    page = browser.new_context().new_page()
+    page.goto(f"{cp.url}/login")
+    page.fill("input[name=user]", name)
+    page.fill("input[name=password]", password)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_url(f"{cp.url}/")
+    return page
+
+
 def shot(page: Any, name: str) -> None:
     """A full-page screenshot into test-artifacts/dashboard/NAME.png."""
     SHOTS.mkdir(parents=True, exist_ok=True)

@@ -175,4 +175,5 @@ class SparkUiBody(BaseModel):
 @router.post("/api/kernels/{kernel_id}/spark")
 def kernel_spark(kernel_id: str, body: SparkUiBody, request: Request) -> dict[str, Any]:
     """Called by a PySpark kernel once `spark` is ready: remember its Spark UI address."""
-    return record_spark_ui(deps.store(request), kernel_id, body.spark_ui_url, body.proxy_path)
+    return record_spark_ui(deps.store(request), kernel_id, body.spark_ui_url, body.proxy_path,
+                           user=current_user(request))
