@@ -29,7 +29,7 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from labwork import envvars
 from labwork.auth.users import UserRef
@@ -46,28 +46,23 @@ from labwork.notebooks.models import KernelInfo, LogChunk, OpenResult, ServerHis
 from labwork.notebooks.preview import notebook_in_project
 from labwork.notebooks.recent import last_config, recent_notebooks
 from labwork.notebooks.rows import (ACTIVE, START_HINTS, aware, brief, iso, last_meaningful_line, notebook_url,
-                                    of_user, projects_by_id, proxy_prefix, proxy_ui_url, prune_logs, read_chunk,
-                                    row_fields, server_row, user_names)
+                                    of_user, projects_by_id, proxy_ui_url, prune_logs, read_chunk, row_fields,
+                                    server_prefix, server_row, user_names, whose)
 from labwork.notebooks.rows import now as _now
 from labwork.notebooks.kernel_ends import kernel_ends_file, kernels_with_ends, recent_ends
 from labwork.notebooks.spawner import UNKNOWN_EXIT, LaunchSpec, LocalProcess, StartFailed, write_note
 from labwork.notebooks.watch import ServerWatch
-from labwork.private import user_umask
+from labwork.private import private_dir, user_umask
 from labwork.processes import port_free, tail
 from labwork.project.files import load_project
 from labwork.project.registry import get_project_row
 from labwork.settings import Settings
 from labwork.store.db import Store
-from labwork.store.tables import ProjectRow, ServerRow
+from labwork.store.tables import ServerRow
 
 FIRST_PORT = 8888
 # The dashboard's phrasing of the hints below (the CLI's names its commands and flags).
 NO_LIMIT_HINTS = {"dashboard": "for a server that never stops, stop it and start it again with 'no limit' ticked"}
-
-
-def _of(user: UserRef | None) -> str:
-    """" (user alice)" for messages about a user's server ("" for labwork's own)."""
-    return f" (user {user.name})" if user is not None else ""
 
 
 class ServerManager(ServerWatch):
@@ -180,12 +175,6 @@ class ServerManager(ServerWatch):
     def _command(self, ui: str, port: int, root: Path, base_path: str = "") -> list[str]:
         return jupyter_command(ui, port, root, base_path) + culling_options(self.settings.idle)
 
-    def _prefix(self, s, project: dict[str, Any], user: UserRef | None) -> str:
-        """The base_url path of `user`'s server for `project` ("" for labwork's own)."""
-        if user is None:
-            return ""
-        same = s.scalar(select(func.count()).select_from(ProjectRow).where(ProjectRow.name == project["name"]))
-        return proxy_prefix(user.name, project, same or 1)
 
     def new_process(self, server_id: int, first_port: int) -> LocalProcess:
         """The process a new server runs as (the seam where another kind would be chosen)."""
@@ -205,7 +194,7 @@ class ServerManager(ServerWatch):
         with self._lock(project["id"], uid):
             with self.store.session() as s:
                 active = self._active_row(s, project["id"], uid)
-                base_path = self._prefix(s, project, user)
+                base_path = server_prefix(s, project, user)
             if active is not None:
                 if self._alive(active):
                     refuse_second(active, cfg, loaded.name)
@@ -233,6 +222,9 @@ class ServerManager(ServerWatch):
             env = server_environment(home=self.settings.home, url=self.url, root=root, name=loaded.name,
                                      server_id=server_id, config=cfg, token=token,
                                      kernel_ends=kernel_ends_file(log_path))
+            # the user's own Jupyter runtime folder (connection files hold kernels' keys), 0700
+            env["JUPYTER_RUNTIME_DIR"] = str(private_dir(self.settings.home / "runtime" /
+                                                         (user.name if user is not None else "_labwork")))
             personal = self.kernel_token(f"server {server_id}", user) if self.kernel_token is not None else None
             if personal:  # in the environment only (never a file, never the command line)
                 env[envvars.TOKEN] = personal
@@ -304,7 +296,7 @@ class ServerManager(ServerWatch):
                 row = self._active_row(s, project["id"], uid)
                 server_id = row.id if row else None
             if server_id is None:
-                raise NotFound(f"no Jupyter server runs for project '{project['name']}'{_of(user)}",
+                raise NotFound(f"no Jupyter server runs for project '{project['name']}'{whose(user)}",
                                hint="start one with 'labwork notebook start'", hints=START_HINTS)
             self._stop_server(server_id, reason, project["path"])
         return self.status(project["id"], user=user)
@@ -438,7 +430,7 @@ class ServerManager(ServerWatch):
             with self.store.session() as s:
                 row = self._active_row(s, project["id"], uid)
                 if row is None or row.state != "running":
-                    raise NotFound(f"no Jupyter server runs for project '{project['name']}'{_of(user)}",
+                    raise NotFound(f"no Jupyter server runs for project '{project['name']}'{whose(user)}",
                                    hint="start one with 'labwork notebook start'", hints=START_HINTS)
                 now = _now()
                 if hours is None:

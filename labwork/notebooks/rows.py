@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from labwork.errors import NotFound
 from labwork.processes import tail
 from labwork.store.db import Store
 from labwork.auth.tables import UserRow
+from labwork.auth.users import UserRef
 from labwork.store.tables import ProjectRow, ServerRow
 
 log = logging.getLogger("labwork.notebooks")
@@ -49,6 +50,19 @@ def proxy_prefix(user_name: str, project: dict[str, Any], same_name: int = 1) ->
     is in no project name, and URL-safe). User and project names are URL-safe by their rules."""
     segment = project["name"] if same_name <= 1 else f"{project['name']}~{project['id']}"
     return f"{PROXY_ROOT}/{user_name}/{segment}"
+
+
+def server_prefix(s, project: dict[str, Any], user: UserRef | None) -> str:
+    """The base_url path of `user`'s server for `project` ("" for labwork's own: not proxied)."""
+    if user is None:
+        return ""
+    same = s.scalar(select(func.count()).select_from(ProjectRow).where(ProjectRow.name == project["name"]))
+    return proxy_prefix(user.name, project, same or 1)
+
+
+def whose(user: UserRef | None) -> str:
+    """" (user alice)" for messages about a user's server ("" for labwork's own)."""
+    return f" (user {user.name})" if user is not None else ""
 
 
 def proxy_path(row: ServerRow) -> str | None:

@@ -71,12 +71,18 @@ def servers(alice: httpx.Client, bob: httpx.Client, project: dict) -> dict[str, 
     return out
 
 
-def test_each_member_has_their_own_server_at_their_own_prefix(servers: dict[str, dict], project: dict) -> None:
+def test_each_member_has_their_own_server_at_their_own_prefix(cp: ControlPlane, servers: dict[str, dict],
+                                                              project: dict) -> None:
     a, b = servers["alice"], servers["bob"]
     assert a["id"] != b["id"] and a["port"] != b["port"]
     assert (a["user"], b["user"]) == ("alice", "bob")
     assert a["proxy_url"] == "/user/alice/teamproj/lab" and b["proxy_url"] == "/user/bob/teamproj/lab"
     assert a["base_url"].endswith("/user/alice/teamproj")  # Jupyter's own base_url is the proxied prefix
+    # each user's Jupyter runtime folder (its servers' and kernels' connection files) is their own, 0700
+    for name, server in servers.items():
+        runtime = cp.home / "runtime" / name
+        assert runtime.stat().st_mode & 0o777 == 0o700
+        assert (runtime / f"jpserver-{server['pid']}.json").is_file()
 
 
 def test_the_owner_opens_her_server_through_the_proxy(cp: ControlPlane, alice: httpx.Client,
@@ -203,10 +209,18 @@ def test_jupyterlab_in_a_browser_through_the_proxy(cp: ControlPlane, servers: di
             lab.locator(".jp-LauncherCard[data-category='Notebook']").first.click(timeout=120_000)
             lab.wait_for_selector(EDITOR, timeout=120_000)
             lab.wait_for_selector(USABLE, timeout=120_000)  # its kernel idle, over the proxied websocket
-            lab.locator(EDITOR).first.click()
-            lab.keyboard.type("6*7")
-            lab.keyboard.press("Shift+Enter")
-            expect(lab.locator(".jp-OutputArea-output").first).to_contain_text("42", timeout=120_000)
+            output = lab.locator(".jp-OutputArea-output").first
+            for _ in range(3):  # a JupyterLab still settling on a loaded machine may drop the first keys
+                lab.locator(EDITOR).first.click()
+                lab.keyboard.press("Control+A")
+                lab.keyboard.type("6*7")
+                lab.keyboard.press("Control+Enter")  # run the cell, stay on it
+                try:
+                    output.wait_for(timeout=40_000)
+                    break
+                except Exception:  # noqa: BLE001 - Playwright's TimeoutError: type and run again
+                    continue
+            expect(output).to_contain_text("42", timeout=60_000)
             assert servers["alice"]["token"] not in lab.content()
             shot(lab, "proxy-jupyterlab-alice")
             other = pages["bob"].goto(f"{cp.url}/user/alice/teamproj/lab")
