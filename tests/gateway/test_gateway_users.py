@@ -139,34 +139,34 @@ def test_the_spark_ui_through_the_control_plane(cp: ControlPlane, tokens: dict[s
         assert r.status_code == 404 and "no Spark UI" in r.json()["msg"]
 
 
-def test_the_spark_ui_in_a_browser(cp: ControlPlane, tokens: dict[str, str], alice_session: int) -> None:
+def test_the_spark_ui_in_a_browser(browser, cp: ControlPlane, tokens: dict[str, str], alice_session: int) -> None:
     """In Chromium, logged in with their passwords: alice sees her session's Spark UI through the
     control plane (its page, styles and links under the prefix); bob, a member, gets 404 for it."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, password_login, shot
+    from tests.support.browser import password_login, shot
     with as_user(cp, tokens["alice"]) as alice:
         ui = alice.get(f"/livy/sessions/{alice_session}").json()["appInfo"]["sparkUiUrl"]
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            pages = {name: password_login(browser, cp, name, f"{name}-password-1") for name in ("alice", "bob")}
-            page = pages["alice"]
-            failed: list[str] = []
-            page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
-            page.goto(f"{cp.url}{ui}")  # Spark's root redirects to its Jobs page, under the prefix
-            page.wait_for_url(f"**{ui}jobs/")
-            expect(page.locator("h3", has_text="Spark Jobs")).to_be_visible(timeout=60_000)
-            page.click("a[href$='/environment/']")
-            page.wait_for_url(f"**{ui}environment/")
-            page.wait_for_load_state("networkidle")  # its tables load by script, from the REST API
-            expect(page.locator("body")).to_contain_text("spark.ui.proxyBase", timeout=60_000)
-            assert failed == [], failed  # every asset of the pages came through the proxy
-            shot(page, "proxy-spark-ui-alice")
-            other = pages["bob"].goto(f"{cp.url}{ui}jobs/")
-            assert other is not None and other.status == 404
-        finally:
-            browser.close()
+    pages = {}
+    try:
+        pages = {name: password_login(browser, cp, name, f"{name}-password-1") for name in ("alice", "bob")}
+        page = pages["alice"]
+        failed: list[str] = []
+        page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+        page.goto(f"{cp.url}{ui}")  # Spark's root redirects to its Jobs page, under the prefix
+        page.wait_for_url(f"**{ui}jobs/")
+        expect(page.locator("h3", has_text="Spark Jobs")).to_be_visible(timeout=60_000)
+        page.click("a[href$='/environment/']")
+        page.wait_for_url(f"**{ui}environment/")
+        page.wait_for_load_state("networkidle")  # its tables load by script, from the REST API
+        expect(page.locator("body")).to_contain_text("spark.ui.proxyBase", timeout=60_000)
+        assert failed == [], failed  # every asset of the pages came through the proxy
+        shot(page, "proxy-spark-ui-alice")
+        other = pages["bob"].goto(f"{cp.url}{ui}jobs/")
+        assert other is not None and other.status == 404
+    finally:
+        for p in pages.values():
+            p.context.close()
 
 
 def test_proxy_user_of_another_is_refused_unless_admin(cp: ControlPlane, tokens: dict[str, str],

@@ -15,7 +15,7 @@ import websocket  # websocket-client
 
 from labwork.project import init_project
 from tests.support import ControlPlane, wait_for
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, password_login, shot
+from tests.support.browser import password_login, shot
 from tests.support.jupyter import NOTEBOOK_ENV, execute_result, stop_everything
 from tests.support.jupyterlab import EDITOR, USABLE
 
@@ -188,42 +188,42 @@ def test_owner_sees_and_stops_a_members_server_the_member_cannot_touch_hers(
     servers["bob"] = again.json()
 
 
-def test_jupyterlab_in_a_browser_through_the_proxy(cp: ControlPlane, servers: dict[str, dict],
+def test_jupyterlab_in_a_browser_through_the_proxy(browser, cp: ControlPlane, servers: dict[str, dict],
                                                    project: dict) -> None:
     """alice logs in with her password, opens her server from the dashboard's Jupyter page and
     runs a cell over the proxied websocket; bob, logged in beside her, gets 404 for her server."""
-    from playwright.sync_api import expect, sync_playwright
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            pages = {name: password_login(browser, cp, name, PASSWORDS[name]) for name in ("alice", "bob")}
-            page = pages["alice"]
-            page.goto(f"{cp.url}/projects/{project['id']}/jupyter")
-            expect(page.locator("#other-servers tr[data-user=bob]")).to_be_visible()  # the owner sees bob's
-            link = page.locator("#open-jupyter")
-            assert link.get_attribute("href") == "/user/alice/teamproj/lab"
-            with page.context.expect_page() as opened:
-                link.click()
-            lab = opened.value
-            lab.wait_for_url("**/user/alice/teamproj/lab**", timeout=120_000)
-            lab.locator(".jp-LauncherCard[data-category='Notebook']").first.click(timeout=120_000)
-            lab.wait_for_selector(EDITOR, timeout=120_000)
-            lab.wait_for_selector(USABLE, timeout=120_000)  # its kernel idle, over the proxied websocket
-            output = lab.locator(".jp-OutputArea-output").first
-            for _ in range(3):  # a JupyterLab still settling on a loaded machine may drop the first keys
-                lab.locator(EDITOR).first.click()
-                lab.keyboard.press("Control+A")
-                lab.keyboard.type("6*7")
-                lab.keyboard.press("Control+Enter")  # run the cell, stay on it
-                try:
-                    output.wait_for(timeout=40_000)
-                    break
-                except Exception:  # noqa: BLE001 - Playwright's TimeoutError: type and run again
-                    continue
-            expect(output).to_contain_text("42", timeout=60_000)
-            assert servers["alice"]["token"] not in lab.content()
-            shot(lab, "proxy-jupyterlab-alice")
-            other = pages["bob"].goto(f"{cp.url}/user/alice/teamproj/lab")
-            assert other is not None and other.status == 404
-        finally:
-            browser.close()
+    from playwright.sync_api import expect
+    pages = {}
+    try:
+        pages = {name: password_login(browser, cp, name, PASSWORDS[name]) for name in ("alice", "bob")}
+        page = pages["alice"]
+        page.goto(f"{cp.url}/projects/{project['id']}/jupyter")
+        expect(page.locator("#other-servers tr[data-user=bob]")).to_be_visible()  # the owner sees bob's
+        link = page.locator("#open-jupyter")
+        assert link.get_attribute("href") == "/user/alice/teamproj/lab"
+        with page.context.expect_page() as opened:
+            link.click()
+        lab = opened.value
+        lab.wait_for_url("**/user/alice/teamproj/lab**", timeout=120_000)
+        lab.locator(".jp-LauncherCard[data-category='Notebook']").first.click(timeout=120_000)
+        lab.wait_for_selector(EDITOR, timeout=120_000)
+        lab.wait_for_selector(USABLE, timeout=120_000)  # its kernel idle, over the proxied websocket
+        output = lab.locator(".jp-OutputArea-output").first
+        for _ in range(3):  # a JupyterLab still settling on a loaded machine may drop the first keys
+            lab.locator(EDITOR).first.click()
+            lab.keyboard.press("Control+A")
+            lab.keyboard.type("6*7")
+            lab.keyboard.press("Control+Enter")  # run the cell, stay on it
+            try:
+                output.wait_for(timeout=40_000)
+                break
+            except Exception:  # noqa: BLE001 - Playwright's TimeoutError: type and run again
+                continue
+        expect(output).to_contain_text("42", timeout=60_000)
+        assert servers["alice"]["token"] not in lab.content()
+        shot(lab, "proxy-jupyterlab-alice")
+        other = pages["bob"].goto(f"{cp.url}/user/alice/teamproj/lab")
+        assert other is not None and other.status == 404
+    finally:
+        for p in pages.values():
+            p.context.close()
