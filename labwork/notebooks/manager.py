@@ -52,7 +52,7 @@ from labwork.notebooks.rows import now as _now
 from labwork.notebooks.kernel_ends import kernel_ends_file, kernels_with_ends, recent_ends
 from labwork.notebooks.spawner import UNKNOWN_EXIT, LaunchSpec, LocalProcess, StartFailed, write_note
 from labwork.notebooks.watch import ServerWatch
-from labwork.private import private_dir, user_umask
+from labwork.private import user_umask
 from labwork.processes import port_free, tail
 from labwork.project.files import load_project
 from labwork.project.registry import get_project_row
@@ -222,9 +222,6 @@ class ServerManager(ServerWatch):
             env = server_environment(home=self.settings.home, url=self.url, root=root, name=loaded.name,
                                      server_id=server_id, config=cfg, token=token,
                                      kernel_ends=kernel_ends_file(log_path))
-            # the user's own Jupyter runtime folder (connection files hold kernels' keys), 0700
-            env["JUPYTER_RUNTIME_DIR"] = str(private_dir(self.settings.home / "runtime" /
-                                                         (user.name if user is not None else "_labwork")))
             personal = self.kernel_token(f"server {server_id}", user) if self.kernel_token is not None else None
             if personal:  # in the environment only (never a file, never the command line)
                 env[envvars.TOKEN] = personal
