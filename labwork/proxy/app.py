@@ -7,7 +7,8 @@ websocket it refuses is closed with 1008 (policy) or 1011 (the upstream is not t
 from __future__ import annotations
 
 from labwork.errors import LabworkError, NotFound, Unavailable
-from labwork.proxy.http import forward_http, make_client
+from labwork.proxy.client import UpstreamClient
+from labwork.proxy.http import forward_http
 from labwork.proxy.sockets import forward_websocket
 from labwork.proxy.upstream import HeaderRules, Resolver
 
@@ -18,12 +19,12 @@ class Proxy:
     def __init__(self, resolve: Resolver, *, rules: HeaderRules | None = None) -> None:
         self.resolve = resolve
         self.rules = rules or HeaderRules()
-        self._client = None
+        self._client: UpstreamClient | None = None
 
     @property
-    def client(self):
+    def client(self) -> UpstreamClient:
         if self._client is None:
-            self._client = make_client()
+            self._client = UpstreamClient()
         return self._client
 
     async def aclose(self) -> None:

@@ -10,6 +10,9 @@ HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
     "trailers", "transfer-encoding", "upgrade", "host",
 })
+# What the control plane's server (uvicorn) writes itself on every answer: the upstream's are
+# dropped, or the browser would get two Date headers (a single-value field).
+OWN_RESPONSE = frozenset({"date", "server"})
 # What the browser sends for labwork, not for the server behind it.
 LABWORK_ONLY = frozenset({"authorization", "x-forwarded-user"})
 
@@ -87,7 +90,7 @@ class HeaderRules:
         out: list[tuple[bytes, bytes]] = []
         for k, v in raw:
             name = k.decode("latin-1").lower()
-            if name in HOP_BY_HOP:
+            if name in HOP_BY_HOP or name in OWN_RESPONSE:
                 continue
             if name == "set-cookie" and up.drop_cookies:
                 cookie = v.decode("latin-1").split("=", 1)[0].strip()

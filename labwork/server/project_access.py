@@ -34,12 +34,12 @@ STATE_KEY = "labwork_project"
 
 def _segment_after(path: str) -> str | None:
     """`compute` of `/projects/7/compute/attach` and `/api/projects/x/compute`."""
-    parts = [p for p in path.split("/") if p]
+    segments = [p for p in path.split("/") if p]
     try:
-        i = parts.index("projects") + 2
+        i = segments.index("projects") + 2
     except ValueError:
         return None
-    return parts[i] if i < len(parts) else None
+    return segments[i] if i < len(segments) else None
 
 
 async def project_access(request: Request) -> None:

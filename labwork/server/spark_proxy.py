@@ -47,8 +47,8 @@ class SparkUis:
     async def __call__(self, scope: dict[str, Any]) -> Upstream:
         identity: Identity = scope.get("state", {}).get(STATE_KEY) or Identity()
         path = scope["path"]
-        parts = path.split("/", 3)  # "", "spark", key, rest
-        key = parts[2] if len(parts) > 2 else ""
+        segments = path.split("/", 3)  # "", "spark", key, rest
+        key = segments[2] if len(segments) > 2 else ""
         if not key or identity.user is None:
             raise _missing(path)
         if key.startswith(KERNEL_PREFIX):
@@ -58,7 +58,7 @@ class SparkUis:
         if origin is None:
             raise _missing(path)
         prefix = f"{SPARK_UI_ROOT}/{key}"
-        rest = "/" + parts[3] if len(parts) > 3 else "/"
+        rest = "/" + segments[3] if len(segments) > 3 else "/"
         return Upstream(origin=origin, path=rest, location_prefix=prefix, what=f"Spark UI {key}")
 
     def _gateway_ui(self, user: UserRef, key: str) -> str | None:
@@ -90,8 +90,8 @@ class SparkUis:
 def _origin(url: str | None) -> str | None:
     if not url:
         return None
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else None
+    parsed = urlsplit(url)
+    return f"{parsed.scheme}://{parsed.netloc}" if parsed.scheme in ("http", "https") and parsed.netloc else None
 
 
 def _missing(path: str) -> NotFound:

@@ -44,16 +44,16 @@ class UserServers:
     async def __call__(self, scope: dict[str, Any]) -> Upstream:
         identity: Identity = scope.get("state", {}).get(STATE_KEY) or Identity()
         path = scope["path"]
-        parts = path.split("/", 4)  # "", "user", name, project, rest
-        if len(parts) < 4 or not parts[2] or not parts[3] or identity.user is None:
+        segments = path.split("/", 4)  # "", "user", name, project, rest
+        if len(segments) < 4 or not segments[2] or not segments[3] or identity.user is None:
             raise NotFound(f"no Jupyter server at '{path[:200]}'", where="path",
                            hint="open your server from the project's Jupyter page")
-        prefix = f"{PROXY_ROOT}/{parts[2]}/{parts[3]}"
-        row = await asyncio.to_thread(self.running, identity.user, parts[2], prefix)
-        upstream_path = path if len(parts) == 5 else prefix + "/"  # the server's root is its base_url
+        prefix = f"{PROXY_ROOT}/{segments[2]}/{segments[3]}"
+        row = await asyncio.to_thread(self.running, identity.user, segments[2], prefix)
+        upstream_path = path if len(segments) == 5 else prefix + "/"  # the server's root is its base_url
         return Upstream(origin=f"http://127.0.0.1:{row['port']}", path=upstream_path,
                         headers=(("authorization", f"token {row['token']}"),), drop_cookies=JUPYTER_COOKIES,
-                        what=f"Jupyter server of {parts[2]} for project '{parts[3]}'")
+                        what=f"Jupyter server of {segments[2]} for project '{segments[3]}'")
 
     def running(self, caller: UserRef, name: str, prefix: str) -> dict[str, Any]:
         """The caller's active server proxied at `prefix`: its port and token; NotFound for

@@ -10,21 +10,17 @@ import os
 import secrets
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 import websocket  # websocket-client
-from starlette.applications import Starlette
-from starlette.routing import Mount
 
-from labwork.http_errors import install as install_error_boundary
 from labwork.proxy.app import Proxy
 from labwork.proxy.upstream import Upstream
 from tests.support import free_port, wait_for
+from tests.support.asgi import proxy_app, serve_asgi
 from tests.support.jupyter import execute_result
 
 PREFIX = "/user/alice/p/"
@@ -71,19 +67,8 @@ def proxy(jupyter_server: dict) -> Iterator[str]:
         return Upstream(origin=origin, path=path, what="test server",
                         headers=(("authorization", f"token {jupyter_server['token']}"),),
                         drop_cookies=("username-",))
-    engine = Proxy(resolve)
-    app = Starlette(routes=[Mount("/user", app=engine)])
-    install_error_boundary(app)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="auto"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, timeout=30, what="uvicorn")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_asgi(proxy_app(user=Proxy(resolve))) as url:
+        yield url
 
 
 def test_http_both_ways_through_the_prefix(proxy: str) -> None:
