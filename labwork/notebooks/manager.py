@@ -33,7 +33,7 @@ from sqlalchemy import select
 
 from labwork import envvars
 from labwork.auth.users import UserRef
-from labwork.errors import ConfigError, Conflict, NotFound, Unavailable
+from labwork.errors import ConfigError, NotFound, Unavailable
 from labwork.kernels.containers import PROJECT_LABEL, SERVER_LABEL, project_daemons, remove_labelled
 from labwork.units import format_seconds
 from labwork.notebooks.config import MAX_HOURS, ServerConfig, parse_config
@@ -42,11 +42,11 @@ from labwork.notebooks.idle import IdleWatch, culling_options
 from labwork.notebooks.jupyter_api import JupyterApi
 from labwork.notebooks.launch import jupyter_command, refuse_second, server_environment
 from labwork.notebooks.lifecycle import push_deadline, save_before_stop
-from labwork.notebooks.models import KernelInfo, LogChunk, OpenResult, ServerHistoryEntry, ServerStatus, ServerSummary
-from labwork.notebooks.preview import notebook_in_project
-from labwork.notebooks.recent import last_config, recent_notebooks
-from labwork.notebooks.rows import (ACTIVE, START_HINTS, aware, brief, iso, last_meaningful_line, notebook_url,
-                                    of_user, projects_by_id, proxy_ui_url, prune_logs, read_chunk, row_fields,
+from labwork.notebooks.models import KernelInfo, LogChunk, ServerHistoryEntry, ServerStatus, ServerSummary
+from labwork.notebooks.opening import open_notebook
+from labwork.notebooks.recent import recent_notebooks
+from labwork.notebooks.rows import (ACTIVE, START_HINTS, aware, brief, iso, last_meaningful_line,
+                                    of_user, projects_by_id, prune_logs, read_chunk, row_fields,
                                     server_prefix, server_row, user_names, whose)
 from labwork.notebooks.rows import now as _now
 from labwork.notebooks.kernel_ends import kernel_ends_file, kernels_with_ends, recent_ends
@@ -120,6 +120,12 @@ class ServerManager(ServerWatch):
         return s.scalar(select(ServerRow).where(ServerRow.project_id == project_id, of_user(user_id),
                                                 ServerRow.state.in_(ACTIVE))
                         .order_by(ServerRow.id.desc()).limit(1))
+
+    def is_serving(self, project_id: int, user_id: int | None) -> bool:
+        """Whether the user has a starting or running server of the project whose process lives."""
+        with self.store.session() as s:
+            row = self._active_row(s, project_id, user_id)
+        return row is not None and self._alive(row)
 
     def _alive(self, row: ServerRow) -> bool:
         return bool(row.pid) and self._process(row).poll() is None
@@ -481,28 +487,4 @@ class ServerManager(ServerWatch):
                       user: UserRef | None = None) -> dict[str, Any]:
         """The notebook's URL on `user`'s server of the project, started with the configuration
         the notebook last ran with when none runs (the running one is reused otherwise)."""
-        project = self._project(project_ref)
-        root = Path(project["path"]).resolve()
-        rel = notebook_in_project(root, notebook).relative_to(root).as_posix()
-        wanted = last_config(self.store, project, rel, user.id if user is not None else None)
-        note = None
-        started = False
-        with self.store.session() as s:
-            active = self._active_row(s, project["id"], user.id if user is not None else None)
-        if active is None or not self._alive(active):
-            try:
-                self.start(project["id"], wanted, user=user)
-                started = True
-            except Conflict:
-                pass  # started meanwhile (another tab): reuse it
-        status = self.status(project["id"], kernels=False, user=user)
-        if status["state"] != "running":
-            raise Unavailable(f"the project's server is {status['state']}", hint="try again in a moment")
-        if wanted is not None and not parse_config(status["config"]).same_runtime(parse_config(wanted)):
-            note = ("the running server's configuration differs from the one this notebook last ran with; "
-                    "stop the server and open the notebook again to use that one")
-        with self.store.session() as s:
-            row = s.get(ServerRow, status["id"])
-            url, proxied = notebook_url(row, rel), proxy_ui_url(row, rel)
-        return OpenResult(notebook=rel, url=url, proxy_url=proxied, started=started, config=status["config"],
-                          last_config=wanted, note=note, server=ServerStatus(**status)).model_dump(mode="json")
+        return open_notebook(self, self._project(project_ref), notebook, user)
