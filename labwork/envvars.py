@@ -36,6 +36,7 @@ FRAMEWORK = "LABWORK_FRAMEWORK"
 SPARK_CONF = "LABWORK_SPARK_CONF"
 UNPREPARED = "LABWORK_UNPREPARED"
 TOKEN = "LABWORK_TOKEN"
+TOKEN_FILE = "LABWORK_TOKEN_FILE"
 KERNEL_ENDS = "LABWORK_KERNEL_ENDS"
 GATEWAY_USER = "LABWORK_GATEWAY_USER"
 GATEWAY_PASSWORD = "LABWORK_GATEWAY_PASSWORD"
@@ -58,6 +59,7 @@ KERNEL_VARIABLES: dict[str, str] = {
     SPARK_CONF: "the Spark properties of a PySpark kernel (JSON); set by the kernel spec",
     UNPREPARED: "why the run configuration's environment is not ready (the kernel answers with it)",
     TOKEN: "never passed on: removed from the environment of Spark drivers",
+    TOKEN_FILE: "the file holding a container's or remote kernel's personal token; set by the Docker and SSH provisioners",
     KERNEL_ENDS: "the Jupyter server's file of kernel ends (labwork.kernels.ends); set by the server manager",
     GATEWAY_USER: "user name for HTTP Basic to a standalone gateway ('labwork spark --url')",
     GATEWAY_PASSWORD: "password for HTTP Basic to a standalone gateway ('labwork spark --url')",
@@ -76,6 +78,21 @@ def get(name: str, environ: Mapping[str, str] | None = None) -> str | None:
 
 def home(environ: Mapping[str, str] | None = None) -> Path:
     return Path(get(HOME, environ) or Path.home() / ".labwork").expanduser()
+
+
+def kernel_credential(state_home: Path | None = None, environ: Mapping[str, str] | None = None) -> str | None:
+    """What a kernel sends the control plane as its bearer token: its user's personal token
+    (LABWORK_TOKEN, or the file LABWORK_TOKEN_FILE names in a container or on another host), else
+    the control plane's own (LABWORK_HOME/token: a server labwork started for itself)."""
+    personal = get(TOKEN, environ)
+    if personal:
+        return personal
+    token_file = get(TOKEN_FILE, environ)
+    path = Path(token_file) if token_file else (state_home or home(environ)) / "token"
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
 
 
 def env_name(*path: str) -> str:

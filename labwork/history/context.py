@@ -98,14 +98,9 @@ class KernelContext:
 
     def token(self) -> str | None:
         """The kernel's credential: its user's personal token (LABWORK_TOKEN, which the server
-        manager gives the server's kernels), so the runs are theirs; else LABWORK_HOME/token."""
-        personal = envvars.get(envvars.TOKEN)
-        if personal:
-            return personal
-        try:
-            return (self.home / "token").read_text().strip() or None
-        except OSError:
-            return None
+        manager gives the server's kernels, or the file LABWORK_TOKEN_FILE names for a kernel in a
+        container or on another host), so the runs are theirs; else LABWORK_HOME/token."""
+        return envvars.kernel_credential(self.home)
 
     def control_url(self, *, prefer_file: bool = False) -> str | None:
         """LABWORK_URL, else control.json's url. After a failure the file is preferred: a

@@ -12,9 +12,11 @@ process is a container:
 * the environment is the kernel spec's `env` only (labwork's variables and the run configuration's
   `env`) plus the notebook path: never the server's own environment;
 * the project folder is mounted at the same path and is the working directory; LABWORK_HOME in
-  the container is a per-run-configuration folder mounted at the same path, holding the token; its
-  `spool` is the control plane's own spool folder, so records spooled while the plane was away
-  survive the container and the plane replays them (exactly once: records carry ids);
+  the container is a per-run-configuration folder mounted at the same path; its `spool` is the
+  control plane's own spool folder, so records spooled while the plane was away survive the
+  container and the plane replays them (exactly once: records carry ids);
+* the kernel's credential is its user's personal token in a file of its own, mounted read-only
+  (labwork.kernels.credentials): never the control plane's token, never another kernel's;
 * memory/cpus limits from the target; the user is the target's or the project folder's owner;
 * interrupt is SIGINT through docker-init (`init=True`); shutdown removes the container; a dead
   kernel's reason (exit code, out of memory) is logged and kept in `end_reason`.
@@ -38,6 +40,7 @@ from jupyter_client.provisioning import LocalProvisioner
 from labwork import envvars
 from labwork.errors import NotFound, Unavailable
 from labwork.kernels.containers import KERNEL_LABEL, PROJECT_LABEL, SERVER_LABEL
+from labwork.kernels.credentials import CONTAINER_TOKEN, kernel_token, write_token_file
 from labwork.kernels.end_report import report_end
 from labwork.kernels.provisioned_ends import end_reason, provisioned_end
 from labwork.kernels.remote_docker import PORTS, RemoteContainer, is_ssh
@@ -134,8 +137,12 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
                 os.chown(inner_conn, *ids)
             os.chmod(inner_conn, 0o600)
             cmd = [inner_conn if a == str(conn_file) else a for a in cmd]
-        env = container_env(dict(self.kernel_spec.env or {}), dict(kwargs.get("env") or {}), home)
+        launch_env = dict(kwargs.get("env") or {})
+        env = container_env(dict(self.kernel_spec.env or {}), launch_env, home)
         volumes = {project: {"bind": project, "mode": "rw"}, home: {"bind": home, "mode": "rw"}}
+        token_file = write_token_file(self._token_path(), kernel_token(launch_env, self._cfg("control_home")), ids)
+        volumes[str(token_file)] = {"bind": CONTAINER_TOKEN, "mode": "ro"}  # its own token, no other kernel's
+        env[envvars.TOKEN_FILE] = CONTAINER_TOKEN
         spool = Path(self._cfg("control_home", "")) / "spool"
         if self._cfg("control_home"):
             # the control plane's own spool folder: what a dead container left is replayed by it
@@ -197,14 +204,17 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
         conn = {"ip": "127.0.0.1", "transport": "tcp", **{p: 0 for p in PORTS}, "key": km.session.key.decode(),
                 "signature_scheme": km.session.signature_scheme, "kernel_name": km.kernel_name}
         spec_env = dict(self.kernel_spec.env or {})
-        placed = remote.prepare(spec_env.get("LABWORK_URL"), self._cfg("control_home", ""), conn)
+        placed = remote.prepare(spec_env.get("LABWORK_URL"), self._cfg("control_home", ""), conn,
+                                kernel_token(launch_env, self._cfg("control_home")))
         cmd = [remote.connection_file if a == str(km.connection_file) else a for a in cmd]
         env = container_env(spec_env, launch_env, remote.home)
+        env[envvars.TOKEN_FILE] = CONTAINER_TOKEN
         if remote.url:
             env["LABWORK_URL"] = remote.url
         project = self._cfg("project")
         volumes = {placed["project_on_host"]: {"bind": project, "mode": "rw"},
-                   remote.home: {"bind": remote.home, "mode": "rw"}}
+                   remote.home: {"bind": remote.home, "mode": "rw"},
+                   remote.token_file: {"bind": CONTAINER_TOKEN, "mode": "ro"}}
         self._run(self._options(cmd, env, volumes, placed["user"], project))
         ports = remote.read_ports(lambda: self._state() is None)
         local = remote.forward(ports)
@@ -213,19 +223,24 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
         return {**conn, **local, "key": conn["key"].encode()}
 
     def _prepare_home(self, home: Path, run_dir: Path, ids: tuple[int, int] | None) -> None:
-        """The container's LABWORK_HOME: token and control.json copies, the spool, 0700/0600."""
+        """The container's LABWORK_HOME: a control.json copy, the spool, 0700/0600. No token: each
+        kernel has its own (labwork/kernels/credentials.py); one an earlier version left is removed."""
         from labwork.private import private_dir, write_private
         private_dir(home)
         private_dir(run_dir)
         source = Path(self._cfg("control_home", ""))
-        for name in ("token", "control.json"):
-            if (source / name).is_file():
-                write_private(home / name, (source / name).read_bytes())
+        if (source / "control.json").is_file():
+            write_private(home / "control.json", (source / "control.json").read_bytes())
+        (home / "token").unlink(missing_ok=True)
         private_dir(home / "spool")
         if ids:
-            for path in (home, home / "spool", home / "token", home / "control.json", run_dir.parent, run_dir):
+            for path in (home, home / "spool", home / "control.json", run_dir.parent, run_dir):
                 if path.exists():
                     os.chown(path, *ids)
+
+    def _token_path(self) -> Path:
+        """Where this kernel's token file is kept: outside the home the container mounts."""
+        return Path(self._cfg("control_home", "")) / "kernel-tokens" / (self.kernel_id or "kernel") / "token"
 
     async def poll(self) -> int | None:
         if self.container_id is None:
@@ -309,6 +324,8 @@ class DockerKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
         home = self._cfg("home")
         if home and self.kernel_id:
             shutil.rmtree(Path(home) / "run" / self.kernel_id, ignore_errors=True)
+        if self._cfg("control_home") and self.kernel_id and not restart:
+            shutil.rmtree(self._token_path().parent, ignore_errors=True)
         if self._remote is not None:  # its run folder there; at shutdown its connection and forwards
             await asyncio.to_thread(self._remote.cleanup, restart)
             if not restart:

@@ -52,7 +52,7 @@ def post_to_control_plane(path: str, body: dict, *, attempts: int = 1, name: str
         import time
         for attempt in range(attempts):
             try:
-                token = (Path(home) / "token").read_text().strip()
+                token = envvars.kernel_credential(Path(home)) or ""
                 req = urllib.request.Request(f"{url}{path}", data=json.dumps(body).encode(),
                                              headers={"Content-Type": "application/json",
                                                       "Authorization": f"Bearer {token}"}, method="POST")

@@ -8,8 +8,10 @@ Host keys are checked, keys come from the target's `key_file`/`known_hosts`: nev
 
 A kernel's container runs on that host (`RemoteContainer`), so nothing of it is on this machine:
 
-* its LABWORK_HOME is `~/.labwork-remote/homes/<project>-<runconfig>` on the host (token, a
+* its LABWORK_HOME is `~/.labwork-remote/homes/<project>-<runconfig>` on the host (a
   control.json naming the tunnelled address, the spool, the connection file in `run/<kernel>`);
+  its user's token is `~/.labwork-remote/tokens/<kernel>` there, outside the home, mounted
+  read-only into its container alone (labwork.kernels.credentials);
 * the project is mounted at its own path when the host shares it, else the rsync copy of
   labwork.kernels.remote_copy is mounted there (`project_files` of the target), so notebook paths
   and `outputs/` are the same inside as here;
@@ -38,6 +40,7 @@ from labwork.kernels.tunnels import LOOPBACK, Tunnel, plane_port
 
 PORTS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 HOMES = ".labwork-remote/homes"
+TOKENS = ".labwork-remote/tokens"  # kernels' token files: outside the homes containers mount
 
 
 def is_ssh(docker_host: str | None) -> bool:
@@ -207,8 +210,15 @@ class RemoteContainer:
     def connection_file(self) -> str:
         return f"{self.run_dir}/kernel-{self.kernel_id}.json"
 
-    def prepare(self, spec_url: str | None, control_home: str, conn: dict[str, Any]) -> dict[str, Any]:
-        """The kernel's home on the host, the project there, the reverse tunnel: what to run with."""
+    @property
+    def token_file(self) -> str:
+        """The kernel's token file on the host (absolute once `prepare` has found the home)."""
+        return f"{Path(self.home).parent.parent}/tokens/{self.kernel_id}" if self.home else ""
+
+    def prepare(self, spec_url: str | None, control_home: str, conn: dict[str, Any],
+                token: str = "") -> dict[str, Any]:
+        """The kernel's home on the host, the project there, the reverse tunnel: what to run with.
+        `token` (the kernel's user's) goes into the kernel's own token file there."""
         ssh = self.tunnel.ssh
         project = self.cfg["project"]
         copy = place_project(ssh, project, self.cfg.get("project_files") or "detect")
@@ -221,11 +231,11 @@ class RemoteContainer:
         # one round trip: the home (0700) with token, control.json and the connection file, owned
         # by the container's user when it is numeric; prints the home's path and that user
         script = (f'umask 077 && H="$HOME"/{q(HOMES + "/" + Path(self.cfg["home"]).name)} && R="$H/run/{kid}" && '
-                  f'mkdir -p "$R" "$H/spool" && IFS= read -r T && printf %s "$T" > "$H/token" && '
+                  f'K="$HOME"/{q(TOKENS)} && mkdir -p "$R" "$H/spool" "$K" && rm -f "$H/token" && '
+                  f'IFS= read -r T && printf %s "$T" > "$K/{kid}" && '
                   f'IFS= read -r C && printf %s "$C" > "$H/control.json" && cat > "$R/kernel-{kid}.json" && '
-                  f'U={user} && case "$U" in *[!0-9:]*|"") ;; *) chown "$U" "$H" "$H/spool" "$H/token" '
+                  f'U={user} && case "$U" in *[!0-9:]*|"") ;; *) chown "$U" "$H" "$H/spool" "$K/{kid}" '
                   f'"$H/control.json" "$H/run" "$R" "$R/kernel-{kid}.json";; esac && printf "%s\\n%s\\n" "$H" "$U"')
-        token = _read(Path(control_home) / "token")
         out = ssh.run(script, input=(token + "\n" + json.dumps({"url": self.url or None}) + "\n"
                                      + json.dumps(conn)).encode(), timeout=60).stdout.decode().splitlines()
         if len(out) != 2 or not out[0].startswith("/"):
@@ -258,7 +268,8 @@ class RemoteContainer:
         """The run folder gone; on shutdown the connection and every forward closed too."""
         if self.tunnel.alive and self.home:
             try:
-                self.tunnel.ssh.run(f"rm -rf {q(self.run_dir)}", check=False, timeout=30)
+                gone = f" {q(self.token_file)}" if not restart else ""
+                self.tunnel.ssh.run(f"rm -rf {q(self.run_dir)}{gone}", check=False, timeout=30)
             except Exception:  # noqa: BLE001 - the host went away: nothing more to remove there
                 pass
         if restart:
@@ -268,13 +279,6 @@ class RemoteContainer:
             client, self.client = self.client, None
             client.close()
         self.tunnel.close()
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return ""
 
 
 def _file_url(control_home: str) -> str | None:

@@ -15,6 +15,8 @@ address, refuses root by default, and passes the server's environment along. Her
 * the kernel's own SSH connection (labwork.kernels.tunnels, opened first, closed at shutdown)
   carries every command of it and the control plane reverse-forwarded to the host's loopback:
   the kernel's LABWORK_URL is that address, since the host cannot reach this machine's 127.0.0.1;
+* its credential is its user's personal token, sent over the session's input into a 0600 file in
+  its run folder (labwork.kernels.credentials): never on the host's command line;
 * before the kernel starts, the project is placed on the host (shared, or a copy updated with
   rsync: labwork.kernels.remote_copy) and run-history spools left on the host by kernels that could
   not reach the control plane are brought back to it; again at shutdown.
@@ -36,7 +38,9 @@ from jupyter_client.provisioning import KernelProvisionerBase
 
 from pathlib import Path
 
+from labwork import envvars
 from labwork.errors import LabworkError, Unavailable
+from labwork.kernels.credentials import kernel_token
 from labwork.kernels.provisioned_ends import end_reason, provisioned_end
 from labwork.kernels.end_report import report_end
 from labwork.kernels.ends import KernelEnd
@@ -110,12 +114,13 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             env["LABWORK_PROJECT_COPY"] = self.workdir
         if self._url:
             env["LABWORK_URL"] = self._url
+        env[envvars.TOKEN_FILE] = f"{self.run_dir}/token"  # its user's token (labwork.kernels.credentials)
         assigns = " ".join(q(f"{k}={v}") for k, v in sorted(env.items()))
         conn = self.remote_connection_file
         project = self.workdir or self._cfg("project")
         home = q(self._cfg("home"))
-        return (f"umask 077 && mkdir -p {q(self.run_dir)} {home}/spool && IFS= read -r LABWORK_T && "
-                f"printf %s \"$LABWORK_T\" > {home}/token && unset LABWORK_T && IFS= read -r LABWORK_C && "
+        return (f"umask 077 && mkdir -p {q(self.run_dir)} {home}/spool && rm -f {home}/token && IFS= read -r LABWORK_T && "
+                f"printf %s \"$LABWORK_T\" > {q(self.run_dir + '/token')} && unset LABWORK_T && IFS= read -r LABWORK_C && "
                 f"printf '%s\\n' \"$LABWORK_C\" > {q(conn)} && unset LABWORK_C && "
                 f"if [ ! -d {q(project)} ]; then echo 'labwork: the project folder {project} is not on this host' >&2; "
                 f"exit 3; fi && cd {q(project)} && "
@@ -148,7 +153,8 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         self.end_reason, self._exit, self.remote_pid, self._stopping = None, None, None, False
         assert self.proc.stdin is not None
         # two lines, then the pipe stays open and silent: its end is the host's signal to end the kernel
-        self.proc.stdin.write((self._token() + "\n" + json.dumps(conn) + "\n").encode())
+        token = kernel_token(kwargs.get("env") or {}, self._cfg("control_home", ""))
+        self.proc.stdin.write((token + "\n" + json.dumps(conn) + "\n").encode())
         self.proc.stdin.flush()
         self._stderr: list[str] = []
         pid_line = await asyncio.to_thread(self._read_pid)
@@ -198,14 +204,6 @@ class SshKernelProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             return
         if n:
             self.log.info("labwork: brought back %d run-history spool(s) from %s", n, self.ssh.where)
-
-    def _token(self) -> str:
-        """The control plane's token, for the kernel's run history (0600 in its home on the host)."""
-        from pathlib import Path
-        try:
-            return (Path(self._cfg("control_home", "")) / "token").read_text().strip()
-        except OSError:
-            return ""
 
     def _read_pid(self) -> int | None:
         assert self.proc is not None and self.proc.stdout is not None and self.proc.stderr is not None

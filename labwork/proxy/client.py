@@ -294,6 +294,8 @@ class UpstreamClient:
         """Send one request and wait for its answer's head. `body` with `length` goes up with a
         Content-Length, without one chunked. Raises `UpstreamError` when nothing answers."""
         host = urlsplit(origin).netloc
+        if any(c in target for c in " \t\r\n"):
+            raise UpstreamError(f"the request target {target[:80]!r} holds a space or a line break")
         lines = [f"{method} {target} HTTP/1.1", f"host: {host}"]
         for name, value in headers:
             if "\r" in value or "\n" in value or "\r" in name or "\n" in name:

@@ -19,10 +19,8 @@ async def forward_http(client: UpstreamClient, scope, receive, send, up: Upstrea
                             scheme=scheme, host=host)
     length, chunked = _framing(scope["headers"])
     body = _body(receive) if chunked or length else None
-    query = scope.get("query_string", b"").decode("latin-1")
-    target = up.path + (f"?{query}" if query else "")
     try:
-        answer = await client.request(scope["method"], up.origin, target, headers, body,
+        answer = await client.request(scope["method"], up.origin, up.target(scope), headers, body,
                                       None if chunked else length)
     except UpstreamError as exc:
         raise Unavailable(f"the {up.what} is not answering ({exc})",

@@ -20,7 +20,7 @@ async def forward_websocket(scope, receive, send, up: Upstream, rules: HeaderRul
     headers = [(k, v) for k, v in rules.request(scope["headers"], up, client=client_addr[0] if client_addr else None,
                                                 scheme=scheme, host=host)
                if k not in ("sec-websocket-protocol", "sec-websocket-extensions")]
-    url = "ws" + up.url(scope.get("query_string", b""))[4:]  # http://… -> ws://…
+    url = "ws" + up.url(scope)[4:]  # http://… -> ws://…
     try:
         upstream = await connect(url, additional_headers=headers, subprotocols=scope.get("subprotocols") or None,
                                  compression=None, max_size=None, open_timeout=20, ping_interval=None,

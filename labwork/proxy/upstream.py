@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 # Hop-by-hop headers (RFC 9110 §7.6.1) and those the proxy sets itself: never forwarded.
 HOP_BY_HOP = frozenset({
@@ -34,9 +35,20 @@ class Upstream:
     # spark.ui.proxyBase): its redirects to its own paths get the prefix too.
     location_prefix: str = ""
 
-    def url(self, query: bytes | str = b"") -> str:
-        q = query.decode("latin-1") if isinstance(query, bytes) else query
-        return f"{self.origin}{self.path}" + (f"?{q}" if q else "")
+    def target(self, scope: dict[str, Any]) -> str:
+        """The request target to send upstream: the browser's path byte for byte (still
+        percent-encoded: a decoded `%20` or `%0D%0A` must not reach a request line) when it is the
+        upstream's path, else the upstream's path encoded again; then the query as it came."""
+        raw = scope.get("raw_path")
+        if raw and self.path == scope.get("path"):
+            path = raw.decode("latin-1")
+        else:
+            path = quote(self.path, safe="/:@!$&'()*+,;=-._~")
+        query = scope.get("query_string", b"").decode("latin-1")
+        return path + (f"?{query}" if query else "")
+
+    def url(self, scope: dict[str, Any]) -> str:
+        return self.origin + self.target(scope)
 
 
 # (the ASGI scope, with labwork's identity in its state) -> the request's Upstream; raises a

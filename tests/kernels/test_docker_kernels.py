@@ -18,7 +18,8 @@ from labwork.processes import pid_alive
 from tests.support import ControlPlane, wait_for
 from tests.support.docker_host import BASE_IMAGE, DockerHost, docker_host  # noqa: F401 - the fixture
 from tests.support.jupyter import jupyter, kill_servers
-from tests.support.provisioned import ProvisionedKernel, prepared_project, started_kernel
+from tests.support.provisioned import (ProvisionedKernel, check_kernel_credential, member_token, prepared_project,
+                                      started_kernel)
 
 pytestmark = pytest.mark.slow
 
@@ -111,6 +112,19 @@ def test_run_history_and_upload_reach_the_control_plane(dkernel: ProvisionedKern
     assert run["runconfig"] == "docker" and run["notebook"] == "analysis.ipynb"
     assert {v["name"] for v in run["values"]} == {"acc"}
     assert run["artifacts"][0]["path"] == "outputs/model.txt"
+
+
+def test_a_members_container_holds_only_their_token_and_its_runs_are_theirs(dproject: dict) -> None:
+    """A kernel of bob's server (LABWORK_TOKEN: bob's personal token) gets that token in a file of its
+    own, mounted read-only; the control plane's (an administrator's) token is nowhere in the
+    container's home; what it records is bob's run. Its token file goes with the kernel."""
+    token = member_token(dproject["cp"], dproject["root"], "bob")
+    with started_kernel("labwork-docker", dproject["env"] | {
+            "LABWORK_TOKEN": token, "JPY_SESSION_NAME": str(dproject["root"] / "bob.ipynb")}) as k:
+        check_kernel_credential(k, dproject["cp"], dproject["root"], "docker", token, "bob")
+        kept = dproject["home"] / "kernel-tokens" / k.km.provisioner.kernel_id
+        assert (kept / "token").read_text() == token and oct((kept / "token").stat().st_mode & 0o777) == "0o600"
+    assert not kept.exists()
 
 
 def test_interrupt_in_sleep(dkernel: ProvisionedKernel) -> None:

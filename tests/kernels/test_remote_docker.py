@@ -19,7 +19,7 @@ import pytest
 
 from tests.support import ControlPlane, wait_for
 from tests.support.docker_host import BASE_IMAGE, DockerHost, docker_host  # noqa: F401 - the fixture
-from tests.support.provisioned import ProvisionedKernel
+from tests.support.provisioned import ProvisionedKernel, check_kernel_credential, member_token, started_kernel
 from tests.support.remote_docker import docker_ssh_host, docker_url  # noqa: F401 - the fixture
 from tests.support.ssh_host import SshHost
 
@@ -120,6 +120,16 @@ def test_run_history_and_upload_arrive_through_the_reverse_tunnel(rdkernel: Prov
     # nothing spooled (the kernel's spool holds its lock only): the records went through the tunnel
     spooled = rdkernel.run("import glob, os\nprint(glob.glob(os.environ['LABWORK_HOME'] + '/spool/*.jsonl'))")
     assert spooled.stdout.strip() == "[]"
+
+
+def test_a_members_remote_container_holds_only_their_token_and_its_runs_are_theirs(rdproject: dict) -> None:
+    """A kernel of bob's server in a container on the remote daemon: bob's token in a file outside
+    the shared home there, mounted read-only into this container alone; the control plane's token
+    nowhere in its home; what it records is bob's run."""
+    token = member_token(rdproject["cp"], rdproject["root"], "bob")
+    with started_kernel("labwork-far", rdproject["env"] | {
+            "LABWORK_TOKEN": token, "JPY_SESSION_NAME": str(rdproject["root"] / "bob.ipynb")}) as k:
+        check_kernel_credential(k, rdproject["cp"], rdproject["root"], "far", token, "bob")
 
 
 def test_shutdown_closes_the_tunnel_and_removes_the_container(rdproject: dict,

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.support import ControlPlane, wait_for
-from tests.support.provisioned import ProvisionedKernel, prepared_project, started_kernel
+from tests.support.provisioned import (ProvisionedKernel, check_kernel_credential, member_token, prepared_project,
+                                      started_kernel)
 from tests.support.ssh_host import SshHost, ssh_host  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.slow
@@ -84,6 +85,18 @@ def test_remote_run_history_reaches_the_control_plane(rkernel: ProvisionedKernel
         return None
     run = wait_for(found, timeout=60, what="the remote kernel's run")
     assert {v["name"] for v in run["values"]} == {"loss"} and run["artifacts"][0]["path"] == "outputs/r.txt"
+
+
+def test_a_members_remote_kernel_sends_their_token_and_its_runs_are_theirs(rproject: dict) -> None:
+    """A kernel of bob's server on the SSH host: bob's token in a 0600 file of its run folder there
+    (sent over the session's input, never on the host's command line), the control plane's token
+    nowhere in its home on the host; what it records is bob's run."""
+    token = member_token(rproject["cp"], rproject["root"], "bob")
+    with started_kernel("labwork-vm", rproject["env"] | {
+            "LABWORK_TOKEN": token, "JPY_SESSION_NAME": str(rproject["root"] / "bob.ipynb")}) as k:
+        check_kernel_credential(k, rproject["cp"], rproject["root"], "vm", token, "bob", shared_host_user=True)
+        mode = k.run("import os\nprint(oct(os.stat(os.environ['LABWORK_TOKEN_FILE']).st_mode & 0o777))").stdout
+        assert mode.strip() == "0o600"
 
 
 def test_remote_interrupt_in_sleep(rkernel: ProvisionedKernel) -> None:

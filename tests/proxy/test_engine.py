@@ -92,6 +92,20 @@ def test_a_large_download_and_upload_stream_intact(proxy: str, jupyter_server: d
     assert (jupyter_server["root"] / "up.bin").read_bytes() == blob
 
 
+def test_encoded_paths_reach_the_server_as_the_browser_sent_them(proxy: str, jupyter_server: dict) -> None:
+    """The path goes up still percent-encoded: a file named with a space and a percent sign is
+    saved and fetched through the proxy, and an encoded line break stays in the path (a 404 of
+    the server's), never a header of the request that goes up."""
+    with httpx.Client(base_url=proxy + PREFIX, timeout=60) as c:
+        body = {"type": "file", "format": "text", "content": "odd name\n"}
+        assert c.put("api/contents/a%20b%25c.txt", json=body).status_code in (200, 201)
+        assert (jupyter_server["root"] / "a b%c.txt").read_text() == "odd name\n"
+        r = c.get("files/a%20b%25c.txt")
+        assert r.status_code == 200 and r.text == "odd name\n"
+        r = c.get("files/x%0D%0AX-Injected:%20yes")
+        assert r.status_code == 404 and "x-injected" not in r.headers
+
+
 def test_labworks_cookie_and_credentials_stay_behind_and_the_login_cookie_never_comes_back(
         proxy: str, jupyter_server: dict) -> None:
     """The upstream sees neither labwork's session cookie nor the caller's Authorization; a

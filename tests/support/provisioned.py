@@ -11,6 +11,7 @@ import pytest
 
 from tests.support.control_plane import ControlPlane
 from tests.support.kernels import CellRunner
+from tests.support.waiting import wait_for
 
 
 class ProvisionedKernel(CellRunner):
@@ -69,3 +70,47 @@ def started_kernel(name: str, env: dict[str, str]) -> Iterator[ProvisionedKernel
         yield k
     finally:
         k.shutdown()
+
+
+def member_token(cp: ControlPlane, root: Path, name: str = "bob") -> str:
+    """A user `name`, made a member of the project at `root`, and a personal token of theirs (what
+    the Jupyter server of `name` gives its kernels as LABWORK_TOKEN)."""
+    cp.cli("user", "add", name, "--password-stdin", input_text=f"{name}-password-1\n")
+    pid = cp.register(root)["id"]
+    cp.request("POST", f"/api/projects/{pid}/members", json={"user": name})
+    return cp.cli("token", "create", "--user", name, "--name", "kernel").stdout.strip()
+
+
+def check_kernel_credential(k: CellRunner, cp: ControlPlane, root: Path, runconfig: str, token: str,
+                            user: str, *, shared_host_user: bool = False) -> None:
+    """A kernel started with `user`'s token holds that token in its own file, and nothing under its
+    LABWORK_HOME holds the control plane's (an administrator's) token; a cell it runs with history
+    on is `user`'s run. `shared_host_user`: the kernels of an SSH host run as one OS user there,
+    so other kernels' run folders (readable to it, as documented) are not looked in."""
+    probe = k.run(
+        "import os, pathlib\n"
+        "home = pathlib.Path(os.environ['LABWORK_HOME'])\n"
+        "own = pathlib.Path(os.environ['LABWORK_TOKEN_FILE']).parent\n"
+        f"admin = {cp.token!r}\n"
+        f"skip = lambda p: {shared_host_user!r} and (home / 'run') in p.parents and own not in (p.parent, *p.parents)\n"
+        "print('admin token in', [str(p) for p in home.rglob('*') if p.is_file() and not skip(p)"
+        " and admin in p.read_text(errors='ignore')])\n"
+        f"print('own token', open(os.environ['LABWORK_TOKEN_FILE']).read().strip() == {token!r})\n"
+        "print('in env', [k for k, v in os.environ.items() if v in (admin,)])\n"
+        "del admin")
+    assert probe.status == "ok", probe.text
+    assert "admin token in []" in probe.stdout and "own token True" in probe.stdout and "in env []" in probe.stdout, \
+        probe.stdout
+    marker = os.urandom(4).hex()
+    assert k.run("%labwork history on").status == "ok"
+    assert k.run(f"from labwork import get_logger\nget_logger().log('m{marker}', 1.0)").status == "ok"
+    assert k.run("%labwork history off").status == "ok"
+
+    def found() -> dict | None:
+        for r in cp.runs(project=str(root)):
+            d = cp.request("GET", f"/api/runs/{r['id']}")
+            if d["runconfig"] == runconfig and any(v["name"] == f"m{marker}" for v in d["values"]):
+                return d
+        return None
+    run = wait_for(found, timeout=60, what=f"{user}'s run from the {runconfig} kernel")
+    assert run["user"] == user, run["user"]
