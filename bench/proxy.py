@@ -1,7 +1,7 @@
 """The one-origin proxy (/user/<name>/<project>/) against direct access to the Jupyter server, in
 the same run, interleaved round by round so both sides share the machine's load of that moment.
 
-    .venv/bin/python bench/proxy.py [--cells 200] [--mb 100] [--downloads 3] [--pages 5]
+    .venv/bin/python bench/proxy.py [--cells 200] [--mb 100] [--downloads 7] [--pages 5]
 
 A real control plane (`labwork serve`, temporary LABWORK_HOME) starts a JupyterLab server for a
 project; then
@@ -9,7 +9,9 @@ project; then
   direct (ws://127.0.0.1:<server port>/…, the server's token) and through the control plane
   (the admin's bearer token): the median of each and the median added per cell — goal ≤ 2 ms;
 * a `--mb` MB notebook downloaded from /files/ (what JupyterLab's Download fetches): throughput
-  proxied ÷ direct — goal ≥ 0.8 — by a lean client (a socket read into one reused buffer, as a
+  proxied ÷ direct — goal ≥ 0.8, judged on the median of each round's own ratio (a direct and a
+  proxied download back to back, so a burst of load on this shared machine weighs on both sides
+  of one ratio) — by a lean client (a socket read into one reused buffer, as a
   browser's network stack in C reads: ~0.2 ms of CPU per MB), and, for reference, by httpx (a
   Python HTTP client spending ~0.8 ms per MB, which on this 2-core machine competes with the
   proxy and the server for the cores, so that ratio measures the machine's cores as much as the
@@ -130,7 +132,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cells", type=int, default=200)
     ap.add_argument("--mb", type=int, default=100)
-    ap.add_argument("--downloads", type=int, default=3)
+    ap.add_argument("--downloads", type=int, default=7)
     ap.add_argument("--pages", type=int, default=5)
     args = ap.parse_args()
     import websocket  # websocket-client
@@ -196,8 +198,11 @@ def main() -> None:
           f"proxied {statistics.median(p_cell) * 1000:.2f} ms; added at the median {med_added_ms:.2f} ms "
           f"(ratio {statistics.median(p_cell) / statistics.median(d_cell):.2f}x; goal <= 2 ms added: "
           f"{'met' if med_added_ms <= 2 else 'NOT met'})")
-    print(f"{mb:.0f} MB notebook download, lean client ({args.downloads} each): direct {thr_d:.0f} MB/s, proxied "
-          f"{thr_p:.0f} MB/s; proxied / direct {thr_p / thr_d:.2f} (goal >= 0.80: {'met' if thr_p / thr_d >= 0.8 else 'NOT met'})")
+    paired = statistics.median(d / p for d, p in zip(d_dl, p_dl))  # each round's own throughput ratio
+    print(f"{mb:.0f} MB notebook download, lean client ({args.downloads} rounds, direct then proxied): direct "
+          f"{thr_d:.0f} MB/s, proxied {thr_p:.0f} MB/s; proxied / direct {thr_p / thr_d:.2f} of the medians, "
+          f"{paired:.2f} the median of the rounds' own (goal >= 0.80, on the paired one: "
+          f"{'met' if paired >= 0.8 else 'NOT met'})")
     hx_d, hx_p = mb / statistics.median(d_hx), mb / statistics.median(p_hx)
     print(f"{mb:.0f} MB notebook download, httpx client ({args.downloads} each, for reference): direct {hx_d:.0f} MB/s, "
           f"proxied {hx_p:.0f} MB/s; proxied / direct {hx_p / hx_d:.2f}")
