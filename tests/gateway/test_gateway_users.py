@@ -144,12 +144,10 @@ def test_the_spark_ui_in_a_browser(browser, cp: ControlPlane, tokens: dict[str, 
     control plane (its page, styles and links under the prefix); bob, a member, gets 404 for it."""
     from playwright.sync_api import expect
 
-    from tests.support.browser import password_login, shot
+    from tests.support.browser import password_logins, shot
     with as_user(cp, tokens["alice"]) as alice:
         ui = alice.get(f"/livy/sessions/{alice_session}").json()["appInfo"]["sparkUiUrl"]
-    pages = {}
-    try:
-        pages = {name: password_login(browser, cp, name, f"{name}-password-1") for name in ("alice", "bob")}
+    with password_logins(browser, cp, {name: f"{name}-password-1" for name in ("alice", "bob")}) as pages:
         page = pages["alice"]
         failed: list[str] = []
         page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
@@ -164,9 +162,6 @@ def test_the_spark_ui_in_a_browser(browser, cp: ControlPlane, tokens: dict[str, 
         shot(page, "proxy-spark-ui-alice")
         other = pages["bob"].goto(f"{cp.url}{ui}jobs/")
         assert other is not None and other.status == 404
-    finally:
-        for p in pages.values():
-            p.context.close()
 
 
 def test_proxy_user_of_another_is_refused_unless_admin(cp: ControlPlane, tokens: dict[str, str],

@@ -15,7 +15,7 @@ import websocket  # websocket-client
 
 from labwork.project import init_project
 from tests.support import ControlPlane, wait_for
-from tests.support.browser import password_login, shot
+from tests.support.browser import password_logins, shot
 from tests.support.jupyter import NOTEBOOK_ENV, execute_result, stop_everything
 from tests.support.jupyterlab import EDITOR, USABLE
 
@@ -171,6 +171,14 @@ def test_owner_sees_and_stops_a_members_server_the_member_cannot_touch_hers(
         assert r.status_code == 404, r.text
     assert bob.post(f"/api/projects/{pid}/server/extend", params={"user": "alice"}, json={"hours": 1}).status_code == 404
     assert bob.get(f"/api/projects/{pid}/server/logs", params={"user": "alice"}).status_code == 404
+    # the dashboard's Stop names whose server in its form: bob naming alice, or alice naming nobody
+    # (or a name far too long), gets the page of a server that does not exist, and nothing stops
+    for client, name in ((bob, "alice"), (alice, "nobody"), (alice, "x" * 300)):
+        r = client.post(f"/projects/{pid}/jupyter/stop", data={"user": name}, follow_redirects=False)
+        assert r.status_code == 404 and f"no Jupyter server of &#39;{name[:64]}&#39;" in r.text, r.text[:2000]
+        assert "Traceback" not in r.text
+    assert {alice.get(f"/api/projects/{pid}/server", params={"user": u}).json()["state"]
+            for u in ("alice", "bob")} == {"running"}
     # stopping bob's server leaves alice's running
     stopped = alice.delete(f"/api/projects/{pid}/server", params={"user": "bob", "reason": "stopped by alice"})
     assert stopped.status_code == 200 and stopped.json()["state"] == "stopped"
@@ -188,9 +196,7 @@ def test_jupyterlab_in_a_browser_through_the_proxy(browser, cp: ControlPlane, se
     """alice logs in with her password, opens her server from the dashboard's Jupyter page and
     runs a cell over the proxied websocket; bob, logged in beside her, gets 404 for her server."""
     from playwright.sync_api import expect
-    pages = {}
-    try:
-        pages = {name: password_login(browser, cp, name, PASSWORDS[name]) for name in ("alice", "bob")}
+    with password_logins(browser, cp, {name: PASSWORDS[name] for name in ("alice", "bob")}) as pages:
         page = pages["alice"]
         page.goto(f"{cp.url}/projects/{project['id']}/jupyter")
         expect(page.locator("#other-servers tr[data-user=bob]")).to_be_visible()  # the owner sees bob's
@@ -219,6 +225,3 @@ def test_jupyterlab_in_a_browser_through_the_proxy(browser, cp: ControlPlane, se
         shot(lab, "proxy-jupyterlab-alice")
         other = pages["bob"].goto(f"{cp.url}/user/alice/teamproj/lab")
         assert other is not None and other.status == 404
-    finally:
-        for p in pages.values():
-            p.context.close()

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from tests.support.control_plane import ARTIFACTS, ControlPlane
@@ -18,15 +20,23 @@ def login(page: Any, cp: ControlPlane, path: str = "/") -> None:
     page.goto(f"{cp.url}{path}{sep}token={cp.token}")
 
 
-def password_login(browser: Any, cp: ControlPlane, name: str, password: str) -> Any:
-    """A page in a new browser context (its own cookies) logged in as `name` with the log-in form."""
-    page = browser.new_context().new_page()
-    page.goto(f"{cp.url}/login")
-    page.fill("input[name=user]", name)
-    page.fill("input[name=password]", password)
-    page.click("#login-form button[type=submit]")
-    page.wait_for_url(f"{cp.url}/")
-    return page
+@contextmanager
+def password_logins(browser: Any, cp: ControlPlane, passwords: dict[str, str]) -> Iterator[dict[str, Any]]:
+    """A page per user, each in a browser context of its own (its own cookies), logged in with the
+    log-in form; the contexts are closed on the way out."""
+    pages: dict[str, Any] = {}
+    try:
+        for name, password in passwords.items():
+            page = pages[name] = browser.new_context().new_page()
+            page.goto(f"{cp.url}/login")
+            page.fill("input[name=user]", name)
+            page.fill("input[name=password]", password)
+            page.click("#login-form button[type=submit]")
+            page.wait_for_url(f"{cp.url}/")
+        yield pages
+    finally:
+        for page in pages.values():
+            page.context.close()
 
 
 def shot(page: Any, name: str) -> None:
