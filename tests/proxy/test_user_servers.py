@@ -159,6 +159,43 @@ def test_nobody_else_gets_in(cp: ControlPlane, alice: httpx.Client, bob: httpx.C
     assert httpx.get(f"{servers['alice']['base_url']}/api/status", timeout=30).status_code == 403
 
 
+def test_her_logged_in_cookie_sent_from_another_site_changes_nothing_on_her_server(
+        cp: ControlPlane, alice: httpx.Client, servers: dict[str, dict], project: dict) -> None:
+    """A page on another site that makes alice's browser send her session cookie: labwork's guard is
+    the only defence of /user and /spark here, since the proxy adds the server's token and Jupyter
+    skips its own origin check for token-authenticated requests. POSTs and websockets alike."""
+    here, evil = {"Origin": cp.url}, {"Origin": "http://evil.example"}
+    with httpx.Client(base_url=cp.url, timeout=120, follow_redirects=False) as browser:
+        r = browser.post("/login", data={"user": "alice", "password": PASSWORDS["alice"], "next": "/"})
+        assert r.status_code == 303, r.text
+        cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
+        kernels = "/user/alice/teamproj/api/kernels"
+        before = {k["id"] for k in alice.get(kernels).json()}
+        # from another site: refused with the reason, and no kernel is started
+        r = browser.post(kernels, json={"name": "python3"}, headers={**evil, "Accept": "application/json"})
+        assert r.status_code == 403 and "another site (http://evil.example)" in r.json()["msg"]
+        assert {k["id"] for k in alice.get(kernels).json()} == before
+        # the same cookie from her own pages works (so the refusal above is the origin's doing)
+        kernel = browser.post(kernels, json={"name": "python3"}, headers=here)
+        assert kernel.status_code == 201, kernel.text
+        kid = kernel.json()["id"]
+        url = f"{cp.url.replace('http', 'ws', 1)}{kernels}/{kid}/channels"
+        try:
+            with pytest.raises(websocket.WebSocketBadStatusException) as refused:  # cross-site hijacking
+                websocket.create_connection(url, cookie=cookie, origin="http://evil.example", timeout=60)
+            assert refused.value.status_code == 403
+            ws = websocket.create_connection(url, cookie=cookie, origin=cp.url, timeout=120)
+            try:
+                assert execute_result(ws, "6*7") == "42"
+            finally:
+                ws.close()
+        finally:
+            alice.delete(f"{kernels}/{kid}")
+        # the Spark UI mount answers a cross-site POST the same way
+        r = browser.post("/spark/kernel-x/jobs/job/kill/", data={"id": "0"}, headers={**evil, "Accept": "application/json"})
+        assert r.status_code == 403 and "another site" in r.json()["msg"]
+
+
 def test_owner_sees_and_stops_a_members_server_the_member_cannot_touch_hers(
         alice: httpx.Client, bob: httpx.Client, servers: dict[str, dict], project: dict) -> None:
     pid = project["id"]
